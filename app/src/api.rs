@@ -1,0 +1,166 @@
+//! Server functions: each checks the session and calls the backend, nothing more.
+
+use crate::model::*;
+use leptos::prelude::*;
+
+/// Name of the session cookie (HttpOnly; its value is a random secret).
+pub const SESSION_COOKIE: &str = "bbz_session";
+
+#[cfg(feature = "ssr")]
+mod ctx {
+    use super::SESSION_COOKIE;
+    use crate::backend::{ClientAddr, ConsoleBackend, ConsoleError, NewSession};
+    use http::{HeaderValue, header};
+    use leptos::prelude::*;
+    use std::sync::Arc;
+
+    pub fn backend() -> Arc<dyn ConsoleBackend> {
+        expect_context::<Arc<dyn ConsoleBackend>>()
+    }
+
+    pub fn client() -> ClientAddr {
+        use_context::<http::request::Parts>()
+            .and_then(|p| p.extensions.get::<ClientAddr>().cloned())
+            .unwrap_or_else(|| ClientAddr("unknown".into()))
+    }
+
+    /// The session secret from the request's cookie, if any.
+    pub fn session_cookie() -> Option<String> {
+        let parts = use_context::<http::request::Parts>()?;
+        parts
+            .headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|kv| kv.trim().split_once('='))
+            .find(|(k, _)| *k == SESSION_COOKIE)
+            .map(|(_, v)| v.to_string())
+    }
+
+    pub fn require_session() -> Result<String, ServerFnError> {
+        session_cookie().ok_or_else(|| fail(ConsoleError::Unauthorized))
+    }
+
+    pub fn fail(e: ConsoleError) -> ServerFnError {
+        ServerFnError::ServerError(e.to_string())
+    }
+
+    fn set_cookie(value: String) {
+        if let (Some(res), Ok(v)) = (
+            use_context::<leptos_axum::ResponseOptions>(),
+            HeaderValue::from_str(&value),
+        ) {
+            res.append_header(header::SET_COOKIE, v);
+        }
+    }
+
+    pub fn start_session(session: NewSession) {
+        let secure = if backend().secure_cookies() {
+            "; Secure"
+        } else {
+            ""
+        };
+        set_cookie(format!(
+            "{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax{secure}",
+            session.0
+        ));
+    }
+
+    pub fn end_session() {
+        let secure = if backend().secure_cookies() {
+            "; Secure"
+        } else {
+            ""
+        };
+        set_cookie(format!(
+            "{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{secure}"
+        ));
+    }
+}
+
+#[server(endpoint = "load_setup_info")]
+pub async fn load_setup_info() -> Result<SetupInfo, ServerFnError> {
+    ctx::backend().setup_info().await.map_err(ctx::fail)
+}
+
+#[server(endpoint = "create_organisation")]
+pub async fn create_organisation(
+    org_name: String,
+    admin_name: String,
+    email: String,
+    password: String,
+    confirm: String,
+    #[server(default)] setup_code: String,
+) -> Result<(), ServerFnError> {
+    use crate::backend::SetupForm;
+    let form = SetupForm {
+        org_name,
+        admin_name,
+        email,
+        password,
+        confirm,
+        setup_code,
+    };
+    let session = ctx::backend()
+        .create_first_tenant(form, &ctx::client())
+        .await
+        .map_err(ctx::fail)?;
+    ctx::start_session(session);
+    leptos_axum::redirect("/");
+    Ok(())
+}
+
+#[server(endpoint = "sign_in")]
+pub async fn sign_in(
+    email: String,
+    password: String,
+    #[server(default)] tenant: String,
+) -> Result<SignInReply, ServerFnError> {
+    use crate::backend::SignInOutcome;
+    let tenant = Some(tenant.trim()).filter(|t| !t.is_empty());
+    match ctx::backend()
+        .sign_in(&email, &password, tenant, &ctx::client())
+        .await
+        .map_err(ctx::fail)?
+    {
+        SignInOutcome::Session(session) => {
+            ctx::start_session(session);
+            leptos_axum::redirect("/");
+            Ok(SignInReply::SignedIn)
+        }
+        SignInOutcome::ChooseTenant(choices) => Ok(SignInReply::ChooseTenant(choices)),
+    }
+}
+
+#[server(endpoint = "sign_out")]
+pub async fn sign_out() -> Result<(), ServerFnError> {
+    if let Some(session) = ctx::session_cookie() {
+        ctx::backend().sign_out(&session).await.map_err(ctx::fail)?;
+    }
+    ctx::end_session();
+    leptos_axum::redirect("/sign-in");
+    Ok(())
+}
+
+#[server(endpoint = "load_session")]
+pub async fn load_session() -> Result<Option<SessionInfo>, ServerFnError> {
+    match ctx::session_cookie() {
+        Some(s) => ctx::backend().session_info(&s).await.map_err(ctx::fail),
+        None => Ok(None),
+    }
+}
+
+#[server(endpoint = "load_home")]
+pub async fn load_home() -> Result<HomeData, ServerFnError> {
+    let session = ctx::require_session()?;
+    ctx::backend().home(&session).await.map_err(ctx::fail)
+}
+
+/// The message to show an admin for a failed server function.
+pub fn error_text(e: &ServerFnError) -> String {
+    match e {
+        ServerFnError::ServerError(m) => m.clone(),
+        _ => "The server could not be reached. Check your connection and try again.".into(),
+    }
+}

@@ -1,0 +1,85 @@
+//! The one contract between the console UI and the backend. The server implements it over its
+//! store and provides it as `Arc<dyn ConsoleBackend>` context; server functions only call it.
+
+use crate::model::*;
+use async_trait::async_trait;
+use std::fmt;
+
+/// The caller's network address, put into each request's extensions by the server.
+#[derive(Clone, Debug)]
+pub struct ClientAddr(pub String);
+
+/// A fresh session secret, to be set as the session cookie and never stored or logged.
+pub struct NewSession(pub String);
+
+impl fmt::Debug for NewSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("NewSession(<redacted>)")
+    }
+}
+
+#[derive(Debug)]
+pub enum SignInOutcome {
+    Session(NewSession),
+    ChooseTenant(Vec<TenantChoice>),
+}
+
+#[derive(Clone, Debug)]
+pub struct SetupForm {
+    pub org_name: String,
+    pub admin_name: String,
+    pub email: String,
+    pub password: String,
+    pub confirm: String,
+    pub setup_code: String,
+}
+
+/// Errors the console shows to the admin; `Internal` details are logged by the backend only.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ConsoleError {
+    Unauthorized,
+    Invalid(String),
+    Conflict(String),
+    Forbidden(String),
+    NotFound(String),
+    Internal,
+}
+
+impl fmt::Display for ConsoleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConsoleError::Unauthorized => {
+                f.write_str("Your session has ended. Please sign in again.")
+            }
+            ConsoleError::Invalid(m)
+            | ConsoleError::Conflict(m)
+            | ConsoleError::Forbidden(m)
+            | ConsoleError::NotFound(m) => f.write_str(m),
+            ConsoleError::Internal => {
+                f.write_str("Something went wrong on our side. Please try again in a moment.")
+            }
+        }
+    }
+}
+
+#[async_trait]
+pub trait ConsoleBackend: Send + Sync + 'static {
+    /// Whether the session cookie should carry `Secure` (public URL is https).
+    fn secure_cookies(&self) -> bool;
+    async fn setup_info(&self) -> Result<SetupInfo, ConsoleError>;
+    async fn create_first_tenant(
+        &self,
+        form: SetupForm,
+        client: &ClientAddr,
+    ) -> Result<NewSession, ConsoleError>;
+    async fn sign_in(
+        &self,
+        email: &str,
+        password: &str,
+        tenant_slug: Option<&str>,
+        client: &ClientAddr,
+    ) -> Result<SignInOutcome, ConsoleError>;
+    async fn sign_out(&self, session: &str) -> Result<(), ConsoleError>;
+    async fn session_info(&self, session: &str) -> Result<Option<SessionInfo>, ConsoleError>;
+    async fn home(&self, session: &str) -> Result<HomeData, ConsoleError>;
+}

@@ -1,0 +1,50 @@
+use leptos::prelude::*;
+use leptos_meta::Title;
+
+use crate::api::{error_text, load_home};
+
+/// The console's landing page: the organisation and its admin accounts.
+#[component]
+pub fn HomePage() -> impl IntoView {
+    let data = Resource::new(|| (), |_| load_home());
+    view! {
+        <Title text="Home" />
+        <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match data.await {
+                    Err(e) => view! { <p class="notice error" role="alert">{error_text(&e)}</p> }.into_any(),
+                    Ok(home) => view! {
+                        <h1>{home.tenant_name.clone()}</h1>
+                        <section class="panel">
+                            <h2>"Organisation"</h2>
+                            <dl class="facts">
+                                <dt>"Name"</dt><dd>{home.tenant_name}</dd>
+                                <dt>"Identifier"</dt><dd><code>{home.tenant_slug}</code></dd>
+                                <dt>"Created"</dt><dd>{home.created_at}</dd>
+                                <dt>"Provisioned users"</dt><dd>{home.provisioned_users}</dd>
+                                <dt>"Automatic user provisioning"</dt>
+                                <dd>{if home.provisioning_enabled { "Enabled" } else { "Disabled" }}</dd>
+                            </dl>
+                        </section>
+                        <section class="panel">
+                            <h2>"Admin accounts"</h2>
+                            <table class="grid">
+                                <thead><tr><th>"Name"</th><th>"Email"</th><th>"Created"</th><th>"State"</th></tr></thead>
+                                <tbody>
+                                    {home.admins.into_iter().map(|a| view! {
+                                        <tr>
+                                            <td>{a.name}{a.is_you.then(|| view! { <span class="tag">"you"</span> })}</td>
+                                            <td>{a.email}</td>
+                                            <td>{a.created_at}</td>
+                                            <td>{if a.active { "Active" } else { "Disabled" }}</td>
+                                        </tr>
+                                    }).collect_view()}
+                                </tbody>
+                            </table>
+                        </section>
+                    }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}

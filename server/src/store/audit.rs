@@ -1,0 +1,60 @@
+use super::{Db, StoreResult, execute, on_db};
+
+#[derive(Debug, Clone)]
+pub struct NewAuditEntry<'a> {
+    pub tenant_id: &'a str,
+    pub actor: &'a str,
+    pub action: &'a str,
+    pub detail: &'a str,
+    pub client_addr: &'a str,
+}
+
+#[derive(sqlx::FromRow, Debug, Clone, PartialEq)]
+pub struct AuditRow {
+    pub at: i64,
+    pub actor: String,
+    pub action: String,
+    pub detail: String,
+    pub client_addr: String,
+}
+
+pub async fn record(db: &Db, e: NewAuditEntry<'_>, now: i64) -> StoreResult<()> {
+    execute!(db, sqlx::query(
+        "INSERT INTO audit_log (tenant_id, at, actor, action, detail, client_addr) VALUES ($1, $2, $3, $4, $5, $6)"
+    )
+    .bind(e.tenant_id)
+    .bind(now)
+    .bind(e.actor)
+    .bind(e.action)
+    .bind(e.detail)
+    .bind(e.client_addr))?;
+    Ok(())
+}
+
+/// The newest entries first; `actions` limits to those actions when not empty.
+pub async fn recent(
+    db: &Db,
+    tenant_id: &str,
+    actions: &[&str],
+    limit: i64,
+) -> StoreResult<Vec<AuditRow>> {
+    let mut sql = String::from(
+        "SELECT at, actor, action, detail, client_addr FROM audit_log WHERE tenant_id = $1",
+    );
+    if !actions.is_empty() {
+        let marks: Vec<String> = (0..actions.len()).map(|i| format!("${}", i + 3)).collect();
+        sql.push_str(&format!(" AND action IN ({})", marks.join(", ")));
+    }
+    sql.push_str(" ORDER BY at DESC, id DESC LIMIT $2");
+    let rows = on_db!(db, |p| {
+        // Only numbered placeholders are added to the text; every value is bound.
+        let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(tenant_id)
+            .bind(limit);
+        for a in actions {
+            q = q.bind(*a);
+        }
+        q.fetch_all(p).await
+    })?;
+    Ok(rows)
+}
