@@ -6,6 +6,7 @@ pub mod clock;
 pub mod config;
 pub mod console;
 pub mod domain;
+pub mod provisioning;
 pub mod scim;
 pub mod store;
 pub mod web;
@@ -82,6 +83,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(web::healthz))
         .route("/style.css", get(web::stylesheet))
         .with_state(state.clone())
+        .merge(scim::http::router(state.clone()))
         .merge(ui)
         .layer(middleware::from_fn_with_state(guard, web::guard_pages))
         .layer(middleware::from_fn_with_state(

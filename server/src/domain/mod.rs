@@ -6,6 +6,8 @@ pub struct Tenant {
     pub slug: String,
     pub name: String,
     pub provisioning_enabled: bool,
+    /// How long a rotated SCIM token stays valid beside its successor.
+    pub token_overlap_secs: i64,
     pub created_at: i64,
 }
 

@@ -529,10 +529,43 @@ impl Parser {
                 let inner = self.parse_or(depth, true)?;
                 self.expect(Tok::RBracket, "']'")?;
                 if self.peek() == Some(&Tok::Dot) {
-                    return err(format!(
-                        "a sub-attribute after ']' is only allowed in PATCH paths (position {})",
-                        self.pos()
-                    ));
+                    // Not in RFC 7644's grammar, but Microsoft Entra ID sends it when the
+                    // matching attribute is an email: `emails[type eq "work"].value eq "x"`
+                    // means `emails[type eq "work" and value eq "x"]`.
+                    self.bump();
+                    let sub = match self.bump() {
+                        Some(Token {
+                            tok: Tok::Word(w), ..
+                        }) => w,
+                        _ => return err("expected a sub-attribute name after '].'"),
+                    };
+                    let test = match self.bump() {
+                        Some(Token {
+                            tok: Tok::Word(op_word),
+                            pos,
+                        }) => {
+                            if op_word.eq_ignore_ascii_case("pr") {
+                                Filter::Present(AttrPath::new(sub))
+                            } else {
+                                let Some(op) = CompareOp::parse(&op_word) else {
+                                    return err(format!(
+                                        "unknown operator '{op_word}' at position {pos}"
+                                    ));
+                                };
+                                let value = self.parse_value(&op_word)?;
+                                Filter::Compare {
+                                    path: AttrPath::new(sub),
+                                    op,
+                                    value,
+                                }
+                            }
+                        }
+                        _ => return err(format!("expected an operator after '].{sub}'")),
+                    };
+                    return Ok(Filter::ValuePath {
+                        path,
+                        filter: Box::new(Filter::And(Box::new(inner), Box::new(test))),
+                    });
                 }
                 Ok(Filter::ValuePath {
                     path,
@@ -1423,7 +1456,6 @@ mod tests {
             "()",
             r#"emails[type eq "work""#,
             r#"emails[type eq "work"]]"#,
-            r#"emails[type eq "work"].value eq "x""#,
             r#"emails[type eq "work"].value"#,
             r#"emails[ims[type eq "x"]]"#,
             r#"name.givenName[type eq "x"]"#,
@@ -1457,8 +1489,20 @@ mod tests {
         assert!(perr("a xx 1").contains("unknown operator 'xx'"));
         assert!(perr(r#"x eq "abc"#).contains("unterminated string"));
         assert!(perr("a pr b").contains("unexpected 'b'"));
-        assert!(perr(r#"emails[type eq "work"].value eq "x""#).contains("PATCH"));
+        assert!(perr(r#"emails[type eq "work"].value"#).contains("operator"));
         assert!(perr("a eq bareword").contains("expected a value"));
+    }
+
+    #[test]
+    fn entra_email_matching_filter_is_a_value_filter() {
+        let f = parse_filter(r#"emails[type eq "work"].value eq "A@x.com""#).unwrap();
+        let user = serde_json::json!({"emails": [
+            {"type": "home", "value": "a@x.com"},
+            {"type": "work", "value": "a@x.com"}
+        ]});
+        assert!(matches(&f, &user, ResourceKind::User));
+        let other = serde_json::json!({"emails": [{"type": "home", "value": "a@x.com"}]});
+        assert!(!matches(&f, &other, ResourceKind::User));
     }
 
     #[test]

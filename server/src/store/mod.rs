@@ -2,9 +2,12 @@
 //! shared (`$1` placeholders work in both) and `on_db!` runs the same body on either pool.
 
 pub mod audit;
+pub mod scim_groups;
+pub mod scim_users;
 pub mod sessions;
 pub mod tenants;
 pub mod throttle;
+pub mod tokens;
 pub mod users;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};

@@ -1,6 +1,9 @@
 use super::{Db, StoreError, StoreResult, execute, new_id, on_db};
 use crate::domain::Tenant;
 
+/// How long a rotated SCIM token keeps working unless the tenant chose otherwise.
+pub const DEFAULT_OVERLAP_SECS: i64 = 3600;
+
 pub struct NewAdmin<'a> {
     pub name: &'a str,
     pub email: &'a str,
@@ -23,6 +26,7 @@ struct TenantRow {
     slug: String,
     name: String,
     provisioning_enabled: bool,
+    token_overlap_secs: i64,
     created_at: i64,
 }
 
@@ -33,6 +37,7 @@ impl From<TenantRow> for Tenant {
             slug: r.slug,
             name: r.name,
             provisioning_enabled: r.provisioning_enabled,
+            token_overlap_secs: r.token_overlap_secs,
             created_at: r.created_at,
         }
     }
@@ -113,28 +118,33 @@ pub async fn create_with_admin(
             slug,
             name: name.to_string(),
             provisioning_enabled: false,
+            token_overlap_secs: DEFAULT_OVERLAP_SECS,
             created_at: now,
         })
     })
 }
 
 pub async fn by_id(db: &Db, id: &str) -> StoreResult<Tenant> {
-    let row: TenantRow = on_db!(db, |p| sqlx::query_as(
-        "SELECT id, slug, name, provisioning_enabled, created_at FROM tenants WHERE id = $1"
+    let row: TenantRow = on_db!(db, |p| {
+        sqlx::query_as(
+        "SELECT id, slug, name, provisioning_enabled, token_overlap_secs, created_at FROM tenants WHERE id = $1"
     )
     .bind(id)
     .fetch_one(p)
-    .await)?;
+    .await
+    })?;
     Ok(row.into())
 }
 
 pub async fn by_slug(db: &Db, slug: &str) -> StoreResult<Option<Tenant>> {
-    let row: Option<TenantRow> = on_db!(db, |p| sqlx::query_as(
-        "SELECT id, slug, name, provisioning_enabled, created_at FROM tenants WHERE slug = $1"
+    let row: Option<TenantRow> = on_db!(db, |p| {
+        sqlx::query_as(
+        "SELECT id, slug, name, provisioning_enabled, token_overlap_secs, created_at FROM tenants WHERE slug = $1"
     )
     .bind(slug)
     .fetch_optional(p)
-    .await)?;
+    .await
+    })?;
     Ok(row.map(Into::into))
 }
 
@@ -169,4 +179,17 @@ pub async fn setup_code_exists(db: &Db, code_hash: &str) -> StoreResult<bool> {
     .fetch_one(p)
     .await)?;
     Ok(n > 0)
+}
+
+pub async fn set_token_overlap(db: &Db, tenant_id: &str, secs: i64) -> StoreResult<()> {
+    let n = execute!(
+        db,
+        sqlx::query("UPDATE tenants SET token_overlap_secs = $1 WHERE id = $2")
+            .bind(secs)
+            .bind(tenant_id)
+    )?;
+    if n == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
 }

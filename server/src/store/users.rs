@@ -59,14 +59,13 @@ pub async fn list_admins(db: &Db, tenant_id: &str) -> StoreResult<Vec<AdminRow>>
 
 /// Users that came from a provisioning client and are still live.
 pub async fn count_provisioned(db: &Db, tenant_id: &str) -> StoreResult<i64> {
-    let n =
-        on_db!(db, |p| {
-            sqlx::query_scalar(
+    let n = on_db!(db, |p| {
+        sqlx::query_scalar(
         "SELECT COUNT(*) FROM users WHERE tenant_id = $1 AND source = 'scim' AND deleted_at IS NULL"
     )
     .bind(tenant_id)
     .fetch_one(p)
     .await
-        })?;
+    })?;
     Ok(n)
 }

@@ -1,0 +1,170 @@
+//! The tenant's Microsoft Entra provisioning settings: the switch, the bearer tokens and the
+//! rotation overlap. Shared by the console and the operator CLI; every change is audited.
+
+use crate::auth::{new_scim_token, sha256_hex, token_hint};
+use crate::store::{Db, StoreResult, audit, tenants, tokens};
+
+/// Longest overlap an admin may choose for a rotated token.
+pub const MAX_OVERLAP_SECS: i64 = 24 * 60 * 60;
+
+/// Who did it and from where, for the audit log.
+pub struct Actor<'a> {
+    pub name: &'a str,
+    pub client_addr: &'a str,
+}
+
+/// The SCIM base URL Entra's "Tenant URL" field needs.
+pub fn endpoint_url(public_url: &str, slug: &str) -> String {
+    format!("{}/scim/v2/{slug}", public_url.trim_end_matches('/'))
+}
+
+async fn record(
+    db: &Db,
+    tenant_id: &str,
+    who: &Actor<'_>,
+    action: &str,
+    detail: &str,
+    now: i64,
+) -> StoreResult<()> {
+    let entry = audit::NewAuditEntry {
+        tenant_id,
+        actor: who.name,
+        action,
+        detail,
+        client_addr: who.client_addr,
+    };
+    audit::record(db, entry, now).await
+}
+
+pub async fn set_enabled(
+    db: &Db,
+    tenant_id: &str,
+    enabled: bool,
+    who: &Actor<'_>,
+    now: i64,
+) -> StoreResult<()> {
+    tenants::set_provisioning(db, tenant_id, enabled).await?;
+    let action = if enabled {
+        "provisioning_enabled"
+    } else {
+        "provisioning_disabled"
+    };
+    record(db, tenant_id, who, action, "", now).await
+}
+
+/// A freshly issued token: shown once, never stored.
+pub struct IssuedToken {
+    pub id: String,
+    pub secret: String,
+    pub hint: String,
+    pub rotated: bool,
+}
+
+impl std::fmt::Debug for IssuedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedToken")
+            .field("hint", &self.hint)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Generates the tenant's first token, or rotates: the new token is live at once and the
+/// previous ones stay valid for the tenant's overlap.
+pub async fn issue_token(
+    db: &Db,
+    tenant_id: &str,
+    who: &Actor<'_>,
+    now: i64,
+) -> StoreResult<IssuedToken> {
+    let tenant = tenants::by_id(db, tenant_id).await?;
+    let secret = new_scim_token();
+    let hint = token_hint(&secret);
+    let retire_at = now + tenant.token_overlap_secs * 1000;
+    let (id, retiring) = tokens::issue(
+        db,
+        tenant_id,
+        &sha256_hex(&secret),
+        &hint,
+        who.name,
+        now,
+        retire_at,
+    )
+    .await?;
+    let rotated = !retiring.is_empty();
+    let detail = if rotated {
+        format!(
+            "{hint} replaces {}; the old token works until the overlap ends",
+            retiring.join(", ")
+        )
+    } else {
+        hint.clone()
+    };
+    let action = if rotated {
+        "token_rotated"
+    } else {
+        "token_generated"
+    };
+    record(db, tenant_id, who, action, &detail, now).await?;
+    Ok(IssuedToken {
+        id,
+        secret,
+        hint,
+        rotated,
+    })
+}
+
+pub async fn revoke_token(
+    db: &Db,
+    tenant_id: &str,
+    token_id: &str,
+    who: &Actor<'_>,
+    now: i64,
+) -> StoreResult<String> {
+    let hint = tokens::revoke(db, tenant_id, token_id, now).await?;
+    record(db, tenant_id, who, "token_revoked", &hint, now).await?;
+    Ok(hint)
+}
+
+pub async fn set_overlap(
+    db: &Db,
+    tenant_id: &str,
+    secs: i64,
+    who: &Actor<'_>,
+    now: i64,
+) -> StoreResult<()> {
+    tenants::set_token_overlap(db, tenant_id, secs).await?;
+    record(
+        db,
+        tenant_id,
+        who,
+        "overlap_changed",
+        &describe_overlap(secs),
+        now,
+    )
+    .await
+}
+
+pub fn describe_overlap(secs: i64) -> String {
+    match secs {
+        0 => "no overlap".into(),
+        s if s % 3600 == 0 => format!("{} hour{}", s / 3600, if s == 3600 { "" } else { "s" }),
+        s => format!("{} minutes", s / 60),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_urls_and_overlap_descriptions() {
+        assert_eq!(
+            endpoint_url("https://x.example/", "acme"),
+            "https://x.example/scim/v2/acme"
+        );
+        assert_eq!(describe_overlap(0), "no overlap");
+        assert_eq!(describe_overlap(3600), "1 hour");
+        assert_eq!(describe_overlap(7200), "2 hours");
+        assert_eq!(describe_overlap(1800), "30 minutes");
+    }
+}

@@ -1,0 +1,163 @@
+//! Discovery (RFC 7644 §4): what this server supports, described exactly.
+
+use axum::Extension;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde_json::{Value, json};
+
+use super::error::{ScimError, ScimResult};
+use super::http::{
+    MAX_PAYLOAD_BYTES, MAX_RESULTS, ScimTenant, list_response, read_json, scim_json,
+};
+use super::schema::{ALL_SCHEMAS, ResourceKind, schema_json};
+use crate::AppState;
+
+/// Most operations one /Bulk request may carry (advertised as bulk.maxOperations).
+pub const MAX_BULK_OPERATIONS: usize = 1000;
+
+pub fn service_provider_config_json(t: &ScimTenant) -> Value {
+    json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
+        "documentationUri": format!("{}/ServiceProviderConfig", t.base_url),
+        "patch": { "supported": true },
+        "bulk": { "supported": true, "maxOperations": MAX_BULK_OPERATIONS, "maxPayloadSize": MAX_PAYLOAD_BYTES },
+        "filter": { "supported": true, "maxResults": MAX_RESULTS },
+        "changePassword": { "supported": false },
+        "sort": { "supported": true },
+        "etag": { "supported": true },
+        "authenticationSchemes": [{
+            "type": "oauthbearertoken",
+            "name": "OAuth Bearer Token",
+            "description": "The organisation's SCIM bearer token from SETUP ADMIN > INTEGRATION > Microsoft Entra provisioning.",
+            "primary": true
+        }],
+        "meta": {
+            "resourceType": "ServiceProviderConfig",
+            "location": format!("{}/ServiceProviderConfig", t.base_url)
+        }
+    })
+}
+
+pub async fn service_provider_config(Extension(t): Extension<ScimTenant>) -> Response {
+    scim_json(StatusCode::OK, &service_provider_config_json(&t))
+}
+
+fn resource_type_json(kind: ResourceKind, t: &ScimTenant) -> Value {
+    let (name, endpoint, description) = match kind {
+        ResourceKind::User => ("User", "/Users", "User accounts of the organisation"),
+        ResourceKind::Group => ("Group", "/Groups", "Groups of the organisation"),
+    };
+    let extensions: Vec<Value> = kind
+        .extensions()
+        .iter()
+        .map(|s| json!({ "schema": s.id, "required": false }))
+        .collect();
+    let mut v = json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ResourceType"],
+        "id": name,
+        "name": name,
+        "endpoint": endpoint,
+        "description": description,
+        "schema": kind.core_schema().id,
+        "meta": { "resourceType": "ResourceType", "location": format!("{}/ResourceTypes/{name}", t.base_url) }
+    });
+    if !extensions.is_empty() {
+        v["schemaExtensions"] = Value::Array(extensions);
+    }
+    v
+}
+
+pub async fn resource_types(Extension(t): Extension<ScimTenant>) -> Response {
+    let all: Vec<Value> = [ResourceKind::User, ResourceKind::Group]
+        .iter()
+        .map(|k| resource_type_json(*k, &t))
+        .collect();
+    scim_json(StatusCode::OK, &list_response(all.len() as i64, 1, all))
+}
+
+pub async fn resource_type(
+    Extension(t): Extension<ScimTenant>,
+    Path((_, id)): Path<(String, String)>,
+) -> ScimResult<Response> {
+    let kind = match id.to_ascii_lowercase().as_str() {
+        "user" => ResourceKind::User,
+        "group" => ResourceKind::Group,
+        _ => return Err(ScimError::not_found(format!("No resource type '{id}'."))),
+    };
+    Ok(scim_json(StatusCode::OK, &resource_type_json(kind, &t)))
+}
+
+fn schema_with_location(s: &super::schema::SchemaDef, t: &ScimTenant) -> Value {
+    let mut v = schema_json(s);
+    v["meta"]["location"] = json!(format!("{}/Schemas/{}", t.base_url, s.id));
+    v
+}
+
+pub async fn schemas(Extension(t): Extension<ScimTenant>) -> Response {
+    let all: Vec<Value> = ALL_SCHEMAS
+        .iter()
+        .map(|s| schema_with_location(s, &t))
+        .collect();
+    scim_json(StatusCode::OK, &list_response(all.len() as i64, 1, all))
+}
+
+pub async fn schema(
+    Extension(t): Extension<ScimTenant>,
+    Path((_, id)): Path<(String, String)>,
+) -> ScimResult<Response> {
+    ALL_SCHEMAS
+        .iter()
+        .find(|s| s.id.eq_ignore_ascii_case(&id))
+        .map(|s| scim_json(StatusCode::OK, &schema_with_location(s, &t)))
+        .ok_or_else(|| ScimError::not_found(format!("No schema '{id}'.")))
+}
+
+/// POST /.search at the root: searches Users and Groups together (RFC 7644 §3.4.3).
+pub async fn root_search(
+    State(state): State<AppState>,
+    Extension(t): Extension<ScimTenant>,
+    body: Body,
+) -> ScimResult<Response> {
+    let body = read_json(body).await?;
+    let p = super::http::list_params_from_search(&body)?;
+    let users =
+        crate::store::scim_users::select(&state.db, &t.id, &Default::default(), None).await?;
+    let user_ids: Vec<String> = users.iter().map(|u| u.id.clone()).collect();
+    let memberships = crate::store::scim_users::groups_of(&state.db, &t.id, &user_ids).await?;
+    let groups =
+        crate::store::scim_groups::select(&state.db, &t.id, &Default::default(), None).await?;
+    let mut docs: Vec<(ResourceKind, Value)> = users
+        .iter()
+        .map(|u| {
+            (
+                ResourceKind::User,
+                super::users::render(
+                    u,
+                    memberships.get(&u.id).map(Vec::as_slice).unwrap_or(&[]),
+                    &t,
+                ),
+            )
+        })
+        .chain(
+            groups
+                .iter()
+                .map(|g| (ResourceKind::Group, super::groups::render(g, None, &t))),
+        )
+        .collect();
+    if let Some(f) = &p.filter {
+        docs.retain(|(k, d)| super::filter::matches(f, d, *k));
+    }
+    let total = docs.len() as i64;
+    let page: Vec<Value> = docs
+        .into_iter()
+        .skip((p.start_index - 1) as usize)
+        .take(p.count as usize)
+        .map(|(k, d)| super::projection::project(&d, k, &p.attributes, &p.excluded))
+        .collect();
+    Ok(scim_json(
+        StatusCode::OK,
+        &list_response(total, p.start_index, page),
+    ))
+}

@@ -1,0 +1,150 @@
+//! Turning stored rows into SCIM documents and client documents into storable ones, shared by
+//! the User and Group handlers.
+
+use serde_json::{Map, Value, json};
+
+use super::error::{ScimError, ScimResult};
+use super::filter::{AttrPath, Filter, matches, sort_key};
+use super::http::{ListParams, etag, list_response};
+use super::patch::{PatchOpKind, PatchOperation, apply_patch};
+use super::projection::project;
+use super::schema::ResourceKind;
+use crate::clock::rfc3339;
+
+/// Removes `keys` from `obj`, ignoring case.
+pub fn strip_keys(obj: &mut Map<String, Value>, keys: &[&str]) {
+    obj.retain(|k, _| !keys.iter().any(|r| k.eq_ignore_ascii_case(r)));
+}
+
+/// A client's document (POST/PUT) in canonical form: known attribute names in their schema
+/// spelling, string booleans made booleans, extension URNs listed in `schemas`. Read-only
+/// attributes (`id`, `meta`, and `groups`/`members`, which are handled separately) are dropped,
+/// as RFC 7644 §3.3 says a server ignores them on create.
+pub fn normalize(kind: ResourceKind, body: Value, drop: &[&str]) -> ScimResult<Value> {
+    let mut obj = match body {
+        Value::Object(o) => o,
+        _ => {
+            return Err(ScimError::invalid_syntax(
+                "The request body must be a JSON object.",
+            ));
+        }
+    };
+    strip_keys(&mut obj, &["id", "meta", "schemas"]);
+    strip_keys(&mut obj, drop);
+    obj.retain(|_, v| !v.is_null());
+    let mut doc = json!({ "schemas": [kind.core_schema().id] });
+    if !obj.is_empty() {
+        let op = PatchOperation {
+            op: PatchOpKind::Replace,
+            path: None,
+            value: Some(Value::Object(obj)),
+        };
+        apply_patch(&mut doc, &[op], kind)?;
+    }
+    Ok(doc)
+}
+
+/// The stored document of a row (`{}` when none), as an object.
+pub fn stored_doc(text: &str) -> Map<String, Value> {
+    match serde_json::from_str(text) {
+        Ok(Value::Object(o)) => o,
+        _ => Map::new(),
+    }
+}
+
+pub fn meta(
+    kind: ResourceKind,
+    base_url: &str,
+    id: &str,
+    created: i64,
+    modified: i64,
+    version: i64,
+) -> Value {
+    let plural = match kind {
+        ResourceKind::User => "Users",
+        ResourceKind::Group => "Groups",
+    };
+    json!({
+        "resourceType": kind.name(),
+        "created": rfc3339(created),
+        "lastModified": rfc3339(modified),
+        "location": format!("{base_url}/{plural}/{id}"),
+        "version": etag(version),
+    })
+}
+
+/// Filters, sorts and pages documents in memory (used when the database cannot answer the
+/// filter exactly), then projects them.
+pub fn list_in_memory(kind: ResourceKind, docs: Vec<Value>, p: &ListParams) -> Value {
+    let mut docs: Vec<Value> = match &p.filter {
+        Some(f) => docs.into_iter().filter(|d| matches(f, d, kind)).collect(),
+        None => docs,
+    };
+    if let Some(by) = &p.sort_by {
+        sort_docs(kind, &mut docs, by, p.descending);
+    }
+    let total = docs.len() as i64;
+    let page: Vec<Value> = docs
+        .into_iter()
+        .skip((p.start_index - 1) as usize)
+        .take(p.count as usize)
+        .map(|d| project(&d, kind, &p.attributes, &p.excluded))
+        .collect();
+    list_response(total, p.start_index, page)
+}
+
+/// Sorts by `by`; resources without a value go last whatever the order (RFC 7644 §3.4.2.3).
+pub fn sort_docs(kind: ResourceKind, docs: &mut [Value], by: &AttrPath, descending: bool) {
+    docs.sort_by(|a, b| {
+        let (ka, kb) = (sort_key(a, by, kind), sort_key(b, by, kind));
+        match (ka, kb) {
+            (None, None) => std::cmp::Ordering::Equal,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (Some(x), Some(y)) if descending => y.cmp(&x),
+            (Some(x), Some(y)) => x.cmp(&y),
+        }
+    });
+}
+
+/// The top-level `and` terms of a filter.
+pub fn conjuncts(f: &Filter) -> Vec<&Filter> {
+    match f {
+        Filter::And(a, b) => {
+            let mut v = conjuncts(a);
+            v.extend(conjuncts(b));
+            v
+        }
+        other => vec![other],
+    }
+}
+
+/// The string of an `attr eq "string"` term, when `f` is one for this attribute.
+pub fn eq_string<'a>(
+    f: &'a Filter,
+    kind: ResourceKind,
+    urn: Option<&str>,
+    attr: &str,
+    sub: Option<&str>,
+) -> Option<&'a str> {
+    match f {
+        Filter::Compare {
+            path,
+            op: super::filter::CompareOp::Eq,
+            value: Value::String(s),
+        } if path.refers_to(kind, urn, attr, sub) => Some(s),
+        _ => None,
+    }
+}
+
+/// Sets `slot` to `v`; false when it already held a different value (the filter then can't be
+/// answered by one exact lookup).
+pub fn set_once(slot: &mut Option<String>, v: &str) -> bool {
+    match slot {
+        Some(existing) => existing == v,
+        None => {
+            *slot = Some(v.to_string());
+            true
+        }
+    }
+}

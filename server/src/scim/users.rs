@@ -1,0 +1,532 @@
+//! `/Users`: create, read, list/search, replace, patch and deprovision.
+
+use axum::Extension;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+
+use super::error::{ScimError, ScimResult};
+use super::filter::{CompareOp, Filter};
+use super::http::{
+    ListParams, ScimTenant, check_preconditions, list_params_from_query, list_params_from_search,
+    list_response, not_modified, projection_from_query, read_json, resource_response, scim_json,
+};
+use super::patch::{PatchRequest, apply_patch};
+use super::projection::project;
+use super::resource::{
+    conjuncts, eq_string, list_in_memory, meta, normalize, set_once, stored_doc,
+};
+use super::schema::ResourceKind;
+use crate::AppState;
+use crate::store::StoreError;
+use crate::store::scim_users::{self, UserColumns, UserRecord, UserSelector};
+
+const KIND: ResourceKind = ResourceKind::User;
+
+/// The SCIM document of a stored user: the client's document with the authoritative columns,
+/// the derived `groups` and `meta`.
+pub fn render(rec: &UserRecord, groups: &[(String, String)], t: &ScimTenant) -> Value {
+    let mut doc = stored_doc(&rec.resource);
+    doc.insert("id".into(), json!(rec.id));
+    doc.insert("userName".into(), json!(rec.user_name));
+    doc.insert("active".into(), json!(rec.active));
+    if let Some(x) = &rec.external_id {
+        doc.insert("externalId".into(), json!(x));
+    }
+    // Accounts made in the console have no SCIM document yet: show what the columns know.
+    if !doc.contains_key("name") && (rec.given_name.is_some() || rec.family_name.is_some()) {
+        let mut name = serde_json::Map::new();
+        if let Some(g) = &rec.given_name {
+            name.insert("givenName".into(), json!(g));
+        }
+        if let Some(f) = &rec.family_name {
+            name.insert("familyName".into(), json!(f));
+        }
+        doc.insert("name".into(), Value::Object(name));
+    }
+    if !doc.contains_key("displayName")
+        && let Some(d) = &rec.display_name
+    {
+        doc.insert("displayName".into(), json!(d));
+    }
+    if !doc.contains_key("emails")
+        && let Some(e) = &rec.email
+    {
+        doc.insert(
+            "emails".into(),
+            json!([{ "value": e, "type": "work", "primary": true }]),
+        );
+    }
+    if !doc.contains_key("schemas") {
+        doc.insert("schemas".into(), json!([KIND.core_schema().id]));
+    }
+    if !groups.is_empty() {
+        let list: Vec<Value> = groups
+            .iter()
+            .map(|(id, name)| {
+                json!({ "value": id, "$ref": format!("{}/Groups/{id}", t.base_url), "display": name, "type": "direct" })
+            })
+            .collect();
+        doc.insert("groups".into(), Value::Array(list));
+    }
+    doc.insert(
+        "meta".into(),
+        meta(
+            KIND,
+            &t.base_url,
+            &rec.id,
+            rec.created_at,
+            rec.updated_at,
+            rec.version,
+        ),
+    );
+    Value::Object(doc)
+}
+
+fn non_empty(v: &Value) -> Option<String> {
+    v.as_str()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
+fn get_ci<'a>(obj: &'a Value, key: &str) -> &'a Value {
+    obj.as_object()
+        .and_then(|o| {
+            o.iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(key))
+                .map(|(_, v)| v)
+        })
+        .unwrap_or(&Value::Null)
+}
+
+/// The indexed columns of a document, enforcing the connector's mandatory attributes:
+/// userName, an email, name.givenName and name.familyName.
+pub fn columns(doc: &Value) -> ScimResult<UserColumns> {
+    let missing = |attr: &str| {
+        ScimError::invalid_value(format!(
+            "{attr} is required by BitaBIZ and is missing or empty."
+        ))
+    };
+    let user_name = non_empty(get_ci(doc, "userName")).ok_or_else(|| missing("userName"))?;
+    let name = get_ci(doc, "name");
+    let given_name =
+        non_empty(get_ci(name, "givenName")).ok_or_else(|| missing("name.givenName"))?;
+    let family_name =
+        non_empty(get_ci(name, "familyName")).ok_or_else(|| missing("name.familyName"))?;
+    let emails: Vec<&Value> = get_ci(doc, "emails")
+        .as_array()
+        .map(|a| a.iter().collect())
+        .unwrap_or_default();
+    let email_of = |pred: &dyn Fn(&Value) -> bool| {
+        emails
+            .iter()
+            .filter(|e| pred(e))
+            .find_map(|e| non_empty(get_ci(e, "value")))
+    };
+    // The console shows the work email, else the primary one, else the first.
+    let email = email_of(&|e| {
+        get_ci(e, "type")
+            .as_str()
+            .is_some_and(|t| t.eq_ignore_ascii_case("work"))
+    })
+    .or_else(|| email_of(&|e| get_ci(e, "primary").as_bool() == Some(true)))
+    .or_else(|| email_of(&|_| true))
+    .ok_or_else(|| missing("emails (at least one email address)"))?;
+    let active = match get_ci(doc, "active") {
+        Value::Bool(b) => *b,
+        Value::Null => true,
+        Value::String(s) if s.eq_ignore_ascii_case("true") => true,
+        Value::String(s) if s.eq_ignore_ascii_case("false") => false,
+        other => {
+            return Err(ScimError::invalid_value(format!(
+                "active must be a boolean, got {other}."
+            )));
+        }
+    };
+    Ok(UserColumns {
+        user_name,
+        external_id: non_empty(get_ci(doc, "externalId")),
+        given_name: Some(given_name),
+        family_name: Some(family_name),
+        display_name: non_empty(get_ci(doc, "displayName")),
+        email: Some(email),
+        active,
+    })
+}
+
+/// What a stored document keeps: the document minus what the server derives.
+fn storable(doc: &Value) -> String {
+    let mut d = doc.clone();
+    if let Some(o) = d.as_object_mut() {
+        super::resource::strip_keys(o, &["id", "meta", "groups"]);
+    }
+    d.to_string()
+}
+
+/// A 409 naming what collided, so the client (and the admin reading Entra's log) knows.
+async fn conflict(
+    state: &AppState,
+    t: &ScimTenant,
+    cols: &UserColumns,
+    own_id: Option<&str>,
+) -> ScimError {
+    let sel = UserSelector {
+        user_name: Some(cols.user_name.clone()),
+        ..Default::default()
+    };
+    let taken = scim_users::select(&state.db, &t.id, &sel, None)
+        .await
+        .unwrap_or_default();
+    if taken.iter().any(|u| Some(u.id.as_str()) != own_id) {
+        ScimError::uniqueness(format!(
+            "userName '{}' is already in use in this organisation.",
+            cols.user_name
+        ))
+    } else {
+        ScimError::uniqueness(format!(
+            "externalId '{}' is already in use in this organisation.",
+            cols.external_id.as_deref().unwrap_or("")
+        ))
+    }
+}
+
+async fn render_one(state: &AppState, t: &ScimTenant, rec: &UserRecord) -> ScimResult<Value> {
+    let groups = scim_users::groups_of(&state.db, &t.id, std::slice::from_ref(&rec.id)).await?;
+    Ok(render(
+        rec,
+        groups.get(&rec.id).map(Vec::as_slice).unwrap_or(&[]),
+        t,
+    ))
+}
+
+async fn load(state: &AppState, t: &ScimTenant, id: &str) -> ScimResult<UserRecord> {
+    scim_users::get(&state.db, &t.id, id)
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound => ScimError::not_found(format!("User {id} not found.")),
+            e => e.into(),
+        })
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    Extension(t): Extension<ScimTenant>,
+    Query(q): Query<HashMap<String, String>>,
+    body: Body,
+) -> ScimResult<Response> {
+    let proj = projection_from_query(&q)?;
+    let doc = normalize(KIND, read_json(body).await?, &["groups"])?;
+    let cols = columns(&doc)?;
+    let rec = match scim_users::insert(
+        &state.db,
+        &t.id,
+        &cols,
+        &storable(&doc),
+        state.clock.now_ms(),
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(StoreError::Conflict(_)) => return Err(conflict(&state, &t, &cols, None).await),
+        Err(e) => return Err(e.into()),
+    };
+    let full = render(&rec, &[], &t);
+    Ok(resource_response(
+        StatusCode::CREATED,
+        &project(&full, KIND, &proj.attributes, &proj.excluded),
+        true,
+    ))
+}
+
+pub async fn get_one(
+    State(state): State<AppState>,
+    Extension(t): Extension<ScimTenant>,
+    Path((_, id)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> ScimResult<Response> {
+    let proj = projection_from_query(&q)?;
+    let rec = load(&state, &t, &id).await?;
+    let doc = render_one(&state, &t, &rec).await?;
+    if not_modified(&headers, &super::http::etag(rec.version)) {
+        return Ok(StatusCode::NOT_MODIFIED.into_response());
+    }
+    Ok(resource_response(
+        StatusCode::OK,
+        &project(&doc, KIND, &proj.attributes, &proj.excluded),
+        false,
+    ))
+}
+
+/// Turns the indexable part of a filter into exact column conditions; `exact` is true when the
+/// conditions say everything the filter says.
+pub fn selector(filter: Option<&Filter>) -> (UserSelector, bool) {
+    let mut sel = UserSelector::default();
+    let Some(f) = filter else { return (sel, true) };
+    let mut exact = true;
+    for term in conjuncts(f) {
+        let used = if let Some(v) = eq_string(term, KIND, None, "userName", None) {
+            set_once(&mut sel.user_name, v)
+        } else if let Some(v) = eq_string(term, KIND, None, "externalId", None) {
+            set_once(&mut sel.external_id, v)
+        } else if let Some(v) = eq_string(term, KIND, None, "id", None) {
+            set_once(&mut sel.id, v)
+        } else if let Some(v) = work_email_eq(term) {
+            // Narrows to users whose shown (work) email is v; the filter itself is still
+            // evaluated on each candidate, so this is never exact.
+            set_once(&mut sel.email, v);
+            false
+        } else {
+            false
+        };
+        exact &= used;
+    }
+    (sel, exact)
+}
+
+/// `emails[type eq "work" and value eq "x"]` (also as Entra writes it, `...].value eq "x"`).
+fn work_email_eq(f: &Filter) -> Option<&str> {
+    let Filter::ValuePath { path, filter } = f else {
+        return None;
+    };
+    if !path.refers_to(KIND, None, "emails", None) {
+        return None;
+    }
+    let terms = conjuncts(filter);
+    let is_work = terms.iter().any(|t| {
+        matches!(t, Filter::Compare { path, op: CompareOp::Eq, value: Value::String(s) }
+            if path.attr.eq_ignore_ascii_case("type") && s.eq_ignore_ascii_case("work"))
+    });
+    let value = terms.iter().find_map(|t| match t {
+        Filter::Compare {
+            path,
+            op: CompareOp::Eq,
+            value: Value::String(s),
+        } if path.attr.eq_ignore_ascii_case("value") => Some(s.as_str()),
+        _ => None,
+    });
+    if is_work { value } else { None }
+}
+
+async fn run_list(state: &AppState, t: &ScimTenant, p: &ListParams) -> ScimResult<Response> {
+    let (sel, exact) = selector(p.filter.as_ref());
+    if exact && p.sort_by.is_none() {
+        let total = scim_users::count(&state.db, &t.id, &sel).await?;
+        let rows = if p.count == 0 {
+            Vec::new()
+        } else {
+            scim_users::select(&state.db, &t.id, &sel, Some((p.count, p.start_index - 1))).await?
+        };
+        let docs = render_all(state, t, &rows).await?;
+        let page = docs
+            .iter()
+            .map(|d| project(d, KIND, &p.attributes, &p.excluded))
+            .collect();
+        return Ok(scim_json(
+            StatusCode::OK,
+            &list_response(total, p.start_index, page),
+        ));
+    }
+    let rows = scim_users::select(&state.db, &t.id, &sel, None).await?;
+    let docs = render_all(state, t, &rows).await?;
+    Ok(scim_json(StatusCode::OK, &list_in_memory(KIND, docs, p)))
+}
+
+async fn render_all(
+    state: &AppState,
+    t: &ScimTenant,
+    rows: &[UserRecord],
+) -> ScimResult<Vec<Value>> {
+    let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+    let groups = scim_users::groups_of(&state.db, &t.id, &ids).await?;
+    Ok(rows
+        .iter()
+        .map(|r| render(r, groups.get(&r.id).map(Vec::as_slice).unwrap_or(&[]), t))
+        .collect())
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(t): Extension<ScimTenant>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ScimResult<Response> {
+    run_list(&state, &t, &list_params_from_query(&q)?).await
+}
+
+pub async fn search(
+    State(state): State<AppState>,
+    Extension(t): Extension<ScimTenant>,
+    body: Body,
+) -> ScimResult<Response> {
+    let body = read_json(body).await?;
+    run_list(&state, &t, &list_params_from_search(&body)?).await
+}
+
+pub async fn replace(
+    State(state): State<AppState>,
+    Extension(t): Extension<ScimTenant>,
+    Path((_, id)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Body,
+) -> ScimResult<Response> {
+    let proj = projection_from_query(&q)?;
+    let rec = load(&state, &t, &id).await?;
+    check_preconditions(&headers, &super::http::etag(rec.version))?;
+    let body = read_json(body).await?;
+    if let Some(sent) = body
+        .as_object()
+        .and_then(|o| o.iter().find(|(k, _)| k.eq_ignore_ascii_case("id")))
+        && sent.1.as_str().is_some_and(|s| s != id)
+    {
+        return Err(ScimError::bad_request(
+            "mutability",
+            "id is read-only and cannot be changed.",
+        ));
+    }
+    let doc = normalize(KIND, body, &["groups"])?;
+    save(&state, &t, &rec, &doc, &proj).await
+}
+
+pub async fn patch(
+    State(state): State<AppState>,
+    Extension(t): Extension<ScimTenant>,
+    Path((_, id)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Body,
+) -> ScimResult<Response> {
+    let proj = projection_from_query(&q)?;
+    let req = PatchRequest::from_value(read_json(body).await?)?;
+    let rec = load(&state, &t, &id).await?;
+    check_preconditions(&headers, &super::http::etag(rec.version))?;
+    let mut doc = render(&rec, &[], &t);
+    if let Some(o) = doc.as_object_mut() {
+        super::resource::strip_keys(o, &["meta"]);
+    }
+    apply_patch(&mut doc, &req.operations, KIND)?;
+    save(&state, &t, &rec, &doc, &proj).await
+}
+
+async fn save(
+    state: &AppState,
+    t: &ScimTenant,
+    rec: &UserRecord,
+    doc: &Value,
+    proj: &super::http::Projection,
+) -> ScimResult<Response> {
+    let cols = columns(doc)?;
+    let now = state.clock.now_ms();
+    let saved = match scim_users::update(
+        &state.db,
+        &t.id,
+        &rec.id,
+        rec.version,
+        &cols,
+        &storable(doc),
+        now,
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(StoreError::Conflict(what)) if what == "version" => {
+            return Err(ScimError::new(
+                StatusCode::CONFLICT,
+                None,
+                "The user was changed by another request at the same time; retry.",
+            ));
+        }
+        Err(StoreError::Conflict(_)) => return Err(conflict(state, t, &cols, Some(&rec.id)).await),
+        Err(e) => return Err(e.into()),
+    };
+    let full = render_one(state, t, &saved).await?;
+    Ok(resource_response(
+        StatusCode::OK,
+        &project(&full, KIND, &proj.attributes, &proj.excluded),
+        false,
+    ))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    Extension(t): Extension<ScimTenant>,
+    Path((_, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ScimResult<Response> {
+    let rec = load(&state, &t, &id).await?;
+    check_preconditions(&headers, &super::http::etag(rec.version))?;
+    scim_users::deprovision(&state.db, &t.id, &id, state.clock.now_ms()).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scim::filter::parse_filter;
+
+    fn sel(f: &str) -> (UserSelector, bool) {
+        let f = parse_filter(f).unwrap();
+        selector(Some(&f))
+    }
+
+    #[test]
+    fn entra_lookups_become_exact_indexed_conditions() {
+        let (s, exact) = sel(r#"userName eq "Alice@Contoso.com""#);
+        assert_eq!(s.user_name.as_deref(), Some("Alice@Contoso.com"));
+        assert!(exact);
+        let (s, exact) = sel(r#"externalId eq "alice" and userName eq "a@b.c""#);
+        assert_eq!(
+            (s.external_id.as_deref(), s.user_name.as_deref()),
+            (Some("alice"), Some("a@b.c"))
+        );
+        assert!(exact);
+        let (s, exact) = sel(r#"urn:ietf:params:scim:schemas:core:2.0:User:userName eq "x""#);
+        assert_eq!(s.user_name.as_deref(), Some("x"));
+        assert!(exact);
+    }
+
+    #[test]
+    fn other_filters_narrow_or_scan() {
+        let (s, exact) = sel(r#"emails[type eq "work"].value eq "a@b.c""#);
+        assert_eq!(s.email.as_deref(), Some("a@b.c"));
+        assert!(!exact);
+        let (s, exact) = sel(r#"userName eq "a" or userName eq "b""#);
+        assert_eq!(s, UserSelector::default());
+        assert!(!exact);
+        let (_, exact) = sel(r#"userName eq "a" and userName eq "b""#);
+        assert!(!exact, "contradictory terms are left to the evaluator");
+        let (s, exact) = sel(r#"title co "Eng" and externalId eq "x""#);
+        assert_eq!(s.external_id.as_deref(), Some("x"));
+        assert!(!exact);
+    }
+
+    #[test]
+    fn mandatory_attributes_are_named() {
+        let ok = json!({"userName": "a@b.c", "name": {"givenName": "A", "familyName": "B"},
+                        "emails": [{"value": "home@b.c", "type": "home"}, {"value": "w@b.c", "type": "work"}]});
+        let c = columns(&ok).unwrap();
+        assert_eq!(c.email.as_deref(), Some("w@b.c"));
+        assert!(c.active);
+        for (drop, named) in [
+            ("userName", "userName"),
+            ("name", "name.givenName"),
+            ("emails", "emails"),
+        ] {
+            let mut d = ok.clone();
+            d.as_object_mut().unwrap().remove(drop);
+            let e = columns(&d).unwrap_err();
+            assert_eq!(e.scim_type, Some("invalidValue"));
+            assert!(e.detail.contains(named), "{}", e.detail);
+        }
+        let mut d = ok.clone();
+        d["name"]["familyName"] = json!("  ");
+        assert!(columns(&d).unwrap_err().detail.contains("name.familyName"));
+        let mut d = ok;
+        d["active"] = json!("False");
+        assert!(!columns(&d).unwrap().active);
+    }
+}

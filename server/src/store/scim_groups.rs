@@ -1,0 +1,387 @@
+//! SCIM groups. Members are rows of `group_members`: adding one member is one insert, whatever
+//! the group's size.
+
+use super::{Db, StoreError, StoreResult, new_id, on_db};
+use std::collections::HashMap;
+
+#[derive(sqlx::FromRow, Debug, Clone)]
+pub struct GroupRecord {
+    pub id: String,
+    pub display_name: String,
+    pub external_id: Option<String>,
+    pub resource: String,
+    pub version: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GroupSelector {
+    pub id: Option<String>,
+    pub display_name: Option<String>,
+    pub external_id: Option<String>,
+    /// Only groups with this direct member.
+    pub member: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Member {
+    pub id: String,
+    pub kind: MemberKind,
+    pub display: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberKind {
+    User,
+    Group,
+}
+
+impl MemberKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemberKind::User => "User",
+            MemberKind::Group => "Group",
+        }
+    }
+}
+
+/// A change to a group's member list, applied in order inside one transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MemberOp {
+    Add(Vec<String>),
+    Remove(Vec<String>),
+    RemoveAll,
+}
+
+const COLUMNS: &str = "id, display_name, external_id, resource, version, created_at, updated_at";
+
+fn select_sql(sel: &GroupSelector, what: &str, tail: &str) -> String {
+    let mut sql = format!("SELECT {what} FROM scim_groups g WHERE tenant_id = $1");
+    let mut n = 1;
+    let mut cond = |c: &str| {
+        n += 1;
+        sql.push_str(&c.replace('?', &format!("${n}")));
+    };
+    if sel.id.is_some() {
+        cond(" AND id = ?");
+    }
+    if sel.display_name.is_some() {
+        cond(" AND display_name_lc = ?");
+    }
+    if sel.external_id.is_some() {
+        cond(" AND external_id = ?");
+    }
+    if sel.member.is_some() {
+        cond(
+            " AND EXISTS (SELECT 1 FROM group_members m WHERE m.group_id = g.id AND m.member_id = ?)",
+        );
+    }
+    sql.push_str(tail);
+    sql
+}
+
+macro_rules! bind_selector {
+    ($q:expr, $tenant:expr, $sel:expr) => {{
+        let mut q = $q.bind($tenant);
+        if let Some(v) = &$sel.id {
+            q = q.bind(v.clone());
+        }
+        if let Some(v) = &$sel.display_name {
+            q = q.bind(v.to_lowercase());
+        }
+        if let Some(v) = &$sel.external_id {
+            q = q.bind(v.clone());
+        }
+        if let Some(v) = &$sel.member {
+            q = q.bind(v.clone());
+        }
+        q
+    }};
+}
+
+pub async fn select(
+    db: &Db,
+    tenant_id: &str,
+    sel: &GroupSelector,
+    page: Option<(i64, i64)>,
+) -> StoreResult<Vec<GroupRecord>> {
+    let tail = match page {
+        Some((limit, offset)) => format!(" ORDER BY created_at, id LIMIT {limit} OFFSET {offset}"),
+        None => " ORDER BY created_at, id".to_string(),
+    };
+    let sql = select_sql(sel, COLUMNS, &tail);
+    // Only column names, placeholders and two integers are in the text; values are bound.
+    let rows = on_db!(db, |p| bind_selector!(
+        sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())),
+        tenant_id,
+        sel
+    )
+    .fetch_all(p)
+    .await)?;
+    Ok(rows)
+}
+
+pub async fn count(db: &Db, tenant_id: &str, sel: &GroupSelector) -> StoreResult<i64> {
+    let sql = select_sql(sel, "COUNT(*)", "");
+    let n = on_db!(db, |p| bind_selector!(
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.as_str())),
+        tenant_id,
+        sel
+    )
+    .fetch_one(p)
+    .await)?;
+    Ok(n)
+}
+
+pub async fn get(db: &Db, tenant_id: &str, id: &str) -> StoreResult<GroupRecord> {
+    let sel = GroupSelector {
+        id: Some(id.to_string()),
+        ..Default::default()
+    };
+    select(db, tenant_id, &sel, None)
+        .await?
+        .into_iter()
+        .next()
+        .ok_or(StoreError::NotFound)
+}
+
+/// Which of `ids` are live users or groups of the tenant, and which kind each is.
+pub async fn resolve_members(
+    db: &Db,
+    tenant_id: &str,
+    ids: &[String],
+) -> StoreResult<HashMap<String, MemberKind>> {
+    let mut out = HashMap::new();
+    for chunk in ids.chunks(500) {
+        let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = format!(
+            "SELECT id, 'User' FROM users WHERE tenant_id = $1 AND deleted_at IS NULL AND id IN ({m}) \
+             UNION ALL SELECT id, 'Group' FROM scim_groups WHERE tenant_id = $1 AND id IN ({m})",
+            m = marks.join(", ")
+        );
+        let rows: Vec<(String, String)> = on_db!(db, |p| {
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(tenant_id);
+            for id in chunk {
+                q = q.bind(id.clone());
+            }
+            q.fetch_all(p).await
+        })?;
+        for (id, kind) in rows {
+            out.insert(
+                id,
+                if kind == "User" {
+                    MemberKind::User
+                } else {
+                    MemberKind::Group
+                },
+            );
+        }
+    }
+    Ok(out)
+}
+
+pub struct GroupWrite<'a> {
+    pub display_name: &'a str,
+    pub external_id: Option<&'a str>,
+    pub resource: &'a str,
+}
+
+/// Creates a group with its initial members (already resolved to kinds) in one transaction.
+pub async fn insert(
+    db: &Db,
+    tenant_id: &str,
+    g: &GroupWrite<'_>,
+    members: &[(String, MemberKind)],
+    now: i64,
+) -> StoreResult<GroupRecord> {
+    let id = new_id();
+    on_db!(db, |p| {
+        let mut tx = p.begin().await?;
+        sqlx::query(
+            "INSERT INTO scim_groups (id, tenant_id, display_name, display_name_lc, external_id, resource, \
+             version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $7)",
+        )
+        .bind(&id)
+        .bind(tenant_id)
+        .bind(g.display_name)
+        .bind(g.display_name.to_lowercase())
+        .bind(g.external_id)
+        .bind(g.resource)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        for (mid, kind) in members {
+            sqlx::query(
+                "INSERT INTO group_members (group_id, member_id, member_type) VALUES ($1, $2, $3) \
+                 ON CONFLICT (group_id, member_id) DO NOTHING",
+            )
+            .bind(&id)
+            .bind(mid)
+            .bind(kind.as_str())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok::<_, StoreError>(())
+    })?;
+    get(db, tenant_id, &id).await
+}
+
+/// Updates the group's document (when `g` is given) and applies member changes, all in one
+/// transaction, if the group is still at `version`. `kinds` gives the kind of every member id
+/// that `ops` adds.
+pub async fn update(
+    db: &Db,
+    tenant_id: &str,
+    id: &str,
+    version: i64,
+    g: Option<&GroupWrite<'_>>,
+    ops: &[MemberOp],
+    kinds: &HashMap<String, MemberKind>,
+    now: i64,
+) -> StoreResult<GroupRecord> {
+    on_db!(db, |p| {
+        let mut tx = p.begin().await?;
+        let n = match g {
+            Some(g) => sqlx::query(
+                "UPDATE scim_groups SET display_name = $1, display_name_lc = $2, external_id = $3, \
+                 resource = $4, version = version + 1, updated_at = $5 \
+                 WHERE tenant_id = $6 AND id = $7 AND version = $8",
+            )
+            .bind(g.display_name)
+            .bind(g.display_name.to_lowercase())
+            .bind(g.external_id)
+            .bind(g.resource)
+            .bind(now)
+            .bind(tenant_id)
+            .bind(id)
+            .bind(version)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected(),
+            None => sqlx::query(
+                "UPDATE scim_groups SET version = version + 1, updated_at = $1 \
+                 WHERE tenant_id = $2 AND id = $3 AND version = $4",
+            )
+            .bind(now)
+            .bind(tenant_id)
+            .bind(id)
+            .bind(version)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected(),
+        };
+        if n == 0 {
+            return Err(StoreError::Conflict("version".into()));
+        }
+        for op in ops {
+            match op {
+                MemberOp::Add(ids) => {
+                    for mid in ids {
+                        let kind = kinds.get(mid).copied().unwrap_or(MemberKind::User);
+                        sqlx::query(
+                            "INSERT INTO group_members (group_id, member_id, member_type) VALUES ($1, $2, $3) \
+                             ON CONFLICT (group_id, member_id) DO NOTHING",
+                        )
+                        .bind(id)
+                        .bind(mid)
+                        .bind(kind.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                }
+                MemberOp::Remove(ids) => {
+                    for mid in ids {
+                        sqlx::query(
+                            "DELETE FROM group_members WHERE group_id = $1 AND member_id = $2",
+                        )
+                        .bind(id)
+                        .bind(mid)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                }
+                MemberOp::RemoveAll => {
+                    sqlx::query("DELETE FROM group_members WHERE group_id = $1")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok::<_, StoreError>(())
+    })?;
+    get(db, tenant_id, id).await
+}
+
+pub async fn delete(db: &Db, tenant_id: &str, id: &str) -> StoreResult<()> {
+    on_db!(db, |p| {
+        let mut tx = p.begin().await?;
+        // Memberships of this group in other groups go too (its own go by cascade).
+        sqlx::query("DELETE FROM group_members WHERE member_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let n = sqlx::query("DELETE FROM scim_groups WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant_id)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        tx.commit().await?;
+        Ok(())
+    })
+}
+
+/// Members of these groups with their display names, one query per 500 groups.
+pub async fn members_of(
+    db: &Db,
+    group_ids: &[String],
+) -> StoreResult<HashMap<String, Vec<Member>>> {
+    let mut out: HashMap<String, Vec<Member>> = HashMap::new();
+    for chunk in group_ids.chunks(500) {
+        let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 1)).collect();
+        let sql = format!(
+            "SELECT m.group_id, m.member_id, m.member_type, COALESCE(u.display_name, u.user_name, g.display_name) \
+             FROM group_members m LEFT JOIN users u ON u.id = m.member_id \
+             LEFT JOIN scim_groups g ON g.id = m.member_id \
+             WHERE m.group_id IN ({}) ORDER BY m.group_id, m.member_id",
+            marks.join(", ")
+        );
+        let rows: Vec<(String, String, String, Option<String>)> = on_db!(db, |p| {
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()));
+            for id in chunk {
+                q = q.bind(id.clone());
+            }
+            q.fetch_all(p).await
+        })?;
+        for (gid, mid, kind, display) in rows {
+            let kind = if kind == "Group" {
+                MemberKind::Group
+            } else {
+                MemberKind::User
+            };
+            out.entry(gid).or_default().push(Member {
+                id: mid,
+                kind,
+                display,
+            });
+        }
+    }
+    Ok(out)
+}
+
+pub async fn member_count(db: &Db, group_id: &str) -> StoreResult<i64> {
+    let n = on_db!(db, |p| sqlx::query_scalar(
+        "SELECT COUNT(*) FROM group_members WHERE group_id = $1"
+    )
+    .bind(group_id)
+    .fetch_one(p)
+    .await)?;
+    Ok(n)
+}

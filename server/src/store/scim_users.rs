@@ -1,0 +1,271 @@
+//! Users as SCIM sees them: live (not deprovisioned) rows of one tenant, with the indexed
+//! columns extracted from the SCIM document kept beside it.
+
+use super::{Db, StoreError, StoreResult, execute, new_id, on_db};
+use std::collections::HashMap;
+
+#[derive(sqlx::FromRow, Debug, Clone)]
+pub struct UserRecord {
+    pub id: String,
+    pub user_name: String,
+    pub external_id: Option<String>,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    pub display_name: Option<String>,
+    pub email: Option<String>,
+    pub active: bool,
+    pub resource: String,
+    pub version: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// The columns a SCIM write sets, extracted from the document by the SCIM layer.
+#[derive(Debug, Clone, Default)]
+pub struct UserColumns {
+    pub user_name: String,
+    pub external_id: Option<String>,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    pub display_name: Option<String>,
+    pub email: Option<String>,
+    pub active: bool,
+}
+
+/// Exact conditions on indexed columns; every one set must hold. `None` everywhere = all users.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UserSelector {
+    pub id: Option<String>,
+    pub user_name: Option<String>,
+    pub external_id: Option<String>,
+    pub email: Option<String>,
+}
+
+const COLUMNS: &str = "id, user_name, external_id, given_name, family_name, display_name, email, \
+                       active, resource, version, created_at, updated_at";
+
+fn select_sql(sel: &UserSelector, what: &str, tail: &str) -> String {
+    let mut sql = format!("SELECT {what} FROM users WHERE tenant_id = $1 AND deleted_at IS NULL");
+    let mut n = 1;
+    let mut cond = |col: &str| {
+        n += 1;
+        sql.push_str(&format!(" AND {col} = ${n}"));
+    };
+    if sel.id.is_some() {
+        cond("id");
+    }
+    if sel.user_name.is_some() {
+        cond("user_name_lc");
+    }
+    if sel.external_id.is_some() {
+        cond("external_id");
+    }
+    if sel.email.is_some() {
+        cond("email_lc");
+    }
+    sql.push_str(tail);
+    sql
+}
+
+macro_rules! bind_selector {
+    ($q:expr, $tenant:expr, $sel:expr) => {{
+        let mut q = $q.bind($tenant);
+        if let Some(v) = &$sel.id {
+            q = q.bind(v.clone());
+        }
+        if let Some(v) = &$sel.user_name {
+            q = q.bind(v.to_lowercase());
+        }
+        if let Some(v) = &$sel.external_id {
+            q = q.bind(v.clone());
+        }
+        if let Some(v) = &$sel.email {
+            q = q.bind(v.to_lowercase());
+        }
+        q
+    }};
+}
+
+/// Users matching `sel`, oldest first; `page` = (limit, offset) for database-side paging.
+pub async fn select(
+    db: &Db,
+    tenant_id: &str,
+    sel: &UserSelector,
+    page: Option<(i64, i64)>,
+) -> StoreResult<Vec<UserRecord>> {
+    let tail = match page {
+        Some((limit, offset)) => format!(" ORDER BY created_at, id LIMIT {limit} OFFSET {offset}"),
+        None => " ORDER BY created_at, id".to_string(),
+    };
+    let sql = select_sql(sel, COLUMNS, &tail);
+    // The text holds only column names, placeholders and two integers; every value is bound.
+    let rows = on_db!(db, |p| bind_selector!(
+        sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())),
+        tenant_id,
+        sel
+    )
+    .fetch_all(p)
+    .await)?;
+    Ok(rows)
+}
+
+pub async fn count(db: &Db, tenant_id: &str, sel: &UserSelector) -> StoreResult<i64> {
+    let sql = select_sql(sel, "COUNT(*)", "");
+    let n = on_db!(db, |p| bind_selector!(
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.as_str())),
+        tenant_id,
+        sel
+    )
+    .fetch_one(p)
+    .await)?;
+    Ok(n)
+}
+
+pub async fn get(db: &Db, tenant_id: &str, id: &str) -> StoreResult<UserRecord> {
+    let sel = UserSelector {
+        id: Some(id.to_string()),
+        ..Default::default()
+    };
+    select(db, tenant_id, &sel, None)
+        .await?
+        .into_iter()
+        .next()
+        .ok_or(StoreError::NotFound)
+}
+
+pub async fn insert(
+    db: &Db,
+    tenant_id: &str,
+    cols: &UserColumns,
+    resource: &str,
+    now: i64,
+) -> StoreResult<UserRecord> {
+    let id = new_id();
+    execute!(
+        db,
+        sqlx::query(
+            "INSERT INTO users (id, tenant_id, user_name, user_name_lc, external_id, given_name, \
+             family_name, display_name, email, email_lc, active, is_admin, resource, source, version, \
+             created_at, updated_at, last_provisioned_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, FALSE, $12, 'scim', 1, $13, $13, $13)"
+        )
+        .bind(&id)
+        .bind(tenant_id)
+        .bind(&cols.user_name)
+        .bind(cols.user_name.to_lowercase())
+        .bind(&cols.external_id)
+        .bind(&cols.given_name)
+        .bind(&cols.family_name)
+        .bind(&cols.display_name)
+        .bind(&cols.email)
+        .bind(cols.email.as_ref().map(|e| e.to_lowercase()))
+        .bind(cols.active)
+        .bind(resource)
+        .bind(now)
+    )?;
+    get(db, tenant_id, &id).await
+}
+
+/// Replaces the stored document and columns when the row is still at `version`; a changed
+/// version means a concurrent write, reported as `Conflict("version")`.
+pub async fn update(
+    db: &Db,
+    tenant_id: &str,
+    id: &str,
+    version: i64,
+    cols: &UserColumns,
+    resource: &str,
+    now: i64,
+) -> StoreResult<UserRecord> {
+    let n = execute!(
+        db,
+        sqlx::query(
+            "UPDATE users SET user_name = $1, user_name_lc = $2, external_id = $3, given_name = $4, \
+             family_name = $5, display_name = $6, email = $7, email_lc = $8, active = $9, \
+             resource = $10, version = version + 1, updated_at = $11, last_provisioned_at = $11 \
+             WHERE tenant_id = $12 AND id = $13 AND version = $14 AND deleted_at IS NULL"
+        )
+        .bind(&cols.user_name)
+        .bind(cols.user_name.to_lowercase())
+        .bind(&cols.external_id)
+        .bind(&cols.given_name)
+        .bind(&cols.family_name)
+        .bind(&cols.display_name)
+        .bind(&cols.email)
+        .bind(cols.email.as_ref().map(|e| e.to_lowercase()))
+        .bind(cols.active)
+        .bind(resource)
+        .bind(now)
+        .bind(tenant_id)
+        .bind(id)
+        .bind(version)
+    )?;
+    if n == 0 {
+        get(db, tenant_id, id).await?;
+        return Err(StoreError::Conflict("version".into()));
+    }
+    get(db, tenant_id, id).await
+}
+
+/// No hard deletes: the user is marked deleted and inactive, leaves every group and loses any
+/// console session; the row stays for the console and the audit trail.
+pub async fn deprovision(db: &Db, tenant_id: &str, id: &str, now: i64) -> StoreResult<()> {
+    on_db!(db, |p| {
+        let mut tx = p.begin().await?;
+        let n = sqlx::query(
+            "UPDATE users SET deleted_at = $1, active = FALSE, version = version + 1, updated_at = $1, \
+             last_provisioned_at = $1 WHERE tenant_id = $2 AND id = $3 AND deleted_at IS NULL",
+        )
+        .bind(now)
+        .bind(tenant_id)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        sqlx::query("DELETE FROM group_members WHERE member_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    })
+}
+
+/// The groups each of these users belongs to directly, in one query: user id → (id, name).
+pub async fn groups_of(
+    db: &Db,
+    tenant_id: &str,
+    user_ids: &[String],
+) -> StoreResult<HashMap<String, Vec<(String, String)>>> {
+    let mut out: HashMap<String, Vec<(String, String)>> = HashMap::new();
+    if user_ids.is_empty() {
+        return Ok(out);
+    }
+    for chunk in user_ids.chunks(500) {
+        let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = format!(
+            "SELECT m.member_id, g.id, g.display_name FROM group_members m \
+             JOIN scim_groups g ON g.id = m.group_id WHERE g.tenant_id = $1 AND m.member_id IN ({}) \
+             ORDER BY g.display_name_lc",
+            marks.join(", ")
+        );
+        let rows: Vec<(String, String, String)> = on_db!(db, |p| {
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(tenant_id);
+            for id in chunk {
+                q = q.bind(id.clone());
+            }
+            q.fetch_all(p).await
+        })?;
+        for (member, gid, name) in rows {
+            out.entry(member).or_default().push((gid, name));
+        }
+    }
+    Ok(out)
+}

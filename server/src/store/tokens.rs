@@ -1,0 +1,139 @@
+//! SCIM bearer tokens, looked up by the SHA-256 of the presented secret.
+
+use super::{Db, StoreError, StoreResult, execute, new_id, on_db};
+
+#[derive(sqlx::FromRow, Debug, Clone, PartialEq)]
+pub struct TokenRow {
+    pub id: String,
+    pub tenant_id: String,
+    pub token_hash: String,
+    pub hint: String,
+    pub created_at: i64,
+    pub created_by: String,
+    pub last_used_at: Option<i64>,
+    pub expires_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+impl TokenRow {
+    /// Accepted by the SCIM gate at `now`.
+    pub fn is_live(&self, now: i64) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|t| t > now)
+    }
+}
+
+/// What the gate needs in one round trip: the token (if its hash is known) and its tenant.
+#[derive(sqlx::FromRow, Debug, Clone)]
+pub struct GateRow {
+    pub token_id: String,
+    pub token_hash: String,
+    pub tenant_id: String,
+    pub tenant_slug: String,
+    pub provisioning_enabled: bool,
+    pub last_used_at: Option<i64>,
+    pub expires_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+pub async fn gate_lookup(db: &Db, token_hash: &str) -> StoreResult<Option<GateRow>> {
+    let row = on_db!(db, |p| sqlx::query_as(
+        "SELECT k.id AS token_id, k.token_hash, k.tenant_id, t.slug AS tenant_slug, \
+         t.provisioning_enabled, k.last_used_at, k.expires_at, k.revoked_at \
+         FROM scim_tokens k JOIN tenants t ON t.id = k.tenant_id WHERE k.token_hash = $1"
+    )
+    .bind(token_hash)
+    .fetch_optional(p)
+    .await)?;
+    Ok(row)
+}
+
+pub async fn list(db: &Db, tenant_id: &str) -> StoreResult<Vec<TokenRow>> {
+    let rows =
+        on_db!(db, |p| {
+            sqlx::query_as(
+        "SELECT id, tenant_id, token_hash, hint, created_at, created_by, last_used_at, expires_at, \
+         revoked_at FROM scim_tokens WHERE tenant_id = $1 ORDER BY created_at DESC, id"
+    )
+    .bind(tenant_id)
+    .fetch_all(p)
+    .await
+        })?;
+    Ok(rows)
+}
+
+/// Stores a new token and puts every other live, non-retiring token of the tenant on its way
+/// out at `retire_at` — one transaction, so there is never a moment with no valid token.
+/// Returns the new token's id and the hints of the tokens now retiring.
+pub async fn issue(
+    db: &Db,
+    tenant_id: &str,
+    token_hash: &str,
+    hint: &str,
+    created_by: &str,
+    now: i64,
+    retire_at: i64,
+) -> StoreResult<(String, Vec<String>)> {
+    let id = new_id();
+    on_db!(db, |p| {
+        let mut tx = p.begin().await?;
+        let retiring: Vec<String> = sqlx::query_scalar(
+            "SELECT hint FROM scim_tokens WHERE tenant_id = $1 AND revoked_at IS NULL AND expires_at IS NULL",
+        )
+        .bind(tenant_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE scim_tokens SET expires_at = $1 WHERE tenant_id = $2 AND revoked_at IS NULL AND expires_at IS NULL",
+        )
+        .bind(retire_at)
+        .bind(tenant_id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO scim_tokens (id, tenant_id, token_hash, hint, created_at, created_by) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&id)
+        .bind(tenant_id)
+        .bind(token_hash)
+        .bind(hint)
+        .bind(now)
+        .bind(created_by)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok::<_, StoreError>((id, retiring))
+    })
+}
+
+/// Revokes one token of the tenant; returns its hint. Revoking twice is harmless.
+pub async fn revoke(db: &Db, tenant_id: &str, token_id: &str, now: i64) -> StoreResult<String> {
+    let hint: Option<String> = on_db!(db, |p| sqlx::query_scalar(
+        "SELECT hint FROM scim_tokens WHERE id = $1 AND tenant_id = $2"
+    )
+    .bind(token_id)
+    .bind(tenant_id)
+    .fetch_optional(p)
+    .await)?;
+    let hint = hint.ok_or(StoreError::NotFound)?;
+    execute!(
+        db,
+        sqlx::query(
+            "UPDATE scim_tokens SET revoked_at = $1 WHERE id = $2 AND tenant_id = $3 AND revoked_at IS NULL"
+        )
+        .bind(now)
+        .bind(token_id)
+        .bind(tenant_id)
+    )?;
+    Ok(hint)
+}
+
+pub async fn touch(db: &Db, token_id: &str, now: i64) -> StoreResult<()> {
+    execute!(
+        db,
+        sqlx::query("UPDATE scim_tokens SET last_used_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(token_id)
+    )?;
+    Ok(())
+}
