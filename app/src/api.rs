@@ -164,3 +164,48 @@ pub fn error_text(e: &ServerFnError) -> String {
         _ => "The server could not be reached. Check your connection and try again.".into(),
     }
 }
+
+#[server(endpoint = "load_integration")]
+pub async fn load_integration() -> Result<IntegrationView, ServerFnError> {
+    let session = ctx::require_session()?;
+    ctx::backend()
+        .integration(&session)
+        .await
+        .map_err(ctx::fail)
+}
+
+#[server(endpoint = "set_provisioning")]
+pub async fn set_provisioning(enabled: bool) -> Result<(), ServerFnError> {
+    let session = ctx::require_session()?;
+    ctx::backend()
+        .set_provisioning(&session, enabled, &ctx::client())
+        .await
+        .map_err(ctx::fail)
+}
+
+#[server(endpoint = "issue_token")]
+pub async fn issue_token() -> Result<NewTokenView, ServerFnError> {
+    let session = ctx::require_session()?;
+    ctx::backend()
+        .issue_token(&session, &ctx::client())
+        .await
+        .map_err(ctx::fail)
+}
+
+#[server(endpoint = "revoke_token")]
+pub async fn revoke_token(token_id: String) -> Result<(), ServerFnError> {
+    let session = ctx::require_session()?;
+    ctx::backend()
+        .revoke_token(&session, &token_id, &ctx::client())
+        .await
+        .map_err(ctx::fail)
+}
+
+#[server(endpoint = "set_token_overlap")]
+pub async fn set_token_overlap(minutes: i64) -> Result<(), ServerFnError> {
+    let session = ctx::require_session()?;
+    ctx::backend()
+        .set_token_overlap(&session, minutes, &ctx::client())
+        .await
+        .map_err(ctx::fail)
+}

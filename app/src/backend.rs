@@ -82,4 +82,31 @@ pub trait ConsoleBackend: Send + Sync + 'static {
     async fn sign_out(&self, session: &str) -> Result<(), ConsoleError>;
     async fn session_info(&self, session: &str) -> Result<Option<SessionInfo>, ConsoleError>;
     async fn home(&self, session: &str) -> Result<HomeData, ConsoleError>;
+
+    // SETUP ADMIN > INTEGRATION > Microsoft Entra provisioning
+    async fn integration(&self, session: &str) -> Result<IntegrationView, ConsoleError>;
+    async fn set_provisioning(
+        &self,
+        session: &str,
+        enabled: bool,
+        client: &ClientAddr,
+    ) -> Result<(), ConsoleError>;
+    /// Generates the first token, or rotates: the previous tokens retire after the overlap.
+    async fn issue_token(
+        &self,
+        session: &str,
+        client: &ClientAddr,
+    ) -> Result<NewTokenView, ConsoleError>;
+    async fn revoke_token(
+        &self,
+        session: &str,
+        token_id: &str,
+        client: &ClientAddr,
+    ) -> Result<(), ConsoleError>;
+    async fn set_token_overlap(
+        &self,
+        session: &str,
+        minutes: i64,
+        client: &ClientAddr,
+    ) -> Result<(), ConsoleError>;
 }

@@ -87,6 +87,12 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/sign-in") view=pages::sign_in::SignInPage />
                 <ParentRoute path=path!("") view=components::layout::ConsoleLayout>
                     <Route path=path!("/") view=pages::home::HomePage />
+                    <Route path=path!("/setup-admin") view=pages::setup_admin::SetupAdminPage />
+                    <Route path=path!("/setup-admin/integration") view=pages::setup_admin::IntegrationPage />
+                    <Route
+                        path=path!("/setup-admin/integration/microsoft-entra")
+                        view=pages::entra::EntraProvisioningPage
+                    />
                 </ParentRoute>
             </Routes>
         </Router>

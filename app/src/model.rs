@@ -54,3 +54,66 @@ pub enum SignInReply {
     /// The email is an admin in several organisations: ask which one.
     ChooseTenant(Vec<TenantChoice>),
 }
+
+/// Everything SETUP ADMIN > INTEGRATION > Microsoft Entra provisioning shows.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IntegrationView {
+    pub enabled: bool,
+    /// `{public-url}/scim/v2/{slug}`: Entra's "Tenant URL".
+    pub endpoint_url: String,
+    pub tokens: Vec<TokenView>,
+    /// How long a rotated token keeps working, in minutes.
+    pub overlap_minutes: i64,
+    pub recent: Vec<AuditView>,
+}
+
+impl IntegrationView {
+    /// True when at least one token would pass the SCIM gate now.
+    pub fn has_live_token(&self) -> bool {
+        self.tokens
+            .iter()
+            .any(|t| matches!(t.state, TokenState::Active | TokenState::Retiring))
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub enum TokenState {
+    Active,
+    /// Replaced by a newer token; still accepted until `TokenView::retires_at`.
+    Retiring,
+    Expired,
+    Revoked,
+}
+
+/// A SCIM token as listed after its one-time display: never the secret itself.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TokenView {
+    pub id: String,
+    /// e.g. `bbz_scim_…3f9a`
+    pub hint: String,
+    pub created_at: String,
+    pub created_by: String,
+    pub last_used_at: Option<String>,
+    pub state: TokenState,
+    pub retires_at: Option<String>,
+    pub revoked_at: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AuditView {
+    pub at: String,
+    pub actor: String,
+    pub action: String,
+    pub detail: String,
+    pub client_addr: String,
+}
+
+/// A token just generated: the only time its secret leaves the server.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NewTokenView {
+    pub token: String,
+    pub hint: String,
+    pub rotated: bool,
+    /// When the tokens it replaced stop working (rotation only).
+    pub old_tokens_until: Option<String>,
+}

@@ -69,6 +69,33 @@ pub enum Command {
     /// Manage organisations (tenants).
     #[command(subcommand)]
     Tenant(TenantCommand),
+    /// Automatic user provisioning (Microsoft Entra ID over SCIM) of an organisation. Each
+    /// change is written to the organisation's audit log with the actor `cli`.
+    #[command(subcommand)]
+    Provisioning(ProvisioningCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ProvisioningCommand {
+    /// Turn automatic user provisioning on.
+    Enable {
+        /// The organisation's slug.
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Turn automatic user provisioning off: SCIM requests are then refused with 403.
+    Disable {
+        /// The organisation's slug.
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Issue a new SCIM bearer token (earlier ones keep working for the organisation's
+    /// overlap) and print exactly two lines: SCIM_ENDPOINT=<url> and SCIM_TOKEN=<token>.
+    RotateToken {
+        /// The organisation's slug.
+        #[arg(long)]
+        tenant: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]

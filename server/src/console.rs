@@ -10,7 +10,8 @@ use crate::AppState;
 use crate::auth::{password, random_secret_hex, sha256_hex};
 use crate::clock::display_time;
 use crate::domain::{self, Invalid};
-use crate::store::{self, StoreError, audit, sessions, tenants, throttle, users};
+use crate::provisioning::{self, Actor, MAX_OVERLAP_SECS};
+use crate::store::{self, StoreError, audit, sessions, tenants, throttle, tokens, users};
 
 /// A session ends after this long without activity...
 pub const SESSION_IDLE_MS: i64 = 2 * 60 * 60 * 1000;
@@ -351,6 +352,174 @@ impl ConsoleBackend for Console {
                 })
                 .collect(),
         })
+    }
+
+    async fn integration(&self, secret: &str) -> Result<IntegrationView, ConsoleError> {
+        let s = self.require(secret).await?;
+        let db = &self.state.db;
+        let tenant = tenants::by_id(db, &s.tenant_id).await.map_err(internal)?;
+        let now = self.now();
+        let tokens = tokens::list(db, &s.tenant_id).await.map_err(internal)?;
+        let recent = audit::recent(db, &s.tenant_id, &INTEGRATION_ACTIONS, 20)
+            .await
+            .map_err(internal)?;
+        Ok(IntegrationView {
+            enabled: tenant.provisioning_enabled,
+            endpoint_url: provisioning::endpoint_url(&self.state.settings.public_url, &tenant.slug),
+            tokens: tokens.iter().map(|t| token_view(t, now)).collect(),
+            overlap_minutes: tenant.token_overlap_secs / 60,
+            recent: recent
+                .into_iter()
+                .map(|e| AuditView {
+                    at: display_time(e.at),
+                    actor: e.actor,
+                    action: e.action,
+                    detail: e.detail,
+                    client_addr: e.client_addr,
+                })
+                .collect(),
+        })
+    }
+
+    async fn set_provisioning(
+        &self,
+        secret: &str,
+        enabled: bool,
+        client: &ClientAddr,
+    ) -> Result<(), ConsoleError> {
+        let s = self.require(secret).await?;
+        let tenant = tenants::by_id(&self.state.db, &s.tenant_id)
+            .await
+            .map_err(internal)?;
+        if tenant.provisioning_enabled == enabled {
+            return Ok(());
+        }
+        provisioning::set_enabled(
+            &self.state.db,
+            &s.tenant_id,
+            enabled,
+            &Self::actor(&s, client),
+            self.now(),
+        )
+        .await
+        .map_err(internal)
+    }
+
+    async fn issue_token(
+        &self,
+        secret: &str,
+        client: &ClientAddr,
+    ) -> Result<NewTokenView, ConsoleError> {
+        let s = self.require(secret).await?;
+        let now = self.now();
+        let issued =
+            provisioning::issue_token(&self.state.db, &s.tenant_id, &Self::actor(&s, client), now)
+                .await
+                .map_err(internal)?;
+        let old_tokens_until = if issued.rotated {
+            let tenant = tenants::by_id(&self.state.db, &s.tenant_id)
+                .await
+                .map_err(internal)?;
+            Some(display_time(now + tenant.token_overlap_secs * 1000))
+        } else {
+            None
+        };
+        Ok(NewTokenView {
+            token: issued.secret,
+            hint: issued.hint,
+            rotated: issued.rotated,
+            old_tokens_until,
+        })
+    }
+
+    async fn revoke_token(
+        &self,
+        secret: &str,
+        token_id: &str,
+        client: &ClientAddr,
+    ) -> Result<(), ConsoleError> {
+        let s = self.require(secret).await?;
+        match provisioning::revoke_token(
+            &self.state.db,
+            &s.tenant_id,
+            token_id,
+            &Self::actor(&s, client),
+            self.now(),
+        )
+        .await
+        {
+            Ok(_) => Ok(()),
+            Err(StoreError::NotFound) => Err(ConsoleError::NotFound(
+                "That token does not exist (any more).".into(),
+            )),
+            Err(e) => Err(internal(e)),
+        }
+    }
+
+    async fn set_token_overlap(
+        &self,
+        secret: &str,
+        minutes: i64,
+        client: &ClientAddr,
+    ) -> Result<(), ConsoleError> {
+        let s = self.require(secret).await?;
+        let secs = minutes.saturating_mul(60);
+        if !(0..=MAX_OVERLAP_SECS).contains(&secs) {
+            return Err(ConsoleError::Invalid(
+                "The overlap must be between 0 minutes and 24 hours.".into(),
+            ));
+        }
+        provisioning::set_overlap(
+            &self.state.db,
+            &s.tenant_id,
+            secs,
+            &Self::actor(&s, client),
+            self.now(),
+        )
+        .await
+        .map_err(internal)
+    }
+}
+
+/// The audit actions shown as "Recent changes" on the Microsoft Entra provisioning page.
+pub const INTEGRATION_ACTIONS: [&str; 6] = [
+    "provisioning_enabled",
+    "provisioning_disabled",
+    "token_generated",
+    "token_rotated",
+    "token_revoked",
+    "overlap_changed",
+];
+
+fn token_view(t: &tokens::TokenRow, now: i64) -> TokenView {
+    let state = if t.revoked_at.is_some() {
+        TokenState::Revoked
+    } else {
+        match t.expires_at {
+            Some(at) if at <= now => TokenState::Expired,
+            Some(_) => TokenState::Retiring,
+            None => TokenState::Active,
+        }
+    };
+    TokenView {
+        id: t.id.clone(),
+        hint: t.hint.clone(),
+        created_at: display_time(t.created_at),
+        created_by: t.created_by.clone(),
+        last_used_at: t.last_used_at.map(display_time),
+        state,
+        retires_at: t.expires_at.map(display_time),
+        revoked_at: t.revoked_at.map(display_time),
+    }
+}
+
+impl Console {
+    /// The signed-in admin as an audit actor.
+    fn actor<'a>(s: &'a sessions::SessionRow, client: &'a ClientAddr) -> Actor<'a> {
+        Actor {
+            name: s.email.as_deref().unwrap_or("admin"),
+            client_addr: &client.0,
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 use anyhow::Context;
 use clap::Parser;
 use server::clock::{Clock, SystemClock};
-use server::config::{Cli, Command, TenantCommand};
+use server::config::{Cli, Command, ProvisioningCommand, TenantCommand};
 use server::store::{Db, tenants};
 use server::{AppState, Settings, auth, domain};
 use std::io::BufRead;
@@ -29,6 +29,9 @@ async fn main() -> anyhow::Result<()> {
 
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(cli.serve, db, clock).await,
+        Command::Provisioning(cmd) => {
+            provisioning_cli(cmd, &db, clock.as_ref(), &cli.serve.public_url()).await
+        }
         Command::Tenant(TenantCommand::Create {
             name,
             admin_email,
@@ -82,6 +85,53 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn provisioning_cli(
+    cmd: ProvisioningCommand,
+    db: &Db,
+    clock: &dyn Clock,
+    public_url: &str,
+) -> anyhow::Result<()> {
+    use server::provisioning::{self, Actor};
+    let slug = match &cmd {
+        ProvisioningCommand::Enable { tenant }
+        | ProvisioningCommand::Disable { tenant }
+        | ProvisioningCommand::RotateToken { tenant } => tenant.clone(),
+    };
+    let tenant = tenants::by_slug(db, &slug)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no organisation with the slug '{slug}'"))?;
+    let cli = Actor {
+        name: "cli",
+        client_addr: "",
+    };
+    let now = clock.now_ms();
+    match cmd {
+        ProvisioningCommand::Enable { .. } => {
+            provisioning::set_enabled(db, &tenant.id, true, &cli, now).await?;
+            eprintln!(
+                "Automatic user provisioning is enabled for {}.",
+                tenant.slug
+            );
+        }
+        ProvisioningCommand::Disable { .. } => {
+            provisioning::set_enabled(db, &tenant.id, false, &cli, now).await?;
+            eprintln!(
+                "Automatic user provisioning is disabled for {}.",
+                tenant.slug
+            );
+        }
+        ProvisioningCommand::RotateToken { .. } => {
+            let issued = provisioning::issue_token(db, &tenant.id, &cli, now).await?;
+            println!(
+                "SCIM_ENDPOINT={}",
+                provisioning::endpoint_url(public_url, &tenant.slug)
+            );
+            println!("SCIM_TOKEN={}", issued.secret);
+        }
+    }
+    Ok(())
 }
 
 async fn serve(

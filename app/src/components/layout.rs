@@ -23,6 +23,7 @@ pub fn ConsoleLayout() -> impl IntoView {
             </div>
             <nav class="mainnav" aria-label="Console">
                 <A href="/" exact=true>"Home"</A>
+                <A href="/setup-admin">"SETUP ADMIN"</A>
             </nav>
             <div class="who">
                 <Transition fallback=|| ()>

@@ -3,7 +3,7 @@
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
+use axum::extract::{OriginalUri, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -74,7 +74,9 @@ pub fn router(state: AppState) -> Router {
     let api = both(api, "/Schemas/{id}", get(discovery::schema));
     let api = both(api, "/Bulk", post(bulk::bulk));
     let api = both(api, "/Me", any(me));
-    let api = both(api, "/Me/{*rest}", any(me))
+    // A catch-all already matches a trailing slash; routing it twice panics at startup.
+    let api = api
+        .route("/Me/{*rest}", any(me))
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), gate))
@@ -114,9 +116,13 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 /// Every SCIM request needs a live bearer token of the organisation named in the URL; the
 /// organisation must have automatic provisioning enabled.
 async fn gate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    let slug = req
-        .uri()
-        .path()
+    // Inside `nest` the request URI has lost its prefix (and with it the slug); the router
+    // keeps the URI as the client sent it.
+    let path = req
+        .extensions()
+        .get::<OriginalUri>()
+        .map_or_else(|| req.uri().path().to_string(), |u| u.0.path().to_string());
+    let slug = path
         .strip_prefix("/scim/v2/")
         .and_then(|rest| rest.split('/').next())
         .unwrap_or("")

@@ -198,3 +198,88 @@ pub fn setup_form() -> Vec<(&'static str, &'static str)> {
         ("confirm", PASSWORD),
     ]
 }
+
+/// An organisation with automatic provisioning enabled and a live SCIM token.
+pub struct ScimTenant {
+    pub id: String,
+    pub slug: String,
+    pub token: String,
+}
+
+impl TestApp {
+    /// Creates an organisation named `name` (through the store, as the operator CLI does),
+    /// enables provisioning and issues a token.
+    pub async fn scim_tenant(&self, name: &str) -> ScimTenant {
+        use server::provisioning::{self, Actor};
+        use server::store::tenants;
+        let admin = tenants::NewAdmin {
+            name: "Op",
+            email: "op@example.com",
+            password_hash: "x",
+            source: "cli",
+        };
+        let slug = server::domain::slugify(name);
+        let t = tenants::create_with_admin(
+            &self.db,
+            tenants::InstallGate::Operator,
+            name,
+            &slug,
+            admin,
+            START_MS,
+        )
+        .await
+        .unwrap();
+        let who = Actor {
+            name: "test",
+            client_addr: "",
+        };
+        provisioning::set_enabled(&self.db, &t.id, true, &who, START_MS)
+            .await
+            .unwrap();
+        let token = provisioning::issue_token(&self.db, &t.id, &who, START_MS)
+            .await
+            .unwrap();
+        ScimTenant {
+            id: t.id,
+            slug: t.slug,
+            token: token.secret,
+        }
+    }
+
+    /// A SCIM request to `/scim/v2/{slug}{path}` with `Authorization: Bearer token`.
+    pub async fn scim(
+        &self,
+        method: &str,
+        t: &ScimTenant,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Reply {
+        self.scim_raw(
+            method,
+            &format!("/scim/v2/{}{path}", t.slug),
+            Some(&t.token),
+            body.map(|b| b.to_string()),
+        )
+        .await
+    }
+
+    pub async fn scim_raw(
+        &self,
+        method: &str,
+        uri: &str,
+        token: Option<&str>,
+        body: Option<String>,
+    ) -> Reply {
+        let mut req = Request::builder().method(method).uri(uri);
+        if let Some(tok) = token {
+            req = req.header("authorization", format!("Bearer {tok}"));
+        }
+        let req = match body {
+            Some(b) => req
+                .header("content-type", "application/scim+json")
+                .body(Body::from(b)),
+            None => req.body(Body::empty()),
+        };
+        self.send(req.unwrap()).await
+    }
+}

@@ -1,0 +1,313 @@
+//! SETUP ADMIN > INTEGRATION > Microsoft Entra provisioning: the switch, the SCIM endpoint URL,
+//! the bearer token (generate, rotate, revoke), the rotation overlap and recent changes.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::components::A;
+
+use crate::api::{
+    IssueToken, RevokeToken, SetProvisioning, SetTokenOverlap, error_text, load_integration,
+};
+use crate::components::copy::CopyField;
+use crate::components::notice::ErrorNotice;
+use crate::model::{AuditView, IntegrationView, TokenState, TokenView};
+
+const OVERLAP_CHOICES: [(i64, &str); 9] = [
+    (0, "No overlap (old token stops at once)"),
+    (15, "15 minutes"),
+    (30, "30 minutes"),
+    (60, "1 hour"),
+    (120, "2 hours"),
+    (240, "4 hours"),
+    (480, "8 hours"),
+    (720, "12 hours"),
+    (1440, "24 hours"),
+];
+
+fn action_label(action: &str) -> &'static str {
+    match action {
+        "provisioning_enabled" => "Automatic user provisioning enabled",
+        "provisioning_disabled" => "Automatic user provisioning disabled",
+        "token_generated" => "Bearer token generated",
+        "token_rotated" => "Bearer token rotated",
+        "token_revoked" => "Bearer token revoked",
+        "overlap_changed" => "Rotation overlap changed",
+        _ => "Change",
+    }
+}
+
+#[component]
+pub fn EntraProvisioningPage() -> impl IntoView {
+    let toggle = ServerAction::<SetProvisioning>::new();
+    let issue = ServerAction::<IssueToken>::new();
+    let revoke = ServerAction::<RevokeToken>::new();
+    let overlap = ServerAction::<SetTokenOverlap>::new();
+    let data = Resource::new(
+        move || {
+            (
+                toggle.version().get(),
+                issue.version().get(),
+                revoke.version().get(),
+                overlap.version().get(),
+            )
+        },
+        |_| load_integration(),
+    );
+    let errors = Signal::derive(move || {
+        [
+            toggle.value().get().and_then(|r| r.err()),
+            issue.value().get().and_then(|r| r.err()),
+            revoke.value().get().and_then(|r| r.err()),
+            overlap.value().get().and_then(|r| r.err()),
+        ]
+        .into_iter()
+        .flatten()
+        .next()
+    });
+
+    view! {
+        <Title text="Microsoft Entra provisioning" />
+        <nav class="crumbs" aria-label="Breadcrumb">
+            <A href="/setup-admin">"SETUP ADMIN"</A>" › "
+            <A href="/setup-admin/integration">"INTEGRATION"</A>" › Microsoft Entra provisioning"
+        </nav>
+        <h1>"Microsoft Entra provisioning"</h1>
+        <ErrorNotice error=errors />
+        <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match data.await {
+                    Err(e) => view! { <p class="notice error" role="alert">{error_text(&e)}</p> }.into_any(),
+                    Ok(view) => view! {
+                        <ProvisioningSwitch view=view.clone() toggle />
+                        <section class="panel" aria-labelledby="endpoint-h">
+                            <h2 id="endpoint-h">"SCIM Provisioning endpoint URL"</h2>
+                            <CopyField label="SCIM Provisioning endpoint URL" value=view.endpoint_url.clone() testid="endpoint-url" />
+                            <p class="muted">"Paste it into the Tenant URL field of the Provisioning tab in Microsoft Entra ID."</p>
+                        </section>
+                        <TokenPanel view=view.clone() issue revoke />
+                        <OverlapPanel minutes=view.overlap_minutes overlap />
+                        <EntraSteps />
+                        <RecentChanges entries=view.recent />
+                    }.into_any(),
+                }
+            })}
+        </Transition>
+    }
+}
+
+#[component]
+fn ProvisioningSwitch(
+    view: IntegrationView,
+    toggle: ServerAction<SetProvisioning>,
+) -> impl IntoView {
+    let enabled = view.enabled;
+    let warning = (enabled && !view.has_live_token()).then(|| {
+        view! { <p class="notice warn">"Provisioning is enabled but there is no live bearer token: generate one below."</p> }
+    });
+    view! {
+        <section class="panel" aria-labelledby="switch-h">
+            <h2 id="switch-h">"Automatic user provisioning"</h2>
+            <div class="row">
+                <div class="toggle" role="group" aria-label="Automatic user provisioning">
+                    <ActionForm action=toggle attr:class="inline">
+                        <input type="hidden" name="enabled" value="true" />
+                        <button type="submit" aria-pressed=if enabled { "true" } else { "false" }>"Enabled"</button>
+                    </ActionForm>
+                    <ActionForm action=toggle attr:class="inline">
+                        <input type="hidden" name="enabled" value="false" />
+                        <button type="submit" aria-pressed=if enabled { "false" } else { "true" }>"Disabled"</button>
+                    </ActionForm>
+                </div>
+                <span data-testid="provisioning-state" class=if enabled { "state-active" } else { "state-revoked" }>
+                    {if enabled {
+                        "Enabled: Microsoft Entra ID can provision users and groups."
+                    } else {
+                        "Disabled: SCIM requests are refused."
+                    }}
+                </span>
+            </div>
+            {warning}
+        </section>
+    }
+}
+
+#[component]
+fn TokenPanel(
+    view: IntegrationView,
+    issue: ServerAction<IssueToken>,
+    revoke: ServerAction<RevokeToken>,
+) -> impl IntoView {
+    let has_active = view.tokens.iter().any(|t| t.state == TokenState::Active);
+    let fresh = move || issue.value().get().and_then(|r| r.ok());
+    let tokens = view.tokens;
+    view! {
+        <section class="panel" aria-labelledby="token-h">
+            <h2 id="token-h">"Bearer Token"</h2>
+            {move || fresh().map(|t| {
+                let until = t.old_tokens_until.clone().map(|u| view! {
+                    <p class="muted">"The previous token keeps working until "{u}", so you can update Microsoft Entra ID without failed sync cycles."</p>
+                });
+                view! {
+                    <div class="notice ok" data-testid="new-token-box">
+                        <p><strong>"Copy this token now. It will not be shown again."</strong></p>
+                        <CopyField label="New bearer token" value=t.token.clone() testid="new-token" />
+                        <p class="muted">"Paste it into the Secret Token field of the Provisioning tab in Microsoft Entra ID."</p>
+                        {until}
+                    </div>
+                }
+            })}
+            <ActionForm action=issue attr:class="row">
+                <button type="submit" class="primary" disabled=move || issue.pending().get()>
+                    {if has_active { "Rotate token" } else { "Generate token" }}
+                </button>
+                <span class="muted">
+                    {if has_active {
+                        "Creates a new token; the current one keeps working for the overlap below."
+                    } else {
+                        "Creates the token Microsoft Entra ID uses to call the SCIM endpoint."
+                    }}
+                </span>
+            </ActionForm>
+            {if tokens.is_empty() {
+                view! { <p class="muted">"No token has been generated yet."</p> }.into_any()
+            } else {
+                view! { <TokenTable tokens revoke /> }.into_any()
+            }}
+        </section>
+    }
+}
+
+#[component]
+fn TokenTable(tokens: Vec<TokenView>, revoke: ServerAction<RevokeToken>) -> impl IntoView {
+    let confirming = RwSignal::new(None::<String>);
+    view! {
+        <table class="grid" aria-label="Bearer tokens">
+            <thead><tr><th>"Token"</th><th>"Created"</th><th>"Last used"</th><th>"State"</th><th></th></tr></thead>
+            <tbody>
+                {tokens.into_iter().map(|t| {
+                    let (state_class, state_text) = match t.state {
+                        TokenState::Active => ("state-active", "Active".to_string()),
+                        TokenState::Retiring => ("state-retiring", format!("Retiring until {}", t.retires_at.clone().unwrap_or_default())),
+                        TokenState::Expired => ("state-revoked", "Expired".to_string()),
+                        TokenState::Revoked => ("state-revoked", format!("Revoked {}", t.revoked_at.clone().unwrap_or_default())),
+                    };
+                    let live = matches!(t.state, TokenState::Active | TokenState::Retiring);
+                    let id = t.id.clone();
+                    let hint = t.hint.clone();
+                    view! {
+                        <tr data-testid="token-row">
+                            <td><code>{t.hint.clone()}</code></td>
+                            <td>{t.created_at.clone()}<br /><span class="muted">"by "{t.created_by.clone()}</span></td>
+                            <td>{t.last_used_at.clone().unwrap_or_else(|| "Never".into())}</td>
+                            <td class=state_class>{state_text}</td>
+                            <td>
+                                {live.then(|| view! { <RevokeCell id=id.clone() hint=hint.clone() revoke confirming /> })}
+                            </td>
+                        </tr>
+                    }
+                }).collect_view()}
+            </tbody>
+        </table>
+    }
+}
+
+/// Revoke, with a confirmation step in place.
+#[component]
+fn RevokeCell(
+    id: String,
+    hint: String,
+    revoke: ServerAction<RevokeToken>,
+    confirming: RwSignal<Option<String>>,
+) -> impl IntoView {
+    move || {
+        if confirming.get().as_deref() == Some(id.as_str()) {
+            let question = format!("Revoke {hint}? Requests with it fail at once.");
+            let token_id = id.clone();
+            view! {
+                <div role="alertdialog" aria-label="Confirm revoke" class="stack">
+                    <span>{question}</span>
+                    <div class="row">
+                        <ActionForm action=revoke attr:class="inline">
+                            <input type="hidden" name="token_id" value=token_id />
+                            <button type="submit" class="danger">"Yes, revoke"</button>
+                        </ActionForm>
+                        <button type="button" on:click=move |_| confirming.set(None)>"Cancel"</button>
+                    </div>
+                </div>
+            }
+            .into_any()
+        } else {
+            let id = id.clone();
+            view! {
+                <button type="button" class="danger" on:click=move |_| confirming.set(Some(id.clone()))>
+                    "Revoke"
+                </button>
+            }
+            .into_any()
+        }
+    }
+}
+
+#[component]
+fn OverlapPanel(minutes: i64, overlap: ServerAction<SetTokenOverlap>) -> impl IntoView {
+    view! {
+        <section class="panel" aria-labelledby="overlap-h">
+            <h2 id="overlap-h">"Rotation overlap"</h2>
+            <ActionForm action=overlap attr:class="row">
+                <label>
+                    "After a rotation, the previous token keeps working for"
+                    <select name="minutes">
+                        {OVERLAP_CHOICES.iter().map(|(m, label)| view! {
+                            <option value=m.to_string() selected=*m == minutes>{*label}</option>
+                        }).collect_view()}
+                    </select>
+                </label>
+                <button type="submit">"Save"</button>
+            </ActionForm>
+        </section>
+    }
+}
+
+#[component]
+fn EntraSteps() -> impl IntoView {
+    view! {
+        <section class="panel" aria-labelledby="steps-h">
+            <h2 id="steps-h">"Configure Microsoft Entra ID"</h2>
+            <ol class="steps">
+                <li>"Select "<strong>"Enabled"</strong>" in Automatic user provisioning above."</li>
+                <li>"In the Microsoft Entra admin center, open Entra ID > Enterprise apps > BitaBIZ > Provisioning, and select + New configuration."</li>
+                <li>"Paste the "<strong>"SCIM Provisioning endpoint URL"</strong>" into "<strong>"Tenant URL"</strong>"."</li>
+                <li>"Paste the "<strong>"Bearer Token"</strong>" into "<strong>"Secret Token"</strong>"."</li>
+                <li>"Select "<strong>"Test Connection"</strong>", then "<strong>"Create"</strong>". BitaBIZ requires userName, an email, first name and last name for every user."</li>
+            </ol>
+        </section>
+    }
+}
+
+#[component]
+fn RecentChanges(entries: Vec<AuditView>) -> impl IntoView {
+    view! {
+        <section class="panel" aria-labelledby="recent-h">
+            <h2 id="recent-h">"Recent changes"</h2>
+            {if entries.is_empty() {
+                view! { <p class="muted">"No changes yet."</p> }.into_any()
+            } else {
+                view! {
+                    <table class="grid" aria-label="Recent changes">
+                        <thead><tr><th>"When"</th><th>"Who"</th><th>"What"</th><th>"From"</th></tr></thead>
+                        <tbody>
+                            {entries.into_iter().map(|e| view! {
+                                <tr>
+                                    <td>{e.at}</td>
+                                    <td>{e.actor}</td>
+                                    <td>{action_label(&e.action)}{(!e.detail.is_empty()).then(|| view! { <br /><span class="muted">{e.detail.clone()}</span> })}</td>
+                                    <td>{e.client_addr}</td>
+                                </tr>
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                }.into_any()
+            }}
+        </section>
+    }
+}

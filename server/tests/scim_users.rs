@@ -1,0 +1,627 @@
+//! SCIM `/Users` as Microsoft Entra ID drives it (see shared/entra-scim.md), through the real
+//! router on a real database (SQLite; PostgreSQL too when TEST_DATABASE_URL is set).
+
+mod common;
+mod scim_support;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use common::*;
+use scim_support::*;
+use serde_json::{Value, json};
+
+const T0: &str = "2026-09-21T14:13:20.000Z";
+const T1: &str = "2026-09-21T14:13:21.000Z";
+
+fn location(t: &ScimTenant, plural: &str, id: &str) -> String {
+    format!("{PUBLIC_URL}/scim/v2/{}/{plural}/{id}", t.slug)
+}
+
+#[tokio::test]
+async fn test_connection_gets_an_empty_list_then_finds_a_provisioned_user() {
+    let app = TestApp::new().await;
+    let t = app.scim_tenant("Contoso").await;
+    let guid = uuid::Uuid::new_v4();
+    let uri = format!("/scim/v2/{}/Users?filter=userName+eq+%22{guid}%22", t.slug);
+    let empty = json!({
+        "schemas": [LIST_SCHEMA],
+        "totalResults": 0,
+        "startIndex": 1,
+        "itemsPerPage": 0,
+        "Resources": [],
+    });
+    // As Test Connection once sent it: neither Accept nor Content-Type.
+    let r = app.scim_raw("GET", &uri, Some(&t.token), None).await;
+    assert_eq!(ok_json(&r, StatusCode::OK), empty);
+    // And with the headers other clients send.
+    for (accept, content_type) in [
+        ("application/scim+json", "application/scim+json"),
+        ("application/json", "application/json; charset=utf-8"),
+        ("*/*", "application/scim+json; charset=utf-8"),
+    ] {
+        let req = Request::get(&uri)
+            .header("authorization", format!("Bearer {}", t.token))
+            .header("accept", accept)
+            .header("content-type", content_type)
+            .body(Body::empty())
+            .unwrap();
+        let r = app.send(req).await;
+        assert_eq!(
+            ok_json(&r, StatusCode::OK),
+            empty,
+            "{accept} / {content_type}"
+        );
+    }
+
+    let u = app.create_user(&t, "alice.smith@contoso.com").await;
+    let uri = format!(
+        "/scim/v2/{}/Users?filter=userName+eq+%22alice.smith%40contoso.com%22",
+        t.slug
+    );
+    let r = app.scim_raw("GET", &uri, Some(&t.token), None).await;
+    let (total, found) = list_of(&r);
+    assert_eq!(total, 1);
+    assert_eq!(
+        found,
+        vec![u],
+        "a listed user is the same document as the created one"
+    );
+}
+
+#[tokio::test]
+async fn user_lifecycle_create_update_disable_reactivate_delete_recreate() {
+    let app = TestApp::new().await;
+    let t = app.scim_tenant("Contoso").await;
+    let user_name = "Alice.Smith@contoso.com";
+    let by_name = format!(r#"userName eq "{user_name}""#);
+
+    // Entra looks the user up by its matching attribute first.
+    assert_eq!(app.scim_filter(&t, "/Users", &by_name).await.0, 0);
+
+    // Create.
+    let r = app
+        .scim(
+            "POST",
+            &t,
+            "/Users",
+            Some(user_json(user_name, "Alice", "Smith")),
+        )
+        .await;
+    let u = ok_json(&r, StatusCode::CREATED);
+    let id = u["id"].as_str().expect("id").to_string();
+    assert!(!id.is_empty());
+    let loc = location(&t, "Users", &id);
+    assert_eq!(
+        u["meta"],
+        json!({
+            "resourceType": "User",
+            "created": T0,
+            "lastModified": T0,
+            "location": loc,
+            "version": "W/\"1\"",
+        })
+    );
+    assert_eq!(r.location(), Some(loc.as_str()));
+    assert_eq!(r.header("etag"), Some("W/\"1\""));
+    assert!(
+        u["schemas"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(USER_SCHEMA)),
+        "{u}"
+    );
+    assert_eq!(u["userName"], user_name, "stored as sent");
+    assert_eq!(u["externalId"], "Alice.Smith");
+    assert_eq!(u["active"], true);
+    assert_eq!(u["displayName"], "Alice Smith");
+    assert_eq!(u["name"]["givenName"], "Alice");
+    assert_eq!(u["name"]["familyName"], "Smith");
+    assert_eq!(
+        u["emails"],
+        json!([{ "primary": true, "type": "work", "value": user_name }])
+    );
+    assert_eq!(u["locale"], "en-US");
+
+    // Read it back.
+    let r = app.scim("GET", &t, &format!("/Users/{id}"), None).await;
+    assert_eq!(ok_json(&r, StatusCode::OK), u);
+    assert_eq!(r.header("etag"), Some("W/\"1\""));
+
+    // Lookups: userName ignores case, externalId does not (caseExact in RFC 7643 §3.1).
+    for f in [
+        by_name.clone(),
+        r#"userName eq "alice.smith@CONTOSO.COM""#.to_string(),
+        r#"externalId eq "Alice.Smith""#.to_string(),
+        format!(r#"externalId eq "Alice.Smith" and userName eq "{user_name}""#),
+    ] {
+        let (total, found) = app.scim_filter(&t, "/Users", &f).await;
+        assert_eq!((total, ids(&found)), (1, vec![id.clone()]), "{f}");
+    }
+    assert_eq!(
+        app.scim_filter(&t, "/Users", r#"externalId eq "alice.smith""#)
+            .await
+            .0,
+        0
+    );
+
+    // Update, Entra without the aadOptscim062020 flag: one operation per path, capitalised ops.
+    app.clock.advance_ms(1000);
+    let r = app
+        .scim(
+            "PATCH",
+            &t,
+            &format!("/Users/{id}"),
+            Some(patch_ops(json!([
+                { "op": "Replace", "path": "displayName", "value": "Alice S." },
+                { "op": "Add", "path": "title", "value": "Engineer" },
+                { "op": "Replace", "path": "name.familyName", "value": "Smith-Jones" },
+                { "op": "Add", "path": "phoneNumbers[type eq \"mobile\"].value", "value": "+1 555 0100" },
+                { "op": "Add", "path": format!("{ENTERPRISE}:department"), "value": "R&D" },
+            ]))),
+        )
+        .await;
+    let u = ok_json(&r, StatusCode::OK);
+    assert_eq!(u["displayName"], "Alice S.");
+    assert_eq!(u["title"], "Engineer");
+    assert_eq!(u["name"]["familyName"], "Smith-Jones");
+    assert_eq!(u["name"]["givenName"], "Alice");
+    assert_eq!(
+        u["phoneNumbers"],
+        json!([{ "type": "mobile", "value": "+1 555 0100" }])
+    );
+    assert_eq!(u[ENTERPRISE]["department"], "R&D");
+    assert!(
+        u["schemas"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(ENTERPRISE)),
+        "{u}"
+    );
+    assert_eq!(u["meta"]["created"], T0);
+    assert_eq!(u["meta"]["lastModified"], T1);
+    assert_eq!(u["meta"]["version"], "W/\"2\"");
+    assert_eq!(r.header("etag"), Some("W/\"2\""));
+
+    // With the flag: one pathless replace whose keys are paths (dotted and URN-prefixed).
+    let r = app
+        .scim(
+            "PATCH",
+            &t,
+            &format!("/Users/{id}"),
+            Some(patch_ops(json!([{
+                "op": "replace",
+                "value": {
+                    "name.givenName": "Alicia",
+                    "title": "Lead Engineer",
+                    format!("{ENTERPRISE}:employeeNumber"): "E-42",
+                    format!("{ENTERPRISE}:department"): "Research",
+                }
+            }]))),
+        )
+        .await;
+    let u = ok_json(&r, StatusCode::OK);
+    assert_eq!(u["name"]["givenName"], "Alicia");
+    assert_eq!(u["name"]["familyName"], "Smith-Jones");
+    assert_eq!(u["title"], "Lead Engineer");
+    assert_eq!(u[ENTERPRISE]["employeeNumber"], "E-42");
+    assert_eq!(u[ENTERPRISE]["department"], "Research");
+    assert_eq!(u["meta"]["version"], "W/\"3\"");
+    let r = app.scim("GET", &t, &format!("/Users/{id}"), None).await;
+    assert_eq!(
+        ok_json(&r, StatusCode::OK),
+        u,
+        "the PATCH answer is what is stored"
+    );
+
+    // Disable (a string boolean): still visible to GET and to filters.
+    let r = app
+        .scim(
+            "PATCH",
+            &t,
+            &format!("/Users/{id}"),
+            Some(patch_ops(
+                json!([{ "op": "Replace", "path": "active", "value": "False" }]),
+            )),
+        )
+        .await;
+    assert_eq!(ok_json(&r, StatusCode::OK)["active"], false);
+    let r = app.scim("GET", &t, &format!("/Users/{id}"), None).await;
+    assert_eq!(ok_json(&r, StatusCode::OK)["active"], false);
+    for f in [by_name.as_str(), "active eq false"] {
+        let (total, found) = app.scim_filter(&t, "/Users", f).await;
+        assert_eq!((total, ids(&found)), (1, vec![id.clone()]), "{f}");
+        assert_eq!(found[0]["active"], false);
+    }
+
+    // Reactivate, with the flag's JSON boolean.
+    let r = app
+        .scim(
+            "PATCH",
+            &t,
+            &format!("/Users/{id}"),
+            Some(patch_ops(
+                json!([{ "op": "replace", "path": "active", "value": true }]),
+            )),
+        )
+        .await;
+    assert_eq!(ok_json(&r, StatusCode::OK)["active"], true);
+    let (_, found) = app.scim_filter(&t, "/Users", "active eq false").await;
+    assert!(found.is_empty(), "{found:?}");
+
+    // Delete: 204, then gone from every SCIM read.
+    let r = app.scim("DELETE", &t, &format!("/Users/{id}"), None).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    assert!(r.body.is_empty());
+    let r = app.scim("GET", &t, &format!("/Users/{id}"), None).await;
+    assert_error(&r, 404, None);
+    for f in [
+        by_name.clone(),
+        format!(r#"id eq "{id}""#),
+        r#"externalId eq "Alice.Smith""#.to_string(),
+        "active eq false".to_string(),
+    ] {
+        assert_eq!(app.scim_filter(&t, "/Users", &f).await.0, 0, "{f}");
+    }
+    let r = app.scim("GET", &t, "/Users?count=1000", None).await;
+    let (_, all) = list_of(&r);
+    assert!(!ids(&all).contains(&id), "{all:?}");
+    let r = app
+        .scim(
+            "PATCH",
+            &t,
+            &format!("/Users/{id}"),
+            Some(patch_ops(
+                json!([{ "op": "replace", "path": "active", "value": true }]),
+            )),
+        )
+        .await;
+    assert_error(&r, 404, None);
+    let r = app.scim("DELETE", &t, &format!("/Users/{id}"), None).await;
+    assert_error(&r, 404, None);
+
+    // The record is kept (deprovisioned, inactive) for the console and the audit trail.
+    let kept: (bool, Option<i64>) = server::on_db!(&app.db, |p| sqlx::query_as(
+        "SELECT active, deleted_at FROM users WHERE id = $1"
+    )
+    .bind(&id)
+    .fetch_one(p)
+    .await
+    .unwrap());
+    assert_eq!(kept, (false, Some(START_MS + 1000)));
+
+    // Re-provisioning the same userName (and externalId) makes a fresh user.
+    let r = app
+        .scim(
+            "POST",
+            &t,
+            "/Users",
+            Some(user_json(user_name, "Alice", "Smith")),
+        )
+        .await;
+    let again = ok_json(&r, StatusCode::CREATED);
+    let new_id = again["id"].as_str().unwrap();
+    assert_ne!(new_id, id);
+    assert_eq!(again["meta"]["version"], "W/\"1\"");
+    let (total, found) = app.scim_filter(&t, "/Users", &by_name).await;
+    assert_eq!((total, ids(&found)), (1, vec![new_id.to_string()]));
+}
+
+fn without(mut doc: Value, pointer_parent: &str, key: &str) -> Value {
+    let parent = if pointer_parent.is_empty() {
+        &mut doc
+    } else {
+        doc.pointer_mut(pointer_parent).unwrap()
+    };
+    parent.as_object_mut().unwrap().remove(key);
+    doc
+}
+
+#[tokio::test]
+async fn mandatory_attributes_are_refused_on_create_replace_and_patch() {
+    let app = TestApp::new().await;
+    let t = app.scim_tenant("Contoso").await;
+    let full = user_json("dana.lee@contoso.com", "Dana", "Lee");
+    let cases = [
+        (without(full.clone(), "", "userName"), "userName"),
+        (without(full.clone(), "", "emails"), "email"),
+        (
+            {
+                let mut d = full.clone();
+                d["emails"] = json!([]);
+                d
+            },
+            "email",
+        ),
+        (
+            without(full.clone(), "/name", "givenName"),
+            "name.givenName",
+        ),
+        (
+            without(full.clone(), "/name", "familyName"),
+            "name.familyName",
+        ),
+        (
+            {
+                let mut d = full.clone();
+                d["name"]["givenName"] = json!("  ");
+                d
+            },
+            "name.givenName",
+        ),
+        (without(full.clone(), "", "name"), "name.givenName"),
+    ];
+    for (body, named) in &cases {
+        let r = app.scim("POST", &t, "/Users", Some(body.clone())).await;
+        let e = assert_error(&r, 400, Some("invalidValue"));
+        assert!(
+            e["detail"].as_str().unwrap().contains(named),
+            "POST without {named}: {e}"
+        );
+    }
+    assert_eq!(
+        app.scim_filter(&t, "/Users", r#"userName eq "dana.lee@contoso.com""#)
+            .await
+            .0,
+        0,
+        "nothing was created"
+    );
+
+    let u = app.create_user(&t, "dana.lee@contoso.com").await;
+    let path = format!("/Users/{}", u["id"].as_str().unwrap());
+    for (body, named) in &cases {
+        let r = app.scim("PUT", &t, &path, Some(body.clone())).await;
+        let e = assert_error(&r, 400, Some("invalidValue"));
+        assert!(
+            e["detail"].as_str().unwrap().contains(named),
+            "PUT without {named}: {e}"
+        );
+    }
+    for (op, named) in [
+        (json!({ "op": "Remove", "path": "userName" }), "userName"),
+        (
+            json!({ "op": "Replace", "path": "userName", "value": "" }),
+            "userName",
+        ),
+        (json!({ "op": "Remove", "path": "emails" }), "email"),
+        (
+            json!({ "op": "Remove", "path": "emails[type eq \"work\"]" }),
+            "email",
+        ),
+        (
+            json!({ "op": "Remove", "path": "name.givenName" }),
+            "name.givenName",
+        ),
+        (
+            json!({ "op": "Replace", "path": "name.familyName", "value": "" }),
+            "name.familyName",
+        ),
+        (json!({ "op": "Remove", "path": "name" }), "name.givenName"),
+    ] {
+        let r = app
+            .scim("PATCH", &t, &path, Some(patch_ops(json!([op.clone()]))))
+            .await;
+        let e = assert_error(&r, 400, Some("invalidValue"));
+        assert!(
+            e["detail"].as_str().unwrap().contains(named),
+            "PATCH {op}: {e}"
+        );
+    }
+    let r = app.scim("GET", &t, &path, None).await;
+    assert_eq!(
+        ok_json(&r, StatusCode::OK),
+        u,
+        "refused writes changed nothing"
+    );
+
+    // A PUT with everything present replaces the user.
+    let mut body = user_json("dana.lee@contoso.com", "Dana", "Lee-Park");
+    body["title"] = json!("Analyst");
+    let r = app.scim("PUT", &t, &path, Some(body)).await;
+    let v = ok_json(&r, StatusCode::OK);
+    assert_eq!(v["name"]["familyName"], "Lee-Park");
+    assert_eq!(v["title"], "Analyst");
+    assert_eq!(v["id"], u["id"]);
+    assert_eq!(v["meta"]["version"], "W/\"2\"");
+}
+
+#[tokio::test]
+async fn duplicates_answer_409_uniqueness_and_the_lookup_finds_the_holder() {
+    let app = TestApp::new().await;
+    let t = app.scim_tenant("Contoso").await;
+    let bob = app.create_user(&t, "bob.stone@contoso.com").await;
+    let bob_id = bob["id"].as_str().unwrap().to_string();
+
+    // userName differs only in case.
+    let mut dup = user_json("BOB.STONE@Contoso.com", "Bob", "Stone");
+    dup["externalId"] = json!("someone-else");
+    let r = app.scim("POST", &t, "/Users", Some(dup)).await;
+    let e = assert_error(&r, 409, Some("uniqueness"));
+    assert!(e["detail"].as_str().unwrap().contains("userName"), "{e}");
+    let (total, found) = app
+        .scim_filter(&t, "/Users", r#"userName eq "BOB.STONE@Contoso.com""#)
+        .await;
+    assert_eq!((total, ids(&found)), (1, vec![bob_id.clone()]));
+
+    // Same externalId, other userName.
+    let mut dup = user_json("robert.stone@contoso.com", "Robert", "Stone");
+    dup["externalId"] = bob["externalId"].clone();
+    let r = app.scim("POST", &t, "/Users", Some(dup)).await;
+    let e = assert_error(&r, 409, Some("uniqueness"));
+    assert!(e["detail"].as_str().unwrap().contains("externalId"), "{e}");
+    let (total, found) = app
+        .scim_filter(&t, "/Users", r#"externalId eq "bob.stone""#)
+        .await;
+    assert_eq!((total, ids(&found)), (1, vec![bob_id.clone()]));
+
+    // Renaming another user onto Bob's userName, by PATCH or PUT, collides too.
+    let eve = app.create_user(&t, "eve.stone@contoso.com").await;
+    let eve_path = format!("/Users/{}", eve["id"].as_str().unwrap());
+    let r = app
+        .scim(
+            "PATCH",
+            &t,
+            &eve_path,
+            Some(patch_ops(json!([
+                { "op": "Replace", "path": "userName", "value": "Bob.Stone@contoso.com" }
+            ]))),
+        )
+        .await;
+    assert_error(&r, 409, Some("uniqueness"));
+    let mut put = user_json("bob.stone@CONTOSO.com", "Eve", "Stone");
+    put["externalId"] = json!("eve.stone");
+    let r = app.scim("PUT", &t, &eve_path, Some(put)).await;
+    assert_error(&r, 409, Some("uniqueness"));
+    let r = app.scim("GET", &t, &eve_path, None).await;
+    assert_eq!(ok_json(&r, StatusCode::OK), eve);
+
+    // Uniqueness is per organisation.
+    let other = app.scim_tenant("Fabrikam").await;
+    let r = app
+        .scim(
+            "POST",
+            &other,
+            "/Users",
+            Some(user_json("bob.stone@contoso.com", "Bob", "Stone")),
+        )
+        .await;
+    ok_json(&r, StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn work_email_replace_creates_it_and_keeps_the_other_emails() {
+    let app = TestApp::new().await;
+    let t = app.scim_tenant("Contoso").await;
+    let mut body = user_json("carol.white@contoso.com", "Carol", "White");
+    body["emails"] = json!([{ "type": "other", "value": "cw@alias.example" }]);
+    let r = app.scim("POST", &t, "/Users", Some(body)).await;
+    let u = ok_json(&r, StatusCode::CREATED);
+    let id = u["id"].as_str().unwrap().to_string();
+    let path = format!("/Users/{id}");
+
+    let set_work = |v: &str| {
+        patch_ops(json!([
+            { "op": "Replace", "path": "emails[type eq \"work\"].value", "value": v }
+        ]))
+    };
+    let r = app
+        .scim(
+            "PATCH",
+            &t,
+            &path,
+            Some(set_work("Carol.White@contoso.com")),
+        )
+        .await;
+    let v = ok_json(&r, StatusCode::OK);
+    let emails = v["emails"].as_array().unwrap();
+    assert_eq!(emails.len(), 2, "{v}");
+    assert!(emails.contains(&json!({ "type": "other", "value": "cw@alias.example" })));
+    assert!(
+        emails
+            .iter()
+            .any(|e| e["type"] == "work" && e["value"] == "Carol.White@contoso.com"),
+        "{v}"
+    );
+
+    for f in [
+        r#"emails[type eq "work"].value eq "Carol.White@contoso.com""#,
+        r#"emails[type eq "work" and value eq "carol.white@contoso.com"]"#,
+        r#"emails.value eq "cw@alias.example""#,
+    ] {
+        let (total, found) = app.scim_filter(&t, "/Users", f).await;
+        assert_eq!((total, ids(&found)), (1, vec![id.clone()]), "{f}");
+    }
+    // The other email is not a work email.
+    let f = r#"emails[type eq "work"].value eq "cw@alias.example""#;
+    assert_eq!(app.scim_filter(&t, "/Users", f).await.0, 0);
+
+    // Replacing again changes that email only.
+    let r = app
+        .scim("PATCH", &t, &path, Some(set_work("carol@contoso.com")))
+        .await;
+    let v = ok_json(&r, StatusCode::OK);
+    let emails = v["emails"].as_array().unwrap();
+    assert_eq!(emails.len(), 2, "{v}");
+    assert!(emails.contains(&json!({ "type": "other", "value": "cw@alias.example" })));
+    let f = r#"emails[type eq "work"].value eq "carol@contoso.com""#;
+    assert_eq!(app.scim_filter(&t, "/Users", f).await.0, 1);
+    let f = r#"emails[type eq "work"].value eq "Carol.White@contoso.com""#;
+    assert_eq!(app.scim_filter(&t, "/Users", f).await.0, 0);
+}
+
+#[tokio::test]
+async fn enterprise_manager_and_custom_extension_attributes_round_trip() {
+    let app = TestApp::new().await;
+    let t = app.scim_tenant("Contoso").await;
+    let boss = app.create_user(&t, "mary.major@contoso.com").await;
+    let boss_id = boss["id"].as_str().unwrap();
+    let boss2 = app.create_user(&t, "mark.minor@contoso.com").await;
+    let boss2_id = boss2["id"].as_str().unwrap();
+    const CUSTOM: &str = "urn:ietf:params:scim:schemas:extension:CustomApp:2.0:User";
+
+    // A custom extension the client does not list in `schemas`, as Entra sends it.
+    let mut body = user_json("dan.brown@contoso.com", "Dan", "Brown");
+    body[CUSTOM] = json!({ "costCode": "CC-7" });
+    body[ENTERPRISE] = json!({ "department": "Sales", "employeeNumber": "1001" });
+    let r = app.scim("POST", &t, "/Users", Some(body)).await;
+    let u = ok_json(&r, StatusCode::CREATED);
+    let id = u["id"].as_str().unwrap().to_string();
+    let path = format!("/Users/{id}");
+    assert_eq!(u[CUSTOM]["costCode"], "CC-7", "{u}");
+    assert_eq!(u[ENTERPRISE]["department"], "Sales");
+    let schemas = u["schemas"].as_array().unwrap();
+    assert!(schemas.contains(&json!(ENTERPRISE)), "{u}");
+    assert!(schemas.contains(&json!(CUSTOM)), "{u}");
+
+    let patch = |ops: Value| app.scim("PATCH", &t, &path, Some(patch_ops(ops)));
+    let manager = format!("{ENTERPRISE}:manager");
+
+    // Manager set by id string.
+    let r = patch(json!([{ "op": "Add", "path": manager, "value": boss_id }])).await;
+    let v = ok_json(&r, StatusCode::OK);
+    assert_eq!(v[ENTERPRISE]["manager"]["value"], boss_id, "{v}");
+    assert_eq!(v[ENTERPRISE]["department"], "Sales", "siblings kept");
+    // ... and by [{"value": id}].
+    let r = patch(json!([{ "op": "Replace", "path": manager, "value": [{ "value": boss2_id }] }]))
+        .await;
+    let v = ok_json(&r, StatusCode::OK);
+    assert_eq!(v[ENTERPRISE]["manager"]["value"], boss2_id, "{v}");
+    let f = format!(r#"{ENTERPRISE}:manager.value eq "{boss2_id}""#);
+    let (total, found) = app.scim_filter(&t, "/Users", &f).await;
+    assert_eq!((total, ids(&found)), (1, vec![id.clone()]));
+    // Cleared by Remove.
+    let r = patch(json!([{ "op": "Remove", "path": manager }])).await;
+    let v = ok_json(&r, StatusCode::OK);
+    assert!(v[ENTERPRISE].get("manager").is_none(), "{v}");
+    assert_eq!(v[ENTERPRISE]["department"], "Sales");
+    // ... and by Replace with an empty value.
+    let r = patch(json!([{ "op": "Add", "path": manager, "value": boss_id }])).await;
+    assert_eq!(
+        ok_json(&r, StatusCode::OK)[ENTERPRISE]["manager"]["value"],
+        boss_id
+    );
+    let r = patch(json!([{ "op": "Replace", "path": manager, "value": "" }])).await;
+    let v = ok_json(&r, StatusCode::OK);
+    assert!(v[ENTERPRISE].get("manager").is_none(), "{v}");
+
+    // Custom attributes by URN path, and filters on extension attributes.
+    let r = patch(json!([
+        { "op": "Add", "path": format!("{CUSTOM}:costCode"), "value": "CC-9" },
+        { "op": "Add", "path": format!("{CUSTOM}:building"), "value": "B2" },
+        { "op": "Replace", "path": format!("{ENTERPRISE}:department"), "value": "R&D" },
+    ]))
+    .await;
+    let v = ok_json(&r, StatusCode::OK);
+    assert_eq!(v[CUSTOM], json!({ "costCode": "CC-9", "building": "B2" }));
+    let r = app.scim("GET", &t, &path, None).await;
+    assert_eq!(ok_json(&r, StatusCode::OK), v);
+    for f in [
+        format!(r#"{ENTERPRISE}:department eq "R&D""#),
+        format!(r#"{CUSTOM}:costCode eq "CC-9""#),
+    ] {
+        let (total, found) = app.scim_filter(&t, "/Users", &f).await;
+        assert_eq!((total, ids(&found)), (1, vec![id.clone()]), "{f}");
+    }
+    let r = patch(json!([{ "op": "Remove", "path": format!("{CUSTOM}:costCode") }])).await;
+    let v = ok_json(&r, StatusCode::OK);
+    assert_eq!(v[CUSTOM], json!({ "building": "B2" }));
+}
