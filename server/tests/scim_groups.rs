@@ -53,10 +53,11 @@ async fn group_lifecycle_create_members_check_remove_rename_delete() {
     let app = TestApp::new().await;
     let t = app.scim_tenant("Contoso").await;
     let mut users = Vec::new();
+    let mut names = Vec::new();
     for n in ["ann.one", "ben.two", "cat.three", "dov.four"] {
-        users.push(id_of(
-            &app.create_user(&t, &format!("{n}@contoso.com")).await,
-        ));
+        let u = app.create_user(&t, &format!("{n}@contoso.com")).await;
+        names.push((u["displayName"].as_str().unwrap().to_string(), id_of(&u)));
+        users.push(id_of(&u));
     }
     let [u1, u2, u3, u4] = [&users[0], &users[1], &users[2], &users[3]];
     let lookup = format!(
@@ -138,7 +139,8 @@ async fn group_lifecycle_create_members_check_remove_rename_delete() {
             format!("{PUBLIC_URL}/scim/v2/{}/Users/{uid}", t.slug)
         );
         assert_eq!(m["type"], "User");
-        assert_eq!(m["display"], "Test User", "{m}");
+        let (name, _) = names.iter().find(|(_, id)| id == uid).unwrap();
+        assert_eq!(m["display"], *name, "{m}");
     }
 
     // Remove, without the flag (value list) and with it (value filter path).
@@ -469,5 +471,145 @@ async fn a_100k_member_group_is_never_truncated_and_stays_cheap_to_change() {
         added - inserted,
         full_read - added,
         started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn replace_nested_groups_and_deprovisioned_members() {
+    let app = TestApp::new().await;
+    let t = app.scim_tenant("Contoso").await;
+    let u1 = id_of(&app.create_user(&t, "ann.one@contoso.com").await);
+    let u2 = id_of(&app.create_user(&t, "ben.two@contoso.com").await);
+    let u3 = id_of(&app.create_user(&t, "cat.three@contoso.com").await);
+    let inner = id_of(&app.create_group(&t, "Inner", &[&u3]).await);
+    // Entra's own samples carry explicit nulls: they mean "no value".
+    let r = app
+        .scim(
+            "POST",
+            &t,
+            "/Groups",
+            Some(json!({
+                "schemas": [GROUP_SCHEMA],
+                "displayName": "Outer",
+                "externalId": null,
+                "members": [{ "value": u1, "$ref": null }, { "value": inner, "type": "Group" }],
+            })),
+        )
+        .await;
+    let outer = ok_json(&r, StatusCode::CREATED);
+    let gid = id_of(&outer);
+    assert!(outer.get("externalId").is_none(), "{outer}");
+    assert_eq!(member_ids(&outer), set(&[&u1, &inner]));
+    let nested = outer["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["value"] == inner.as_str())
+        .unwrap();
+    assert_eq!(nested["type"], "Group");
+    assert_eq!(nested["display"], "Inner");
+    assert!(
+        nested["$ref"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/Groups/{inner}"))
+    );
+
+    // A group cannot contain itself.
+    let r = app
+        .scim(
+            "PATCH",
+            &t,
+            &format!("/Groups/{gid}"),
+            Some(patch_ops(
+                json!([{ "op": "add", "path": "members", "value": [{ "value": gid }] }]),
+            )),
+        )
+        .await;
+    assert_error(&r, 400, Some("invalidValue"));
+
+    // Replace the member list by PATCH; ask for the result back (200 instead of 204).
+    let r = app
+        .scim(
+            "PATCH",
+            &t,
+            &format!("/Groups/{gid}?attributes=members"),
+            Some(patch_ops(json!([
+                { "op": "replace", "path": "members", "value": [{ "value": u2 }, { "value": u3 }] }
+            ]))),
+        )
+        .await;
+    let v = ok_json(&r, StatusCode::OK);
+    assert_eq!(member_ids(&v), set(&[&u2, &u3]));
+
+    // PUT replaces name and members; without members it keeps them.
+    let r = app
+        .scim(
+            "PUT",
+            &t,
+            &format!("/Groups/{gid}"),
+            Some(json!({ "displayName": "Outer 2", "members": [{ "value": u1 }] })),
+        )
+        .await;
+    let v = ok_json(&r, StatusCode::OK);
+    assert_eq!(
+        (v["displayName"].clone(), member_ids(&v)),
+        (json!("Outer 2"), set(&[&u1]))
+    );
+    let r = app
+        .scim(
+            "PUT",
+            &t,
+            &format!("/Groups/{gid}"),
+            Some(json!({ "displayName": "Outer 3" })),
+        )
+        .await;
+    let v = ok_json(&r, StatusCode::OK);
+    assert_eq!(
+        (v["displayName"].clone(), member_ids(&v)),
+        (json!("Outer 3"), set(&[&u1]))
+    );
+
+    // Deprovisioning a user, or deleting a group, takes it out of every group.
+    let r = app
+        .scim(
+            "PATCH",
+            &t,
+            &format!("/Groups/{gid}"),
+            Some(patch_ops(json!([{ "op": "add", "path": "members", "value": [{ "value": u2 }, { "value": inner }] }]))),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    assert_eq!(
+        app.scim("DELETE", &t, &format!("/Users/{u1}"), None)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        app.scim("DELETE", &t, &format!("/Groups/{inner}"), None)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    let r = app.scim("GET", &t, &format!("/Groups/{gid}"), None).await;
+    assert_eq!(member_ids(&ok_json(&r, StatusCode::OK)), set(&[&u2]));
+    assert!(!is_member(&app, &t, &gid, &u1).await);
+
+    // Removing everyone: a remove of `members` without a value.
+    let r = app
+        .scim(
+            "PATCH",
+            &t,
+            &format!("/Groups/{gid}"),
+            Some(patch_ops(json!([{ "op": "Remove", "path": "members" }]))),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    let r = app.scim("GET", &t, &format!("/Groups/{gid}"), None).await;
+    assert!(
+        ok_json(&r, StatusCode::OK)["members"]
+            .as_array()
+            .is_none_or(|m| m.is_empty())
     );
 }

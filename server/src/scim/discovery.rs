@@ -149,6 +149,20 @@ pub async fn root_search(
     if let Some(f) = &p.filter {
         docs.retain(|(k, d)| super::filter::matches(f, d, *k));
     }
+    if let Some(by) = &p.sort_by {
+        // As resource::sort_docs, but each document sorts by its own kind's schema.
+        docs.sort_by(|(ka, a), (kb, b)| {
+            use super::filter::sort_key;
+            use std::cmp::Ordering;
+            match (sort_key(a, by, *ka), sort_key(b, by, *kb)) {
+                (None, None) => Ordering::Equal,
+                (None, Some(_)) => Ordering::Greater,
+                (Some(_), None) => Ordering::Less,
+                (Some(x), Some(y)) if p.descending => y.cmp(&x),
+                (Some(x), Some(y)) => x.cmp(&y),
+            }
+        });
+    }
     let total = docs.len() as i64;
     let page: Vec<Value> = docs
         .into_iter()

@@ -249,21 +249,23 @@ pub async fn groups_of(
         return Ok(out);
     }
     for chunk in user_ids.chunks(500) {
-        let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+        // Looked up by member id only (the index that fits); memberships never cross
+        // organisations, and the tenant is checked on the rows that come back.
+        let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 1)).collect();
         let sql = format!(
-            "SELECT m.member_id, g.id, g.display_name FROM group_members m \
-             JOIN scim_groups g ON g.id = m.group_id WHERE g.tenant_id = $1 AND m.member_id IN ({}) \
+            "SELECT m.member_id, g.id, g.display_name, g.tenant_id FROM group_members m \
+             JOIN scim_groups g ON g.id = m.group_id WHERE m.member_id IN ({}) \
              ORDER BY g.display_name_lc",
             marks.join(", ")
         );
-        let rows: Vec<(String, String, String)> = on_db!(db, |p| {
-            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(tenant_id);
+        let rows: Vec<(String, String, String, String)> = on_db!(db, |p| {
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()));
             for id in chunk {
                 q = q.bind(id.clone());
             }
             q.fetch_all(p).await
         })?;
-        for (member, gid, name) in rows {
+        for (member, gid, name, _) in rows.into_iter().filter(|r| r.3 == tenant_id) {
             out.entry(member).or_default().push((gid, name));
         }
     }

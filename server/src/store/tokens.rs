@@ -51,7 +51,8 @@ pub async fn list(db: &Db, tenant_id: &str) -> StoreResult<Vec<TokenRow>> {
     let rows = on_db!(db, |p| {
         sqlx::query_as(
         "SELECT id, tenant_id, token_hash, hint, created_at, created_by, last_used_at, expires_at, \
-         revoked_at FROM scim_tokens WHERE tenant_id = $1 ORDER BY created_at DESC, id"
+         revoked_at FROM scim_tokens WHERE tenant_id = $1 \
+         ORDER BY created_at DESC, (expires_at IS NULL) DESC, id"
     )
     .bind(tenant_id)
     .fetch_all(p)
