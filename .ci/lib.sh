@@ -53,24 +53,24 @@ need_node_modules() {
 }
 
 # Builds the browser bundle into target/site/pkg and the server binary.
-# $1 = dev | release
+# $1 = dev (tests) | serve (quick start) | release (production)
 build_site() {
-  local profile="$1" wasm_profile wasm_dir server_flag
-  if [ "$profile" = release ]; then
-    wasm_profile=wasm-release; wasm_dir=wasm-release; server_flag=--release
+  local profile="$1" wasm_profile wasm_dir
+  if [ "$profile" = dev ]; then
+    wasm_profile=dev; wasm_dir=debug
   else
-    wasm_profile=dev; wasm_dir=debug; server_flag=
+    wasm_profile=wasm-release; wasm_dir=wasm-release
   fi
   say "building the browser bundle ($wasm_profile)"
   cargo build -p app --lib --target wasm32-unknown-unknown --features hydrate --profile "$wasm_profile"
   mkdir -p target/site/pkg
   wasm-bindgen --target web --no-typescript --out-dir target/site/pkg --out-name bitabiz \
     "target/wasm32-unknown-unknown/$wasm_dir/app.wasm"
-  if [ "$profile" = release ]; then
+  if [ "$profile" != dev ]; then
     end2end/node_modules/.bin/wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int \
       --enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue \
       target/site/pkg/bitabiz_bg.wasm -o target/site/pkg/bitabiz_bg.wasm
   fi
   say "building the server"
-  cargo build -p server --bin bitabiz $server_flag
+  cargo build -p server --bin bitabiz --profile "$profile"
 }

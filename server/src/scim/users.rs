@@ -158,11 +158,13 @@ pub fn columns(doc: &Value) -> ScimResult<UserColumns> {
     })
 }
 
-/// What a stored document keeps: the document minus what the server derives.
+/// What a stored document keeps: the document minus what the server derives, and minus any
+/// `password` a client sends (BitaBIZ users sign in through SSO; a SCIM password would
+/// otherwise sit in the database in clear).
 fn storable(doc: &Value) -> String {
     let mut d = doc.clone();
     if let Some(o) = d.as_object_mut() {
-        super::resource::strip_keys(o, &["id", "meta", "groups"]);
+        super::resource::strip_keys(o, &["id", "meta", "groups", "password"]);
     }
     d.to_string()
 }
@@ -502,6 +504,16 @@ mod tests {
         let (s, exact) = sel(r#"title co "Eng" and externalId eq "x""#);
         assert_eq!(s.external_id.as_deref(), Some("x"));
         assert!(!exact);
+    }
+
+    #[test]
+    fn passwords_and_derived_attributes_are_never_stored() {
+        let doc = json!({"userName": "a", "password": "hunter2hunter2", "Password": "x", "groups": [], "meta": {}});
+        let stored = storable(&doc);
+        assert!(!stored.contains("hunter2"), "{stored}");
+        assert!(!stored.to_lowercase().contains("password"), "{stored}");
+        assert!(!stored.contains("groups") && !stored.contains("meta"));
+        assert!(stored.contains("userName"));
     }
 
     #[test]
