@@ -63,13 +63,19 @@ build_site() {
   fi
   say "building the browser bundle ($wasm_profile)"
   cargo build -p app --lib --target wasm32-unknown-unknown --features hydrate --profile "$wasm_profile"
-  mkdir -p target/site/pkg
-  wasm-bindgen --target web --no-typescript --out-dir target/site/pkg --out-name bitabiz \
-    "target/wasm32-unknown-unknown/$wasm_dir/app.wasm"
-  if [ "$profile" != dev ]; then
-    end2end/node_modules/.bin/wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int \
-      --enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue \
-      target/site/pkg/bitabiz_bg.wasm -o target/site/pkg/bitabiz_bg.wasm
+  # wasm-bindgen and wasm-opt take half a minute: skip them when the bundle already comes from
+  # this very wasm file and profile.
+  local input="target/wasm32-unknown-unknown/$wasm_dir/app.wasm" stamp="target/site/pkg/.built"
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wasm_profile" ] && [ "$stamp" -nt "$input" ]; then
+    say "browser bundle is up to date"
+  else
+    mkdir -p target/site/pkg
+    rm -f "$stamp"
+    wasm-bindgen --target web --no-typescript --out-dir target/site/pkg --out-name bitabiz "$input"
+    if [ "$profile" != dev ]; then
+      end2end/node_modules/.bin/wasm-opt -Oz target/site/pkg/bitabiz_bg.wasm -o target/site/pkg/bitabiz_bg.wasm
+    fi
+    echo "$wasm_profile" > "$stamp"
   fi
   say "building the server"
   cargo build -p server --bin bitabiz --profile "$profile"
