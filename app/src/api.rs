@@ -6,6 +6,20 @@ use leptos::prelude::*;
 /// Name of the session cookie (HttpOnly; its value is a random secret).
 pub const SESSION_COOKIE: &str = "bbz_session";
 
+/// The session secret from a request's `Cookie` headers; shared by the server functions and the
+/// server's page guard.
+#[cfg(feature = "ssr")]
+pub fn session_from_headers(headers: &http::HeaderMap) -> Option<String> {
+    headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == SESSION_COOKIE)
+        .map(|(_, v)| v.to_string())
+}
+
 #[cfg(feature = "ssr")]
 mod ctx {
     use super::SESSION_COOKIE;
@@ -26,16 +40,7 @@ mod ctx {
 
     /// The session secret from the request's cookie, if any.
     pub fn session_cookie() -> Option<String> {
-        let parts = use_context::<http::request::Parts>()?;
-        parts
-            .headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .filter_map(|kv| kv.trim().split_once('='))
-            .find(|(k, _)| *k == SESSION_COOKIE)
-            .map(|(_, v)| v.to_string())
+        super::session_from_headers(&use_context::<http::request::Parts>()?.headers)
     }
 
     pub fn require_session() -> Result<String, ServerFnError> {

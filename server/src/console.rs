@@ -416,19 +416,11 @@ impl ConsoleBackend for Console {
             provisioning::issue_token(&self.state.db, &s.tenant_id, &Self::actor(&s, client), now)
                 .await
                 .map_err(internal)?;
-        let old_tokens_until = if issued.rotated {
-            let tenant = tenants::by_id(&self.state.db, &s.tenant_id)
-                .await
-                .map_err(internal)?;
-            Some(display_time(now + tenant.token_overlap_secs * 1000))
-        } else {
-            None
-        };
         Ok(NewTokenView {
             token: issued.secret,
             hint: issued.hint,
-            rotated: issued.rotated,
-            old_tokens_until,
+            rotated: issued.retire_at.is_some(),
+            old_tokens_until: issued.retire_at.map(display_time),
         })
     }
 

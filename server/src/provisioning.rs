@@ -57,7 +57,8 @@ pub struct IssuedToken {
     pub id: String,
     pub secret: String,
     pub hint: String,
-    pub rotated: bool,
+    /// When the tokens it replaced stop working; `None` when nothing was replaced.
+    pub retire_at: Option<i64>,
 }
 
 impl std::fmt::Debug for IssuedToken {
@@ -91,6 +92,7 @@ pub async fn issue_token(
     )
     .await?;
     let rotated = !retiring.is_empty();
+    let retire_at = rotated.then_some(retire_at);
     let detail = if rotated {
         format!(
             "{hint} replaces {}; the old token works until the overlap ends",

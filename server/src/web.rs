@@ -117,7 +117,7 @@ pub async fn guard_pages(State(g): State<PageGuard>, req: Request, next: Next) -
     if !installed {
         return Redirect::to("/setup").into_response();
     }
-    let signed_in = match session_cookie(req.headers()) {
+    let signed_in = match app::api::session_from_headers(req.headers()) {
         Some(secret) => matches!(g.console.authenticate(&secret).await, Ok(Some(_))),
         None => false,
     };
@@ -126,17 +126,6 @@ pub async fn guard_pages(State(g): State<PageGuard>, req: Request, next: Next) -
         (false, false) => Redirect::to("/sign-in").into_response(),
         _ => next.run(req).await,
     }
-}
-
-fn session_cookie(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == app::api::SESSION_COOKIE)
-        .map(|(_, v)| v.to_string())
 }
 
 pub async fn healthz(State(state): State<AppState>) -> Response {

@@ -253,10 +253,10 @@ pub async fn get_one(
 ) -> ScimResult<Response> {
     let proj = projection_from_query(&q)?;
     let rec = load(&state, &t, &id).await?;
-    let doc = render_one(&state, &t, &rec).await?;
     if not_modified(&headers, &super::http::etag(rec.version)) {
         return Ok(StatusCode::NOT_MODIFIED.into_response());
     }
+    let doc = render_one(&state, &t, &rec).await?;
     Ok(resource_response(
         StatusCode::OK,
         &project(&doc, KIND, &proj.attributes, &proj.excluded),
