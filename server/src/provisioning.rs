@@ -111,7 +111,7 @@ pub async fn issue_token(
         id,
         secret,
         hint,
-        rotated,
+        retire_at,
     })
 }
 
