@@ -198,6 +198,8 @@ impl ConsoleBackend for Console {
             }
             Err(e) => return Err(internal(e)),
         };
+        // The first admin is a directory user too: give it its search index.
+        crate::scim::reindex_pending(db).await.map_err(internal)?;
         self.audit(
             &tenant.id,
             &email,

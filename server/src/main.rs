@@ -25,6 +25,15 @@ async fn main() -> anyhow::Result<()> {
     db.migrate()
         .await
         .context("migrating the database; the server will not start")?;
+    let indexed = server::scim::reindex_pending(&db)
+        .await
+        .context("writing the search index of older rows")?;
+    if indexed > 0 {
+        tracing::info!(
+            rows = indexed,
+            "wrote the search index of rows from before it existed"
+        );
+    }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
 
     match cli.command.unwrap_or(Command::Serve) {
@@ -69,6 +78,7 @@ async fn main() -> anyhow::Result<()> {
                 clock.now_ms(),
             )
             .await?;
+            server::scim::reindex_pending(&db).await?;
             server::store::audit::record(
                 &db,
                 server::store::audit::NewAuditEntry {

@@ -1,5 +1,7 @@
 //! Plain domain values and their validation: no HTTP, SQL or SCIM types here.
 
+pub mod query;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tenant {
     pub id: String,

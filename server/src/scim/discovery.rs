@@ -120,55 +120,70 @@ pub async fn root_search(
     Extension(t): Extension<ScimTenant>,
     body: Body,
 ) -> ScimResult<Response> {
+    use crate::domain::query::{Cond, Page};
+    use crate::store::query::{self as sq, RootOrder, Table};
+    use crate::store::{scim_groups, scim_users};
     let body = read_json(body).await?;
     let p = super::http::list_params_from_search(&body)?;
-    let users =
-        crate::store::scim_users::select(&state.db, &t.id, &Default::default(), None).await?;
-    let user_ids: Vec<String> = users.iter().map(|u| u.id.clone()).collect();
-    let memberships = crate::store::scim_users::groups_of(&state.db, &t.id, &user_ids).await?;
-    let groups =
-        crate::store::scim_groups::select(&state.db, &t.id, &Default::default(), None).await?;
-    let mut docs: Vec<(ResourceKind, Value)> = users
+    let cond_for = |kind| -> ScimResult<Cond> {
+        let target = super::query::Target {
+            kind,
+            base_url: &t.base_url,
+        };
+        match &p.filter {
+            Some(f) => target.cond(f),
+            None => Ok(Cond::Const(true)),
+        }
+    };
+    let (ucond, gcond) = (
+        cond_for(ResourceKind::User)?,
+        cond_for(ResourceKind::Group)?,
+    );
+    let order = match &p.sort_by {
+        None => RootOrder::Kind,
+        Some(by) if by.refers_to(ResourceKind::User, None, "meta", Some("created")) => {
+            RootOrder::Created
+        }
+        Some(by) if by.refers_to(ResourceKind::User, None, "meta", Some("lastModified")) => {
+            RootOrder::Modified
+        }
+        // Both kinds share the core schema URN prefix rules; a path names the same index key.
+        Some(by) => RootOrder::Indexed(super::query::key_of(by, ResourceKind::User)),
+    };
+    let total = sq::count(&state.db, Table::Users, &t.id, &ucond).await?
+        + sq::count(&state.db, Table::Groups, &t.id, &gcond).await?;
+    let page = Page {
+        offset: p.start_index - 1,
+        limit: p.count,
+    };
+    let found = sq::root_page(&state.db, &t.id, &ucond, &gcond, &order, p.descending, page).await?;
+    let ids = |which: Table| -> Vec<String> {
+        found
+            .iter()
+            .filter(|(k, _)| *k == which)
+            .map(|(_, id)| id.clone())
+            .collect()
+    };
+    let (user_ids, group_ids) = (ids(Table::Users), ids(Table::Groups));
+    let users = scim_users::by_ids(&state.db, &t.id, &user_ids).await?;
+    let memberships = scim_users::groups_of(&state.db, &t.id, &user_ids).await?;
+    let groups = scim_groups::by_ids(&state.db, &t.id, &group_ids).await?;
+    let page: Vec<Value> = found
         .iter()
-        .map(|u| {
-            (
-                ResourceKind::User,
-                super::users::render(
+        .filter_map(|(k, id)| match k {
+            Table::Users => users.iter().find(|u| &u.id == id).map(|u| {
+                let d = super::users::render(
                     u,
                     memberships.get(&u.id).map(Vec::as_slice).unwrap_or(&[]),
                     &t,
-                ),
-            )
+                );
+                super::projection::project(&d, ResourceKind::User, &p.attributes, &p.excluded)
+            }),
+            Table::Groups => groups.iter().find(|g| &g.id == id).map(|g| {
+                let d = super::groups::render(g, None, &t);
+                super::projection::project(&d, ResourceKind::Group, &p.attributes, &p.excluded)
+            }),
         })
-        .chain(
-            groups
-                .iter()
-                .map(|g| (ResourceKind::Group, super::groups::render(g, None, &t))),
-        )
-        .collect();
-    if let Some(f) = &p.filter {
-        docs.retain(|(k, d)| super::filter::matches(f, d, *k));
-    }
-    if let Some(by) = &p.sort_by {
-        // As resource::sort_docs, but each document sorts by its own kind's schema.
-        docs.sort_by(|(ka, a), (kb, b)| {
-            use super::filter::sort_key;
-            use std::cmp::Ordering;
-            match (sort_key(a, by, *ka), sort_key(b, by, *kb)) {
-                (None, None) => Ordering::Equal,
-                (None, Some(_)) => Ordering::Greater,
-                (Some(_), None) => Ordering::Less,
-                (Some(x), Some(y)) if p.descending => y.cmp(&x),
-                (Some(x), Some(y)) => x.cmp(&y),
-            }
-        });
-    }
-    let total = docs.len() as i64;
-    let page: Vec<Value> = docs
-        .into_iter()
-        .skip((p.start_index - 1) as usize)
-        .take(p.count as usize)
-        .map(|(k, d)| super::projection::project(&d, k, &p.attributes, &p.excluded))
         .collect();
     Ok(scim_json(
         StatusCode::OK,

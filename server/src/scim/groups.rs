@@ -10,7 +10,6 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 
 use super::error::{ScimError, ScimResult};
-use super::filter::{CompareOp, Filter};
 use super::http::{
     ListParams, Projection, ScimTenant, check_preconditions, etag, list_params_from_query,
     list_params_from_search, list_response, not_modified, projection_from_query, read_json,
@@ -18,12 +17,13 @@ use super::http::{
 };
 use super::patch::{MemberChange, PatchRequest, apply_group_patch};
 use super::projection::project;
-use super::resource::{
-    conjuncts, eq_string, list_in_memory, meta, normalize, set_once, stored_doc, strip_keys,
-};
+use super::query::Target;
+use super::resource::{meta, normalize, stored_doc, strip_keys};
 use super::schema::ResourceKind;
 use crate::AppState;
+use crate::domain::query::{Cond, Page, Query as DirQuery};
 use crate::store::StoreError;
+use crate::store::query::Table;
 use crate::store::scim_groups::{
     self, GroupRecord, GroupSelector, GroupWrite, Member, MemberKind, MemberOp,
 };
@@ -74,6 +74,17 @@ pub fn render(rec: &GroupRecord, members: Option<&[Member]>, t: &ScimTenant) -> 
         ),
     );
     Value::Object(doc)
+}
+
+/// The search index of a group as SCIM renders it (members and `meta` are answered from their
+/// tables and columns).
+pub fn search_index(rec: &GroupRecord) -> String {
+    let none = ScimTenant {
+        id: String::new(),
+        slug: String::new(),
+        base_url: String::new(),
+    };
+    super::index::build(&render(rec, None, &none), KIND).to_string()
 }
 
 fn display_name(doc: &Value) -> ScimResult<String> {
@@ -218,17 +229,29 @@ pub async fn create(
         members.iter().map(|m| (m.clone(), kinds[m])).collect();
     let resource = storable(&doc);
     let ext = external_id(&doc);
+    let id = crate::store::new_id();
+    let now = state.clock.now_ms();
+    let search = search_index(&GroupRecord {
+        id: id.clone(),
+        display_name: name.clone(),
+        external_id: ext.clone(),
+        resource: resource.clone(),
+        version: 1,
+        created_at: now,
+        updated_at: now,
+    });
     let g = GroupWrite {
+        id: &id,
         display_name: &name,
+        search: &search,
         external_id: ext.as_deref(),
         resource: &resource,
     };
-    let rec =
-        match scim_groups::insert(&state.db, &t.id, &g, &with_kinds, state.clock.now_ms()).await {
-            Ok(r) => r,
-            Err(StoreError::Conflict(_)) => return Err(conflict(&state, &t, &name, None).await),
-            Err(e) => return Err(e.into()),
-        };
+    let rec = match scim_groups::insert(&state.db, &t.id, &g, &with_kinds, now).await {
+        Ok(r) => r,
+        Err(StoreError::Conflict(_)) => return Err(conflict(&state, &t, &name, None).await),
+        Err(e) => return Err(e.into()),
+    };
     let doc = render_with(&state, &t, &rec, &proj).await?;
     Ok(resource_response(StatusCode::CREATED, &doc, true))
 }
@@ -249,138 +272,46 @@ pub async fn get_one(
     Ok(resource_response(StatusCode::OK, &doc, false))
 }
 
-/// Column conditions for the filter; `members eq "id"` (and `members[value eq "id"]`,
-/// `members.value eq "id"`) must be such a condition, as members are not in the documents.
-fn selector(filter: Option<&Filter>) -> ScimResult<(GroupSelector, bool)> {
-    let mut sel = GroupSelector::default();
-    let Some(f) = filter else {
-        return Ok((sel, true));
-    };
-    let mut exact = true;
-    for term in conjuncts(f) {
-        let used = if let Some(v) = eq_string(term, KIND, None, "displayName", None) {
-            set_once(&mut sel.display_name, v)
-        } else if let Some(v) = eq_string(term, KIND, None, "externalId", None) {
-            set_once(&mut sel.external_id, v)
-        } else if let Some(v) = eq_string(term, KIND, None, "id", None) {
-            set_once(&mut sel.id, v)
-        } else if let Some(v) = member_eq(term) {
-            if !set_once(&mut sel.member, v) {
-                return Err(ScimError::invalid_filter(
-                    "Only one members condition is supported per filter.",
-                ));
-            }
-            true
-        } else {
-            if mentions_members(term) {
-                return Err(ScimError::invalid_filter(
-                    "members can only be filtered as 'members eq \"id\"' (or members[value eq \"id\"]) joined with 'and'.",
-                ));
-            }
-            false
-        };
-        exact &= used;
-    }
-    Ok((sel, exact))
-}
-
-fn member_eq(f: &Filter) -> Option<&str> {
-    if let Some(v) = eq_string(f, KIND, None, "members", None)
-        .or_else(|| eq_string(f, KIND, None, "members", Some("value")))
-    {
-        return Some(v);
-    }
-    match f {
-        Filter::ValuePath { path, filter } if path.refers_to(KIND, None, "members", None) => {
-            match filter.as_ref() {
-                Filter::Compare {
-                    path,
-                    op: CompareOp::Eq,
-                    value: Value::String(s),
-                } if path.attr.eq_ignore_ascii_case("value") => Some(s),
-                _ => None,
-            }
-        }
-        _ => None,
-    }
-}
-
-fn mentions_members(f: &Filter) -> bool {
-    match f {
-        Filter::Compare { path, .. } | Filter::Present(path) | Filter::ValuePath { path, .. } => {
-            path.attr.eq_ignore_ascii_case("members")
-        }
-        Filter::And(a, b) | Filter::Or(a, b) => mentions_members(a) || mentions_members(b),
-        Filter::Not(a) => mentions_members(a),
-    }
-}
-
 async fn run_list(state: &AppState, t: &ScimTenant, p: &ListParams) -> ScimResult<Response> {
-    let (sel, exact) = selector(p.filter.as_ref())?;
+    let target = Target {
+        kind: KIND,
+        base_url: &t.base_url,
+    };
+    let query = DirQuery {
+        cond: match &p.filter {
+            Some(f) => target.cond(f)?,
+            None => Cond::Const(true),
+        },
+        sort: target.sort(p.sort_by.as_ref(), p.descending)?,
+        page: Page {
+            offset: p.start_index - 1,
+            limit: p.count,
+        },
+    };
+    let (total, ids) = super::users::page_of(state, Table::Groups, &t.id, &query).await?;
+    let rows = scim_groups::by_ids(&state.db, &t.id, &ids).await?;
     let proj = Projection {
         attributes: p.attributes.clone(),
         excluded: p.excluded.clone(),
     };
-    let with_members = !proj.omits("members");
-    let render_all = |rows: Vec<GroupRecord>| async move {
-        let members = if with_members {
-            let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
-            Some(scim_groups::members_of(&state.db, &ids).await?)
-        } else {
-            None
-        };
-        Ok::<_, ScimError>(
-            rows.iter()
-                .map(|r| {
-                    render(
-                        r,
-                        members
-                            .as_ref()
-                            .map(|m| m.get(&r.id).map(Vec::as_slice).unwrap_or(&[])),
-                        t,
-                    )
-                })
-                .collect::<Vec<Value>>(),
-        )
+    let members = if proj.omits("members") || rows.is_empty() {
+        None
+    } else {
+        Some(scim_groups::members_of(&state.db, &ids).await?)
     };
-    if exact && p.sort_by.is_none() {
-        let total = scim_groups::count(&state.db, &t.id, &sel).await?;
-        let rows = if p.count == 0 {
-            Vec::new()
-        } else {
-            scim_groups::select(&state.db, &t.id, &sel, Some((p.count, p.start_index - 1))).await?
-        };
-        let page = render_all(rows)
-            .await?
-            .iter()
-            .map(|d| project(d, KIND, &p.attributes, &p.excluded))
-            .collect();
-        return Ok(scim_json(
-            StatusCode::OK,
-            &list_response(total, p.start_index, page),
-        ));
-    }
-    // The member condition is already applied by the store: evaluate the rest in memory.
-    let rest = p.filter.as_ref().map(strip_member_terms);
-    let rows = scim_groups::select(&state.db, &t.id, &sel, None).await?;
-    let docs = render_all(rows).await?;
-    let params = ListParams {
-        filter: rest.flatten(),
-        ..p.clone()
-    };
+    let page = rows
+        .iter()
+        .map(|r| {
+            let m = members
+                .as_ref()
+                .map(|m| m.get(&r.id).map(Vec::as_slice).unwrap_or(&[]));
+            project(&render(r, m, t), KIND, &p.attributes, &p.excluded)
+        })
+        .collect();
     Ok(scim_json(
         StatusCode::OK,
-        &list_in_memory(KIND, docs, &params),
+        &list_response(total, p.start_index, page),
     ))
-}
-
-/// The filter without its top-level member conditions (`None` when nothing else is left).
-fn strip_member_terms(f: &Filter) -> Option<Filter> {
-    conjuncts(f)
-        .into_iter()
-        .filter(|t| member_eq(t).is_none())
-        .cloned()
-        .reduce(|a, b| Filter::And(Box::new(a), Box::new(b)))
 }
 
 pub async fn list(
@@ -425,11 +356,18 @@ pub async fn replace(
         None => Vec::new(),
     };
     let kinds = resolve(&state, &t, members.as_deref().unwrap_or(&[])).await?;
-    let saved = save(&state, &t, &rec, Some(&doc), &ops, &kinds).await?;
+    let expect = headers
+        .contains_key(axum::http::header::IF_MATCH)
+        .then_some(rec.version);
+    let saved = save(&state, &t, &rec, Some(&doc), &ops, &kinds, expect)
+        .await?
+        .ok_or_else(stale)?;
     let doc = render_with(&state, &t, &saved, &proj).await?;
     Ok(resource_response(StatusCode::OK, &doc, false))
 }
 
+/// Writes the group: its document (when given) and member changes. `expect` pins the version
+/// (a moved row gives `None`); member-only changes commute and need none.
 async fn save(
     state: &AppState,
     t: &ScimTenant,
@@ -437,7 +375,8 @@ async fn save(
     doc: Option<&Value>,
     ops: &[MemberOp],
     kinds: &HashMap<String, MemberKind>,
-) -> ScimResult<GroupRecord> {
+    expect: Option<i64>,
+) -> ScimResult<Option<GroupRecord>> {
     let (name, ext, resource) = match doc {
         Some(d) => (display_name(d)?, external_id(d), storable(d)),
         None => (
@@ -446,8 +385,16 @@ async fn save(
             rec.resource.clone(),
         ),
     };
+    let search = search_index(&GroupRecord {
+        display_name: name.clone(),
+        external_id: ext.clone(),
+        resource: resource.clone(),
+        ..rec.clone()
+    });
     let g = GroupWrite {
+        id: &rec.id,
         display_name: &name,
+        search: &search,
         external_id: ext.as_deref(),
         resource: &resource,
     };
@@ -456,7 +403,7 @@ async fn save(
         &state.db,
         &t.id,
         &rec.id,
-        rec.version,
+        expect,
         doc.map(|_| &g),
         ops,
         kinds,
@@ -464,16 +411,23 @@ async fn save(
     )
     .await
     {
-        Ok(r) => Ok(r),
-        Err(StoreError::Conflict(what)) if what == "version" => Err(ScimError::new(
-            StatusCode::CONFLICT,
-            None,
-            "The group was changed by another request at the same time; retry.",
-        )),
+        Ok(r) => Ok(Some(r)),
+        Err(StoreError::Conflict(what)) if what == "version" => Ok(None),
         Err(StoreError::Conflict(_)) => Err(conflict(state, t, &name, Some(&rec.id)).await),
         Err(e) => Err(e.into()),
     }
 }
+
+fn stale() -> ScimError {
+    ScimError::new(
+        StatusCode::PRECONDITION_FAILED,
+        None,
+        "The group was changed by another request since the version in If-Match.",
+    )
+}
+
+/// Attempts of a PATCH that changes the group's own attributes while other writes get in.
+const PATCH_ATTEMPTS: usize = 16;
 
 pub async fn patch(
     State(state): State<AppState>,
@@ -485,39 +439,71 @@ pub async fn patch(
 ) -> ScimResult<Response> {
     let proj = projection_from_query(&q)?;
     let req = PatchRequest::from_value(read_json(body).await?)?;
-    let rec = load(&state, &t, &id).await?;
-    check_preconditions(&headers, &etag(rec.version))?;
-    let mut doc = render(&rec, None, &t);
-    if let Some(o) = doc.as_object_mut() {
-        strip_keys(o, &["meta"]);
-    }
-    let before = doc.clone();
-    let changes = apply_group_patch(&mut doc, &req.operations)?;
-    let mut ops = Vec::new();
-    let mut added = Vec::new();
-    for c in changes {
-        match c {
-            MemberChange::Add(ids) => {
-                added.extend(ids.iter().cloned());
-                ops.push(MemberOp::Add(ids));
-            }
-            MemberChange::Remove(ids) => ops.push(MemberOp::Remove(ids)),
-            MemberChange::RemoveAll => ops.push(MemberOp::RemoveAll),
-            MemberChange::ReplaceAll(ids) => {
-                added.extend(ids.iter().cloned());
-                ops.push(MemberOp::RemoveAll);
-                ops.push(MemberOp::Add(ids));
+    let if_match = headers.contains_key(axum::http::header::IF_MATCH);
+    let mut saved = None;
+    for _ in 0..PATCH_ATTEMPTS {
+        let rec = load(&state, &t, &id).await?;
+        check_preconditions(&headers, &etag(rec.version))?;
+        let mut doc = render(&rec, None, &t);
+        if let Some(o) = doc.as_object_mut() {
+            strip_keys(o, &["meta"]);
+        }
+        let before = doc.clone();
+        let changes = apply_group_patch(&mut doc, &req.operations)?;
+        let mut ops = Vec::new();
+        let mut added = Vec::new();
+        for c in changes {
+            match c {
+                MemberChange::Add(ids) => {
+                    added.extend(ids.iter().cloned());
+                    ops.push(MemberOp::Add(ids));
+                }
+                MemberChange::Remove(ids) => ops.push(MemberOp::Remove(ids)),
+                MemberChange::RemoveAll => ops.push(MemberOp::RemoveAll),
+                MemberChange::ReplaceAll(ids) => {
+                    added.extend(ids.iter().cloned());
+                    ops.push(MemberOp::RemoveAll);
+                    ops.push(MemberOp::Add(ids));
+                }
             }
         }
+        let kinds = resolve(&state, &t, &added).await?;
+        if added.contains(&rec.id) {
+            return Err(ScimError::invalid_value(
+                "A group cannot be a member of itself.",
+            ));
+        }
+        let doc_changed = doc != before;
+        // Member-only changes commute: Entra sends them for one group in parallel, and none of
+        // them depends on the others. Only a change of the group's own attributes (or a client
+        // If-Match) pins the version it was computed from.
+        let expect = (doc_changed || if_match).then_some(rec.version);
+        match save(
+            &state,
+            &t,
+            &rec,
+            doc_changed.then_some(&doc),
+            &ops,
+            &kinds,
+            expect,
+        )
+        .await?
+        {
+            Some(s) => {
+                saved = Some(s);
+                break;
+            }
+            None if if_match => return Err(stale()),
+            None => continue,
+        }
     }
-    let kinds = resolve(&state, &t, &added).await?;
-    if added.contains(&rec.id) {
-        return Err(ScimError::invalid_value(
-            "A group cannot be a member of itself.",
+    let Some(saved) = saved else {
+        return Err(ScimError::new(
+            StatusCode::CONFLICT,
+            None,
+            "The group is being changed by many requests at the same time; retry.",
         ));
-    }
-    let doc_changed = doc != before;
-    let saved = save(&state, &t, &rec, doc_changed.then_some(&doc), &ops, &kinds).await?;
+    };
     if proj.is_requested() {
         let doc = render_with(&state, &t, &saved, &proj).await?;
         return Ok(resource_response(StatusCode::OK, &doc, false));
@@ -544,44 +530,6 @@ pub async fn delete(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scim::filter::parse_filter;
-
-    fn sel(f: &str) -> ScimResult<(GroupSelector, bool)> {
-        selector(Some(&parse_filter(f).unwrap()))
-    }
-
-    #[test]
-    fn entra_membership_checks_are_exact_lookups() {
-        for f in [
-            r#"id eq "g1" and members eq "u1""#,
-            r#"id eq "g1" and members[value eq "u1"]"#,
-            r#"id eq "g1" and members.value eq "u1""#,
-        ] {
-            let (s, exact) = sel(f).unwrap();
-            assert_eq!(
-                (s.id.as_deref(), s.member.as_deref()),
-                (Some("g1"), Some("u1")),
-                "{f}"
-            );
-            assert!(exact, "{f}");
-        }
-        let (s, exact) = sel(r#"displayName eq "Sales""#).unwrap();
-        assert_eq!(s.display_name.as_deref(), Some("Sales"));
-        assert!(exact);
-    }
-
-    #[test]
-    fn unsupported_member_filters_are_refused() {
-        assert_eq!(
-            sel(r#"members eq "a" or displayName eq "b""#)
-                .unwrap_err()
-                .scim_type,
-            Some("invalidFilter")
-        );
-        assert!(sel(r#"members pr"#).is_err());
-        let (_, exact) = sel(r#"displayName sw "Sa""#).unwrap();
-        assert!(!exact);
-    }
 
     #[test]
     fn member_ids_accept_objects_and_strings() {

@@ -16,13 +16,14 @@ use super::http::{
 };
 use super::patch::{PatchRequest, apply_patch};
 use super::projection::project;
-use super::resource::{
-    conjuncts, eq_string, list_in_memory, meta, normalize, set_once, stored_doc,
-};
+use super::query::Target;
+use super::resource::{conjuncts, meta, normalize, stored_doc};
 use super::schema::ResourceKind;
 use crate::AppState;
+use crate::domain::query::{Column, Cond, Page, Query as DirQuery, TextOp};
 use crate::store::StoreError;
-use crate::store::scim_users::{self, UserColumns, UserRecord, UserSelector};
+use crate::store::query::{self as store_query, Table};
+use crate::store::scim_users::{self, SearchIndex, UserColumns, UserRecord, UserSelector};
 
 const KIND: ResourceKind = ResourceKind::User;
 
@@ -169,6 +170,46 @@ fn storable(doc: &Value) -> String {
     d.to_string()
 }
 
+/// A record as it will be stored (for building its search index before the write).
+fn record(id: String, cols: &UserColumns, resource: &str, now: i64) -> UserRecord {
+    UserRecord {
+        id,
+        user_name: cols.user_name.clone(),
+        external_id: cols.external_id.clone(),
+        given_name: cols.given_name.clone(),
+        family_name: cols.family_name.clone(),
+        display_name: cols.display_name.clone(),
+        email: cols.email.clone(),
+        active: cols.active,
+        resource: resource.to_string(),
+        version: 1,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+/// The search index of a user as SCIM renders it (without `groups` and `meta`, which the
+/// database answers from memberships and columns).
+pub fn search_index(rec: &UserRecord) -> SearchIndex {
+    let none = ScimTenant {
+        id: String::new(),
+        slug: String::new(),
+        base_url: String::new(),
+    };
+    let ix = super::index::build(&render(rec, &[], &none), KIND);
+    // A column stands in for the index only when the attribute has exactly one string value.
+    let single = |key: &str| match ix["v"][key].as_array().map(Vec::as_slice) {
+        Some([Value::String(s)]) => Some(s.clone()),
+        _ => None,
+    };
+    SearchIndex {
+        display_name_lc: single("displayname"),
+        given_name_lc: single("name.givenname"),
+        family_name_lc: single("name.familyname"),
+        doc: ix.to_string(),
+    }
+}
+
 /// A 409 naming what collided, so the client (and the admin reading Entra's log) knows.
 async fn conflict(
     state: &AppState,
@@ -223,15 +264,11 @@ pub async fn create(
     let proj = projection_from_query(&q)?;
     let doc = normalize(KIND, read_json(body).await?, &["groups"])?;
     let cols = columns(&doc)?;
-    let rec = match scim_users::insert(
-        &state.db,
-        &t.id,
-        &cols,
-        &storable(&doc),
-        state.clock.now_ms(),
-    )
-    .await
-    {
+    let now = state.clock.now_ms();
+    let resource = storable(&doc);
+    let id = crate::store::new_id();
+    let ix = search_index(&record(id.clone(), &cols, &resource, now));
+    let rec = match scim_users::insert(&state.db, &t.id, &id, &cols, &resource, &ix, now).await {
         Ok(r) => r,
         Err(StoreError::Conflict(_)) => return Err(conflict(&state, &t, &cols, None).await),
         Err(e) => return Err(e.into()),
@@ -264,32 +301,6 @@ pub async fn get_one(
     ))
 }
 
-/// Turns the indexable part of a filter into exact column conditions; `exact` is true when the
-/// conditions say everything the filter says.
-pub fn selector(filter: Option<&Filter>) -> (UserSelector, bool) {
-    let mut sel = UserSelector::default();
-    let Some(f) = filter else { return (sel, true) };
-    let mut exact = true;
-    for term in conjuncts(f) {
-        let used = if let Some(v) = eq_string(term, KIND, None, "userName", None) {
-            set_once(&mut sel.user_name, v)
-        } else if let Some(v) = eq_string(term, KIND, None, "externalId", None) {
-            set_once(&mut sel.external_id, v)
-        } else if let Some(v) = eq_string(term, KIND, None, "id", None) {
-            set_once(&mut sel.id, v)
-        } else if let Some(v) = work_email_eq(term) {
-            // Narrows to users whose shown (work) email is v; the filter itself is still
-            // evaluated on each candidate, so this is never exact.
-            set_once(&mut sel.email, v);
-            false
-        } else {
-            false
-        };
-        exact &= used;
-    }
-    (sel, exact)
-}
-
 /// `emails[type eq "work" and value eq "x"]` (also as Entra writes it, `...].value eq "x"`).
 fn work_email_eq(f: &Filter) -> Option<&str> {
     let Filter::ValuePath { path, filter } = f else {
@@ -315,27 +326,65 @@ fn work_email_eq(f: &Filter) -> Option<&str> {
 }
 
 async fn run_list(state: &AppState, t: &ScimTenant, p: &ListParams) -> ScimResult<Response> {
-    let (sel, exact) = selector(p.filter.as_ref());
-    if exact && p.sort_by.is_none() {
-        let total = scim_users::count(&state.db, &t.id, &sel).await?;
-        let rows = if p.count == 0 {
-            Vec::new()
-        } else {
-            scim_users::select(&state.db, &t.id, &sel, Some((p.count, p.start_index - 1))).await?
-        };
-        let docs = render_all(state, t, &rows).await?;
-        let page = docs
-            .iter()
-            .map(|d| project(d, KIND, &p.attributes, &p.excluded))
-            .collect();
-        return Ok(scim_json(
-            StatusCode::OK,
-            &list_response(total, p.start_index, page),
-        ));
+    let target = Target {
+        kind: KIND,
+        base_url: &t.base_url,
+    };
+    let mut cond = match &p.filter {
+        Some(f) => target.cond(f)?,
+        None => Cond::Const(true),
+    };
+    // Entra's work-email lookup narrows through the indexed work-email column first (the index
+    // condition still decides). The column holds the first work email a user has.
+    if let Some(v) = p
+        .filter
+        .as_ref()
+        .and_then(|f| conjuncts(f).into_iter().find_map(work_email_eq))
+    {
+        cond = Cond::and(vec![
+            Cond::Column(Column::EmailLc, TextOp::Eq, v.to_lowercase()),
+            cond,
+        ]);
     }
-    let rows = scim_users::select(&state.db, &t.id, &sel, None).await?;
-    let docs = render_all(state, t, &rows).await?;
-    Ok(scim_json(StatusCode::OK, &list_in_memory(KIND, docs, p)))
+    let query = DirQuery {
+        cond,
+        sort: target.sort(p.sort_by.as_ref(), p.descending)?,
+        page: Page {
+            offset: p.start_index - 1,
+            limit: p.count,
+        },
+    };
+    let (total, ids) = page_of(state, Table::Users, &t.id, &query).await?;
+    let rows = scim_users::by_ids(&state.db, &t.id, &ids).await?;
+    let docs = if p.count == 0 {
+        Vec::new()
+    } else {
+        render_all(state, t, &rows).await?
+    };
+    let page = docs
+        .iter()
+        .map(|d| project(d, KIND, &p.attributes, &p.excluded))
+        .collect();
+    Ok(scim_json(
+        StatusCode::OK,
+        &list_response(total, p.start_index, page),
+    ))
+}
+
+/// One page of ids and the total. A first page that is not full is the whole result, so the
+/// common lookups (0 or 1 match) cost one query.
+pub async fn page_of(
+    state: &AppState,
+    table: Table,
+    tenant_id: &str,
+    q: &DirQuery,
+) -> ScimResult<(i64, Vec<String>)> {
+    let ids = store_query::page_ids(&state.db, table, tenant_id, q).await?;
+    if q.page.offset == 0 && (ids.len() as i64) < q.page.limit {
+        return Ok((ids.len() as i64, ids));
+    }
+    let total = store_query::count(&state.db, table, tenant_id, &q.cond).await?;
+    Ok((total, ids))
 }
 
 async fn render_all(
@@ -391,8 +440,19 @@ pub async fn replace(
         ));
     }
     let doc = normalize(KIND, body, &["groups"])?;
-    save(&state, &t, &rec, &doc, &proj).await
+    // PUT replaces whatever is there (last writer wins) unless the client pinned a version.
+    let expect = headers
+        .contains_key(axum::http::header::IF_MATCH)
+        .then_some(rec.version);
+    match write(&state, &t, &rec, &doc, expect).await? {
+        Some(saved) => respond(&state, &t, &saved, &proj).await,
+        None => Err(stale()),
+    }
 }
+
+/// Tries a PATCH this many times when a concurrent write got in between the read and the write
+/// (and the client sent no `If-Match`), so parallel attribute changes never lose one.
+const PATCH_ATTEMPTS: usize = 16;
 
 pub async fn patch(
     State(state): State<AppState>,
@@ -404,48 +464,67 @@ pub async fn patch(
 ) -> ScimResult<Response> {
     let proj = projection_from_query(&q)?;
     let req = PatchRequest::from_value(read_json(body).await?)?;
-    let rec = load(&state, &t, &id).await?;
-    check_preconditions(&headers, &super::http::etag(rec.version))?;
-    let mut doc = render(&rec, &[], &t);
-    if let Some(o) = doc.as_object_mut() {
-        super::resource::strip_keys(o, &["meta"]);
+    let if_match = headers.contains_key(axum::http::header::IF_MATCH);
+    for _ in 0..PATCH_ATTEMPTS {
+        let rec = load(&state, &t, &id).await?;
+        check_preconditions(&headers, &super::http::etag(rec.version))?;
+        let mut doc = render(&rec, &[], &t);
+        if let Some(o) = doc.as_object_mut() {
+            super::resource::strip_keys(o, &["meta"]);
+        }
+        apply_patch(&mut doc, &req.operations, KIND)?;
+        match write(&state, &t, &rec, &doc, Some(rec.version)).await? {
+            Some(saved) => return respond(&state, &t, &saved, &proj).await,
+            None if if_match => return Err(stale()),
+            None => continue,
+        }
     }
-    apply_patch(&mut doc, &req.operations, KIND)?;
-    save(&state, &t, &rec, &doc, &proj).await
+    Err(ScimError::new(
+        StatusCode::CONFLICT,
+        None,
+        "The user is being changed by many requests at the same time; retry.",
+    ))
 }
 
-async fn save(
+fn stale() -> ScimError {
+    ScimError::new(
+        StatusCode::PRECONDITION_FAILED,
+        None,
+        "The user was changed by another request since the version in If-Match.",
+    )
+}
+
+/// Writes `doc` over `rec`; `None` when `expect` was given and the row has moved on.
+async fn write(
     state: &AppState,
     t: &ScimTenant,
     rec: &UserRecord,
     doc: &Value,
-    proj: &super::http::Projection,
-) -> ScimResult<Response> {
+    expect: Option<i64>,
+) -> ScimResult<Option<UserRecord>> {
     let cols = columns(doc)?;
     let now = state.clock.now_ms();
-    let saved = match scim_users::update(
-        &state.db,
-        &t.id,
-        &rec.id,
-        rec.version,
-        &cols,
-        &storable(doc),
-        now,
+    let resource = storable(doc);
+    let ix = search_index(&record(rec.id.clone(), &cols, &resource, now));
+    match scim_users::update(
+        &state.db, &t.id, &rec.id, expect, &cols, &resource, &ix, now,
     )
     .await
     {
-        Ok(r) => r,
-        Err(StoreError::Conflict(what)) if what == "version" => {
-            return Err(ScimError::new(
-                StatusCode::CONFLICT,
-                None,
-                "The user was changed by another request at the same time; retry.",
-            ));
-        }
-        Err(StoreError::Conflict(_)) => return Err(conflict(state, t, &cols, Some(&rec.id)).await),
-        Err(e) => return Err(e.into()),
-    };
-    let full = render_one(state, t, &saved).await?;
+        Ok(r) => Ok(Some(r)),
+        Err(StoreError::Conflict(what)) if what == "version" => Ok(None),
+        Err(StoreError::Conflict(_)) => Err(conflict(state, t, &cols, Some(&rec.id)).await),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn respond(
+    state: &AppState,
+    t: &ScimTenant,
+    saved: &UserRecord,
+    proj: &super::http::Projection,
+) -> ScimResult<Response> {
+    let full = render_one(state, t, saved).await?;
     Ok(resource_response(
         StatusCode::OK,
         &project(&full, KIND, &proj.attributes, &proj.excluded),
@@ -468,43 +547,6 @@ pub async fn delete(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scim::filter::parse_filter;
-
-    fn sel(f: &str) -> (UserSelector, bool) {
-        let f = parse_filter(f).unwrap();
-        selector(Some(&f))
-    }
-
-    #[test]
-    fn entra_lookups_become_exact_indexed_conditions() {
-        let (s, exact) = sel(r#"userName eq "Alice@Contoso.com""#);
-        assert_eq!(s.user_name.as_deref(), Some("Alice@Contoso.com"));
-        assert!(exact);
-        let (s, exact) = sel(r#"externalId eq "alice" and userName eq "a@b.c""#);
-        assert_eq!(
-            (s.external_id.as_deref(), s.user_name.as_deref()),
-            (Some("alice"), Some("a@b.c"))
-        );
-        assert!(exact);
-        let (s, exact) = sel(r#"urn:ietf:params:scim:schemas:core:2.0:User:userName eq "x""#);
-        assert_eq!(s.user_name.as_deref(), Some("x"));
-        assert!(exact);
-    }
-
-    #[test]
-    fn other_filters_narrow_or_scan() {
-        let (s, exact) = sel(r#"emails[type eq "work"].value eq "a@b.c""#);
-        assert_eq!(s.email.as_deref(), Some("a@b.c"));
-        assert!(!exact);
-        let (s, exact) = sel(r#"userName eq "a" or userName eq "b""#);
-        assert_eq!(s, UserSelector::default());
-        assert!(!exact);
-        let (_, exact) = sel(r#"userName eq "a" and userName eq "b""#);
-        assert!(!exact, "contradictory terms are left to the evaluator");
-        let (s, exact) = sel(r#"title co "Eng" and externalId eq "x""#);
-        assert_eq!(s.external_id.as_deref(), Some("x"));
-        assert!(!exact);
-    }
 
     #[test]
     fn passwords_and_derived_attributes_are_never_stored() {

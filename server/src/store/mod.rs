@@ -2,6 +2,7 @@
 //! shared (`$1` placeholders work in both) and `on_db!` runs the same body on either pool.
 
 pub mod audit;
+pub mod query;
 pub mod scim_groups;
 pub mod scim_users;
 pub mod sessions;
@@ -128,6 +129,22 @@ impl Db {
     pub async fn ping(&self) -> StoreResult<()> {
         execute!(self, sqlx::query("SELECT 1"))?;
         Ok(())
+    }
+
+    pub fn dialect(&self) -> query::Dialect {
+        match self {
+            Db::Sqlite(_) => query::Dialect::Sqlite,
+            Db::Postgres(_) => query::Dialect::Postgres,
+        }
+    }
+
+    /// The SQL for a JSON document bound at placeholder `n` (SQLite stores JSONB blobs, which its
+    /// JSON functions read without parsing).
+    pub fn json_param(&self, n: usize) -> String {
+        match self {
+            Db::Sqlite(_) => format!("jsonb(${n})"),
+            Db::Postgres(_) => format!("${n}::jsonb"),
+        }
     }
 
     pub fn kind(&self) -> &'static str {

@@ -1,8 +1,8 @@
 //! SCIM groups. Members are rows of `group_members`: adding one member is one insert, whatever
 //! the group's size.
 
-use super::{Db, StoreError, StoreResult, new_id, on_db};
-use std::collections::HashMap;
+use super::{Db, StoreError, StoreResult, on_db};
+use std::collections::{HashMap, HashSet};
 
 #[derive(sqlx::FromRow, Debug, Clone)]
 pub struct GroupRecord {
@@ -212,7 +212,10 @@ pub async fn resolve_members(
 }
 
 pub struct GroupWrite<'a> {
+    pub id: &'a str,
     pub display_name: &'a str,
+    /// The search index (`scim::index`).
+    pub search: &'a str,
     pub external_id: Option<&'a str>,
     pub resource: &'a str,
 }
@@ -225,22 +228,25 @@ pub async fn insert(
     members: &[(String, MemberKind)],
     now: i64,
 ) -> StoreResult<GroupRecord> {
-    let id = new_id();
+    let id = g.id.to_string();
+    let sql = format!(
+        "INSERT INTO scim_groups (id, tenant_id, display_name, display_name_lc, external_id, resource, \
+         version, created_at, updated_at, search) VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $7, {})",
+        db.json_param(8)
+    );
     on_db!(db, |p| {
         let mut tx = p.begin().await?;
-        sqlx::query(
-            "INSERT INTO scim_groups (id, tenant_id, display_name, display_name_lc, external_id, resource, \
-             version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $7)",
-        )
-        .bind(&id)
-        .bind(tenant_id)
-        .bind(g.display_name)
-        .bind(g.display_name.to_lowercase())
-        .bind(g.external_id)
-        .bind(g.resource)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(&id)
+            .bind(tenant_id)
+            .bind(g.display_name)
+            .bind(g.display_name.to_lowercase())
+            .bind(g.external_id)
+            .bind(g.resource)
+            .bind(now)
+            .bind(g.search)
+            .execute(&mut *tx)
+            .await?;
         for chunk in members.chunks(MEMBER_CHUNK) {
             let sql = insert_members_sql(chunk.len());
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(&id);
@@ -265,34 +271,42 @@ pub async fn update(
     db: &Db,
     tenant_id: &str,
     id: &str,
-    version: i64,
+    version: Option<i64>,
     g: Option<&GroupWrite<'_>>,
     ops: &[MemberOp],
     kinds: &HashMap<String, MemberKind>,
     now: i64,
 ) -> StoreResult<GroupRecord> {
+    let doc_sql = format!(
+        "UPDATE scim_groups SET display_name = $1, display_name_lc = $2, external_id = $3, \
+         resource = $4, version = version + 1, updated_at = $5, search = {} \
+         WHERE tenant_id = $6 AND id = $7 AND ($8 = 0 OR version = $8)",
+        db.json_param(9)
+    );
+    let version = version.unwrap_or(0);
+    let lock = match db {
+        Db::Postgres(_) => " FOR SHARE",
+        Db::Sqlite(_) => "",
+    };
     on_db!(db, |p| {
         let mut tx = p.begin().await?;
         let n = match g {
-            Some(g) => sqlx::query(
-                "UPDATE scim_groups SET display_name = $1, display_name_lc = $2, external_id = $3, \
-                 resource = $4, version = version + 1, updated_at = $5 \
-                 WHERE tenant_id = $6 AND id = $7 AND version = $8",
-            )
-            .bind(g.display_name)
-            .bind(g.display_name.to_lowercase())
-            .bind(g.external_id)
-            .bind(g.resource)
-            .bind(now)
-            .bind(tenant_id)
-            .bind(id)
-            .bind(version)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected(),
+            Some(g) => sqlx::query(sqlx::AssertSqlSafe(doc_sql.as_str()))
+                .bind(g.display_name)
+                .bind(g.display_name.to_lowercase())
+                .bind(g.external_id)
+                .bind(g.resource)
+                .bind(now)
+                .bind(tenant_id)
+                .bind(id)
+                .bind(version)
+                .bind(g.search)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected(),
             None => sqlx::query(
                 "UPDATE scim_groups SET version = version + 1, updated_at = $1 \
-                 WHERE tenant_id = $2 AND id = $3 AND version = $4",
+                 WHERE tenant_id = $2 AND id = $3 AND ($4 = 0 OR version = $4)",
             )
             .bind(now)
             .bind(tenant_id)
@@ -309,9 +323,39 @@ pub async fn update(
             match op {
                 MemberOp::Add(ids) => {
                     for chunk in ids.chunks(MEMBER_CHUNK) {
-                        let sql = insert_members_sql(chunk.len());
+                        // A user deprovisioned after it was resolved must not become a member:
+                        // re-check inside the transaction, holding the user rows (PostgreSQL) so
+                        // a concurrent deprovision waits and then removes what this adds.
+                        let users: Vec<&String> = chunk
+                            .iter()
+                            .filter(|m| kinds.get(*m) != Some(&MemberKind::Group))
+                            .collect();
+                        let live: HashSet<String> = if users.is_empty() {
+                            HashSet::new()
+                        } else {
+                            let sql = format!(
+                                "SELECT id FROM users WHERE id IN ({}) AND deleted_at IS NULL{lock}",
+                                placeholders(1, users.len())
+                            );
+                            let mut q = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.as_str()));
+                            for u in &users {
+                                q = q.bind(u.as_str());
+                            }
+                            let found: Vec<String> = q.fetch_all(&mut *tx).await?;
+                            found.into_iter().collect()
+                        };
+                        let keep: Vec<&String> = chunk
+                            .iter()
+                            .filter(|m| {
+                                kinds.get(*m) == Some(&MemberKind::Group) || live.contains(*m)
+                            })
+                            .collect();
+                        if keep.is_empty() {
+                            continue;
+                        }
+                        let sql = insert_members_sql(keep.len());
                         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(id);
-                        for mid in chunk {
+                        for mid in keep {
                             let kind = kinds.get(mid).copied().unwrap_or(MemberKind::User);
                             q = q.bind(mid).bind(kind.as_str());
                         }
@@ -365,6 +409,56 @@ pub async fn delete(db: &Db, tenant_id: &str, id: &str) -> StoreResult<()> {
         tx.commit().await?;
         Ok(())
     })
+}
+
+/// These groups of the tenant, in the order of `ids`.
+pub async fn by_ids(db: &Db, tenant_id: &str, ids: &[String]) -> StoreResult<Vec<GroupRecord>> {
+    let mut rows: Vec<GroupRecord> = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM scim_groups WHERE tenant_id = $1 AND id IN ({})",
+            placeholders(2, chunk.len())
+        );
+        let part: Vec<GroupRecord> = on_db!(db, |p| {
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(tenant_id);
+            for id in chunk {
+                q = q.bind(id.clone());
+            }
+            q.fetch_all(p).await
+        })?;
+        rows.extend(part);
+    }
+    let pos: HashMap<&str, usize> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (id.as_str(), i))
+        .collect();
+    rows.sort_by_key(|r| pos.get(r.id.as_str()).copied().unwrap_or(usize::MAX));
+    Ok(rows)
+}
+
+/// Groups written before they had a search index, with their tenant.
+pub async fn unindexed(db: &Db, limit: i64) -> StoreResult<Vec<GroupRecord>> {
+    let sql = format!("SELECT {COLUMNS} FROM scim_groups WHERE search IS NULL LIMIT $1");
+    let rows = on_db!(db, |p| sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+        .bind(limit)
+        .fetch_all(p)
+        .await)?;
+    Ok(rows)
+}
+
+pub async fn set_index(db: &Db, id: &str, search: &str) -> StoreResult<()> {
+    let sql = format!(
+        "UPDATE scim_groups SET search = {} WHERE id = $2",
+        db.json_param(1)
+    );
+    on_db!(db, |p| sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+        .bind(search)
+        .bind(id)
+        .execute(p)
+        .await
+        .map(|_| ()))?;
+    Ok(())
 }
 
 /// Members of these groups with their display names, one query per 500 groups.

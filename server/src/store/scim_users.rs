@@ -1,7 +1,7 @@
 //! Users as SCIM sees them: live (not deprovisioned) rows of one tenant, with the indexed
 //! columns extracted from the SCIM document kept beside it.
 
-use super::{Db, StoreError, StoreResult, execute, new_id, on_db};
+use super::{Db, StoreError, StoreResult, execute, on_db};
 use std::collections::HashMap;
 
 #[derive(sqlx::FromRow, Debug, Clone)]
@@ -133,78 +133,167 @@ pub async fn get(db: &Db, tenant_id: &str, id: &str) -> StoreResult<UserRecord> 
         .ok_or(StoreError::NotFound)
 }
 
+/// The search index of a user (see `scim::index`) and the case-folded columns taken from it.
+#[derive(Debug, Clone, Default)]
+pub struct SearchIndex {
+    pub doc: String,
+    pub display_name_lc: Option<String>,
+    pub given_name_lc: Option<String>,
+    pub family_name_lc: Option<String>,
+}
+
 pub async fn insert(
     db: &Db,
     tenant_id: &str,
+    id: &str,
     cols: &UserColumns,
     resource: &str,
+    ix: &SearchIndex,
     now: i64,
 ) -> StoreResult<UserRecord> {
-    let id = new_id();
+    let sql = format!(
+        "INSERT INTO users (id, tenant_id, user_name, user_name_lc, external_id, given_name, \
+         family_name, display_name, email, email_lc, active, is_admin, resource, source, version, \
+         created_at, updated_at, last_provisioned_at, search, display_name_lc, given_name_lc, \
+         family_name_lc) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, FALSE, $12, 'scim', 1, $13, $13, $13, \
+         {}, $15, $16, $17)",
+        db.json_param(14)
+    );
     execute!(
         db,
-        sqlx::query(
-            "INSERT INTO users (id, tenant_id, user_name, user_name_lc, external_id, given_name, \
-             family_name, display_name, email, email_lc, active, is_admin, resource, source, version, \
-             created_at, updated_at, last_provisioned_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, FALSE, $12, 'scim', 1, $13, $13, $13)"
-        )
-        .bind(&id)
-        .bind(tenant_id)
-        .bind(&cols.user_name)
-        .bind(cols.user_name.to_lowercase())
-        .bind(&cols.external_id)
-        .bind(&cols.given_name)
-        .bind(&cols.family_name)
-        .bind(&cols.display_name)
-        .bind(&cols.email)
-        .bind(cols.email.as_ref().map(|e| e.to_lowercase()))
-        .bind(cols.active)
-        .bind(resource)
-        .bind(now)
+        sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(id)
+            .bind(tenant_id)
+            .bind(&cols.user_name)
+            .bind(cols.user_name.to_lowercase())
+            .bind(&cols.external_id)
+            .bind(&cols.given_name)
+            .bind(&cols.family_name)
+            .bind(&cols.display_name)
+            .bind(&cols.email)
+            .bind(cols.email.as_ref().map(|e| e.to_lowercase()))
+            .bind(cols.active)
+            .bind(resource)
+            .bind(now)
+            .bind(&ix.doc)
+            .bind(&ix.display_name_lc)
+            .bind(&ix.given_name_lc)
+            .bind(&ix.family_name_lc)
     )?;
-    get(db, tenant_id, &id).await
+    get(db, tenant_id, id).await
 }
 
-/// Replaces the stored document and columns when the row is still at `version`; a changed
-/// version means a concurrent write, reported as `Conflict("version")`.
+/// Replaces the stored document, columns and index. With `version`, only while the row is still
+/// at that version (a changed version is reported as `Conflict("version")`).
+// One write: row, expected version, columns, document, index, time.
+#[allow(clippy::too_many_arguments)]
 pub async fn update(
     db: &Db,
     tenant_id: &str,
     id: &str,
-    version: i64,
+    version: Option<i64>,
     cols: &UserColumns,
     resource: &str,
+    ix: &SearchIndex,
     now: i64,
 ) -> StoreResult<UserRecord> {
+    let sql = format!(
+        "UPDATE users SET user_name = $1, user_name_lc = $2, external_id = $3, given_name = $4, \
+         family_name = $5, display_name = $6, email = $7, email_lc = $8, active = $9, \
+         resource = $10, version = version + 1, updated_at = $11, last_provisioned_at = $11, \
+         search = {}, display_name_lc = $16, given_name_lc = $17, family_name_lc = $18 \
+         WHERE tenant_id = $12 AND id = $13 AND ($14 = 0 OR version = $14) AND deleted_at IS NULL",
+        db.json_param(15)
+    );
     let n = execute!(
         db,
-        sqlx::query(
-            "UPDATE users SET user_name = $1, user_name_lc = $2, external_id = $3, given_name = $4, \
-             family_name = $5, display_name = $6, email = $7, email_lc = $8, active = $9, \
-             resource = $10, version = version + 1, updated_at = $11, last_provisioned_at = $11 \
-             WHERE tenant_id = $12 AND id = $13 AND version = $14 AND deleted_at IS NULL"
-        )
-        .bind(&cols.user_name)
-        .bind(cols.user_name.to_lowercase())
-        .bind(&cols.external_id)
-        .bind(&cols.given_name)
-        .bind(&cols.family_name)
-        .bind(&cols.display_name)
-        .bind(&cols.email)
-        .bind(cols.email.as_ref().map(|e| e.to_lowercase()))
-        .bind(cols.active)
-        .bind(resource)
-        .bind(now)
-        .bind(tenant_id)
-        .bind(id)
-        .bind(version)
+        sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(&cols.user_name)
+            .bind(cols.user_name.to_lowercase())
+            .bind(&cols.external_id)
+            .bind(&cols.given_name)
+            .bind(&cols.family_name)
+            .bind(&cols.display_name)
+            .bind(&cols.email)
+            .bind(cols.email.as_ref().map(|e| e.to_lowercase()))
+            .bind(cols.active)
+            .bind(resource)
+            .bind(now)
+            .bind(tenant_id)
+            .bind(id)
+            .bind(version.unwrap_or(0))
+            .bind(&ix.doc)
+            .bind(&ix.display_name_lc)
+            .bind(&ix.given_name_lc)
+            .bind(&ix.family_name_lc)
     )?;
     if n == 0 {
         get(db, tenant_id, id).await?;
         return Err(StoreError::Conflict("version".into()));
     }
     get(db, tenant_id, id).await
+}
+
+/// These users (live ones of the tenant), in the order of `ids`.
+pub async fn by_ids(db: &Db, tenant_id: &str, ids: &[String]) -> StoreResult<Vec<UserRecord>> {
+    let mut rows: Vec<UserRecord> = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = format!(
+            "SELECT {COLUMNS} FROM users WHERE tenant_id = $1 AND deleted_at IS NULL AND id IN ({})",
+            marks.join(", ")
+        );
+        let part: Vec<UserRecord> = on_db!(db, |p| {
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(tenant_id);
+            for id in chunk {
+                q = q.bind(id.clone());
+            }
+            q.fetch_all(p).await
+        })?;
+        rows.extend(part);
+    }
+    let pos: HashMap<&str, usize> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (id.as_str(), i))
+        .collect();
+    rows.sort_by_key(|r| pos.get(r.id.as_str()).copied().unwrap_or(usize::MAX));
+    Ok(rows)
+}
+
+/// Users (live or not) written before they had a search index, with their tenant.
+pub async fn unindexed(db: &Db, limit: i64) -> StoreResult<Vec<(String, UserRecord)>> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        tenant_id: String,
+        #[sqlx(flatten)]
+        rec: UserRecord,
+    }
+    let sql = format!("SELECT tenant_id, {COLUMNS} FROM users WHERE search IS NULL LIMIT $1");
+    let rows: Vec<Row> = on_db!(db, |p| sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+        .bind(limit)
+        .fetch_all(p)
+        .await)?;
+    Ok(rows.into_iter().map(|r| (r.tenant_id, r.rec)).collect())
+}
+
+pub async fn set_index(db: &Db, id: &str, ix: &SearchIndex) -> StoreResult<()> {
+    let sql = format!(
+        "UPDATE users SET search = {}, display_name_lc = $2, given_name_lc = $3, family_name_lc = $4 \
+         WHERE id = $5",
+        db.json_param(1)
+    );
+    execute!(
+        db,
+        sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(&ix.doc)
+            .bind(&ix.display_name_lc)
+            .bind(&ix.given_name_lc)
+            .bind(&ix.family_name_lc)
+            .bind(id)
+    )?;
+    Ok(())
 }
 
 /// No hard deletes: the user is marked deleted and inactive, leaves every group and loses any

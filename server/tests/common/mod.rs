@@ -229,6 +229,7 @@ impl TestApp {
         )
         .await
         .unwrap();
+        server::scim::reindex_pending(&self.db).await.unwrap();
         let who = Actor {
             name: "test",
             client_addr: "",

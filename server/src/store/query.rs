@@ -1,0 +1,704 @@
+//! `domain::query` → SQL. The one module that knows both dialects' JSON functions: SQLite's
+//! `json_each`/`json_extract`/`json_type` over a JSONB blob, PostgreSQL's `jsonb` operators.
+//! Every value is a bound parameter; the SQL text holds only column names, placeholders and
+//! fixed keywords.
+
+use crate::domain::query::{
+    Column, Computed, Cond, Link, LinkField, OrdOp, Page, Sort, SortKey, TextOp, ValueTest,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// Which table a query reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    Users,
+    Groups,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Arg {
+    Text(String),
+    Int(i64),
+    Float(f64),
+}
+
+/// SQL text under construction with its parameters.
+pub struct Sql {
+    pub dialect: Dialect,
+    pub text: String,
+    pub args: Vec<Arg>,
+    depth: usize,
+}
+
+impl Sql {
+    pub fn new(dialect: Dialect) -> Sql {
+        Sql {
+            dialect,
+            text: String::new(),
+            args: Vec::new(),
+            depth: 0,
+        }
+    }
+
+    pub fn push(&mut self, s: &str) -> &mut Self {
+        self.text.push_str(s);
+        self
+    }
+
+    /// Appends a placeholder bound to `a`.
+    pub fn arg(&mut self, a: Arg) -> &mut Self {
+        self.args.push(a);
+        let n = self.args.len();
+        self.text.push_str(&format!("${n}"));
+        self
+    }
+
+    fn text_arg(&mut self, s: &str) -> &mut Self {
+        self.arg(Arg::Text(s.to_string()))
+    }
+
+    fn pg(&self) -> bool {
+        self.dialect == Dialect::Postgres
+    }
+
+    /// Text comparison of the SQL expression `lhs` (already folded like `value`) with `value`.
+    fn text_test(&mut self, lhs: &str, op: TextOp, value: &str) {
+        let c = if self.pg() { " COLLATE \"C\"" } else { "" };
+        match op {
+            TextOp::Eq => {
+                self.push(&format!("{lhs} = ")).text_arg(value);
+            }
+            TextOp::Gt | TextOp::Ge | TextOp::Lt | TextOp::Le => {
+                let sym = match op {
+                    TextOp::Gt => ">",
+                    TextOp::Ge => ">=",
+                    TextOp::Lt => "<",
+                    _ => "<=",
+                };
+                self.push(&format!("{lhs}{c} {sym} ")).text_arg(value);
+            }
+            TextOp::Co if self.pg() => {
+                self.push(&format!("strpos({lhs}, "))
+                    .text_arg(value)
+                    .push(") > 0");
+            }
+            TextOp::Co => {
+                self.push(&format!("instr({lhs}, "))
+                    .text_arg(value)
+                    .push(") > 0");
+            }
+            TextOp::Sw if self.pg() => {
+                self.push(&format!("starts_with({lhs}, "))
+                    .text_arg(value)
+                    .push(")");
+            }
+            TextOp::Sw => {
+                self.push(&format!("substr({lhs}, 1, length("))
+                    .text_arg(value)
+                    .push(")) = ")
+                    .text_arg(value);
+            }
+            TextOp::Ew if self.pg() => {
+                self.push(&format!("right({lhs}, length("))
+                    .text_arg(value)
+                    .push(")) = ")
+                    .text_arg(value);
+            }
+            TextOp::Ew => {
+                self.push(&format!("(length({lhs}) >= length("))
+                    .text_arg(value)
+                    .push(&format!(") AND substr({lhs}, length({lhs}) - length("))
+                    .text_arg(value)
+                    .push(") + 1) = ")
+                    .text_arg(value)
+                    .push(")");
+            }
+        }
+    }
+
+    fn ord_sym(op: OrdOp) -> &'static str {
+        match op {
+            OrdOp::Eq => "=",
+            OrdOp::Gt => ">",
+            OrdOp::Ge => ">=",
+            OrdOp::Lt => "<",
+            OrdOp::Le => "<=",
+        }
+    }
+
+    fn column(&self, table: Table, col: Column) -> &'static str {
+        match (table, col) {
+            (_, Column::Id) => "r.id",
+            (_, Column::ExternalId) => "r.external_id",
+            (Table::Users, Column::NameLc) => "r.user_name_lc",
+            (Table::Groups, Column::NameLc) => "r.display_name_lc",
+            (_, Column::DisplayNameLc) => "r.display_name_lc",
+            (_, Column::GivenNameLc) => "r.given_name_lc",
+            (_, Column::FamilyNameLc) => "r.family_name_lc",
+            (_, Column::EmailLc) => "r.email_lc",
+            (_, Column::Created) => "r.created_at",
+            (_, Column::Modified) => "r.updated_at",
+        }
+    }
+
+    fn computed(&mut self, table: Table, c: &Computed) -> String {
+        match c {
+            Computed::TimeText { col, folded } => {
+                let col = self.column(table, *col);
+                let text = if self.pg() {
+                    format!(
+                        "to_char(TIMESTAMP 'epoch' + {col} * INTERVAL '1 millisecond', \
+                         'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+                    )
+                } else {
+                    format!("strftime('%Y-%m-%dT%H:%M:%fZ', {col} / 1000.0, 'unixepoch')")
+                };
+                if *folded {
+                    format!("lower({text})")
+                } else {
+                    text
+                }
+            }
+            Computed::VersionTag { folded } => {
+                let w = if *folded { "w" } else { "W" };
+                if self.pg() {
+                    format!("('{w}/\"' || r.version::text || '\"')")
+                } else {
+                    format!("('{w}/\"' || r.version || '\"')")
+                }
+            }
+            Computed::Location { prefix } => {
+                self.args.push(Arg::Text(prefix.clone()));
+                format!("(${} || r.id)", self.args.len())
+            }
+        }
+    }
+
+    /// A JSON path into the search index document `doc` (`part` = v, p, e or s).
+    fn index_set(&mut self, doc: &str, part: &str, key: &str) -> String {
+        if self.pg() {
+            self.args.push(Arg::Text(key.to_string()));
+            format!("{doc}->'{part}'->${}", self.args.len())
+        } else {
+            self.args
+                .push(Arg::Text(format!("$.{part}.\"{}\"", key.replace('"', ""))));
+            format!("{doc}, ${}", self.args.len())
+        }
+    }
+
+    fn value_test(&mut self, v: &str, test: &ValueTest) {
+        let pg = self.pg();
+        let (ty, txt) = if pg {
+            (format!("jsonb_typeof({v})"), format!("({v} #>> '{{}}')"))
+        } else {
+            (format!("{v}.type"), format!("{v}.value"))
+        };
+        match test {
+            ValueTest::Bool { value, strings } => {
+                let word = if *value { "true" } else { "false" };
+                if pg {
+                    self.push(&format!("({v} = '{word}'::jsonb"));
+                } else {
+                    self.push(&format!("({ty} = '{word}'"));
+                }
+                if *strings {
+                    let s = if pg { "'string'" } else { "'text'" };
+                    self.push(&format!(" OR ({ty} = {s} AND lower({txt}) = '{word}')"));
+                }
+                self.push(")");
+            }
+            ValueTest::Number(op, x) => {
+                if pg {
+                    self.push(&format!(
+                        "({ty} = 'number' AND ({txt})::float8 {} ",
+                        Self::ord_sym(*op)
+                    ));
+                } else {
+                    self.push(&format!(
+                        "({ty} IN ('integer', 'real') AND {txt} {} ",
+                        Self::ord_sym(*op)
+                    ));
+                }
+                self.arg(Arg::Float(*x)).push(")");
+            }
+            ValueTest::Text(op, s) => {
+                let t = if pg { "'string'" } else { "'text'" };
+                self.push(&format!("({ty} = {t} AND "));
+                self.text_test(&txt, *op, s);
+                self.push(")");
+            }
+        }
+    }
+
+    /// Appends a boolean SQL expression for `cond`; `doc` is the search-index document in scope.
+    pub fn cond(&mut self, table: Table, doc: &str, cond: &Cond) {
+        match cond {
+            Cond::Const(true) => {
+                self.push("1 = 1");
+            }
+            Cond::Const(false) => {
+                self.push("1 = 0");
+            }
+            Cond::And(items) | Cond::Or(items) => {
+                let sep = if matches!(cond, Cond::And(_)) {
+                    " AND "
+                } else {
+                    " OR "
+                };
+                self.push("(");
+                for (i, c) in items.iter().enumerate() {
+                    if i > 0 {
+                        self.push(sep);
+                    }
+                    self.cond(table, doc, c);
+                }
+                self.push(")");
+            }
+            Cond::Not(inner) => {
+                self.push("NOT (");
+                self.cond(table, doc, inner);
+                self.push(")");
+            }
+            Cond::Column(col, op, v) => {
+                let c = self.column(table, *col);
+                self.push(&format!("({c} IS NOT NULL AND "));
+                self.text_test(c, *op, v);
+                self.push(")");
+            }
+            Cond::Computed(c, op, v) => {
+                let e = self.computed(table, c);
+                self.push("(");
+                self.text_test(&e, *op, v);
+                self.push(")");
+            }
+            Cond::Instant(col, op, nanos) => {
+                let c = self.column(table, *col);
+                match i64::try_from(*nanos) {
+                    Ok(n) => {
+                        self.push(&format!("({c} * 1000000 {} ", Self::ord_sym(*op)))
+                            .arg(Arg::Int(n))
+                            .push(")");
+                    }
+                    // Beyond the year 2262 every stored time is earlier.
+                    Err(_) => {
+                        let earlier = *nanos > 0;
+                        let holds = match op {
+                            OrdOp::Lt | OrdOp::Le => earlier,
+                            OrdOp::Gt | OrdOp::Ge => !earlier,
+                            OrdOp::Eq => false,
+                        };
+                        self.push(if holds { "1 = 1" } else { "1 = 0" });
+                    }
+                }
+            }
+            Cond::Present(key) => {
+                if self.pg() {
+                    self.args.push(Arg::Text(key.clone()));
+                    let k = self.args.len();
+                    self.push(&format!("COALESCE(jsonb_exists({doc}->'p', ${k}), FALSE)"));
+                } else {
+                    let set = self.index_set(doc, "p", key);
+                    self.push(&format!("json_type({set}) IS NOT NULL"));
+                }
+            }
+            Cond::AnyValue { key, test } => {
+                self.depth += 1;
+                let j = format!("j{}", self.depth);
+                let set = self.index_set(doc, "v", key);
+                if self.pg() {
+                    self.push(&format!(
+                        "EXISTS (SELECT 1 FROM jsonb_array_elements({set}) {j}(x) WHERE "
+                    ));
+                    self.value_test(&format!("{j}.x"), test);
+                } else {
+                    self.push(&format!(
+                        "EXISTS (SELECT 1 FROM json_each({set}) {j} WHERE "
+                    ));
+                    self.value_test(&j, test);
+                }
+                self.push(")");
+            }
+            Cond::AnyElement { key, cond } => {
+                self.depth += 1;
+                let el = format!("el{}", self.depth);
+                let set = self.index_set(doc, "e", key);
+                if self.pg() {
+                    self.push(&format!(
+                        "EXISTS (SELECT 1 FROM jsonb_array_elements({set}) {el}(x) WHERE "
+                    ));
+                    self.cond(table, &format!("{el}.x"), cond);
+                } else {
+                    self.push(&format!(
+                        "EXISTS (SELECT 1 FROM json_each({set}) {el} WHERE "
+                    ));
+                    self.cond(table, &format!("{el}.value"), cond);
+                }
+                self.push(")");
+            }
+            Cond::Linked { link, cond } => {
+                match link {
+                    Link::GroupsOfUser => self.push(
+                        "EXISTS (SELECT 1 FROM group_members m JOIN scim_groups lg ON lg.id = m.group_id \
+                         WHERE m.member_id = r.id AND ",
+                    ),
+                    Link::MembersOfGroup => self.push(
+                        "EXISTS (SELECT 1 FROM group_members m LEFT JOIN users mu ON mu.id = m.member_id \
+                         LEFT JOIN scim_groups mg ON mg.id = m.member_id WHERE m.group_id = r.id AND ",
+                    ),
+                };
+                self.link_cond(*link, cond);
+                self.push(")");
+            }
+            Cond::Field(..) => {
+                // Only meaningful inside `Linked`; elsewhere it selects nothing.
+                self.push("1 = 0");
+            }
+        }
+    }
+
+    fn link_cond(&mut self, link: Link, cond: &Cond) {
+        match cond {
+            Cond::And(items) | Cond::Or(items) => {
+                let sep = if matches!(cond, Cond::And(_)) {
+                    " AND "
+                } else {
+                    " OR "
+                };
+                self.push("(");
+                for (i, c) in items.iter().enumerate() {
+                    if i > 0 {
+                        self.push(sep);
+                    }
+                    self.link_cond(link, c);
+                }
+                self.push(")");
+            }
+            Cond::Not(inner) => {
+                self.push("NOT (");
+                self.link_cond(link, inner);
+                self.push(")");
+            }
+            Cond::Field(field, op, v) => {
+                let e = self.link_field(link, field);
+                self.push(&format!("({e} IS NOT NULL AND "));
+                self.text_test(&e, *op, v);
+                self.push(")");
+            }
+            Cond::Const(b) => {
+                self.push(if *b { "1 = 1" } else { "1 = 0" });
+            }
+            _ => {
+                self.push("1 = 0");
+            }
+        }
+    }
+
+    fn link_field(&mut self, link: Link, f: &LinkField) -> String {
+        match (link, f) {
+            (Link::GroupsOfUser, LinkField::Id) => "lg.id".into(),
+            (Link::GroupsOfUser, LinkField::Display) => "lg.display_name".into(),
+            (Link::GroupsOfUser, LinkField::DisplayLc) => "lg.display_name_lc".into(),
+            (Link::GroupsOfUser, LinkField::Type { .. }) => "'direct'".into(),
+            (Link::MembersOfGroup, LinkField::Id) => "m.member_id".into(),
+            (Link::MembersOfGroup, LinkField::Display) => {
+                "COALESCE(mu.display_name, mu.user_name, mg.display_name)".into()
+            }
+            (Link::MembersOfGroup, LinkField::DisplayLc) => {
+                "COALESCE(mu.display_name_lc, mu.user_name_lc, mg.display_name_lc)".into()
+            }
+            (Link::MembersOfGroup, LinkField::Type { folded: true }) => {
+                "lower(m.member_type)".into()
+            }
+            (Link::MembersOfGroup, LinkField::Type { folded: false }) => "m.member_type".into(),
+            (
+                _,
+                LinkField::Ref {
+                    user_prefix,
+                    group_prefix,
+                },
+            ) => {
+                self.args.push(Arg::Text(group_prefix.clone()));
+                let g = self.args.len();
+                self.args.push(Arg::Text(user_prefix.clone()));
+                let u = self.args.len();
+                let id = if link == Link::GroupsOfUser {
+                    "lg.id"
+                } else {
+                    "m.member_id"
+                };
+                let ty = if link == Link::GroupsOfUser {
+                    "'Group'"
+                } else {
+                    "m.member_type"
+                };
+                format!("(CASE {ty} WHEN 'Group' THEN ${g} ELSE ${u} END || {id})")
+            }
+        }
+    }
+
+    /// `ORDER BY …` for `sort`, always ending with creation order (the stable tie-breaker).
+    pub fn order_by(&mut self, table: Table, sort: &Sort) {
+        let dir = if sort.descending { " DESC" } else { "" };
+        let c = if self.pg() { " COLLATE \"C\"" } else { "" };
+        self.push(" ORDER BY ");
+        match &sort.key {
+            SortKey::Created => {
+                self.push(&format!("r.created_at{dir}, r.id"));
+                return;
+            }
+            SortKey::Column(col) => {
+                let e = self.column(table, *col);
+                let collate = if matches!(col, Column::Created | Column::Modified) {
+                    ""
+                } else {
+                    c
+                };
+                self.push(&format!("({e} IS NULL), {e}{collate}{dir}"));
+            }
+            SortKey::Computed(comp) => {
+                let e = self.computed(table, comp);
+                self.push(&format!("{e}{c}{dir}"));
+            }
+            SortKey::Indexed(key) => {
+                if self.pg() {
+                    self.args.push(Arg::Text(key.clone()));
+                    let k = self.args.len();
+                    let s = format!("r.search->'s'->${k}");
+                    self.push(&format!(
+                        "({s} IS NULL), ({s}->>0)::int{dir}, ({s}->>1)::float8{dir}, ({s}->>2){c}{dir}"
+                    ));
+                } else {
+                    let path = format!("$.s.\"{}\"", key.replace('"', ""));
+                    let part = |i: usize, this: &mut Sql| {
+                        this.args.push(Arg::Text(format!("{path}[{i}]")));
+                        format!("json_extract(r.search, ${})", this.args.len())
+                    };
+                    let (a, b, d) = (part(0, self), part(1, self), part(2, self));
+                    self.push(&format!("({a} IS NULL), {a}{dir}, {b}{dir}, {d}{dir}"));
+                }
+            }
+        }
+        self.push(", r.created_at, r.id");
+    }
+
+    pub fn page(&mut self, page: Page) {
+        self.push(" LIMIT ")
+            .arg(Arg::Int(page.limit))
+            .push(" OFFSET ")
+            .arg(Arg::Int(page.offset));
+    }
+}
+
+/// The rows a listing may see: one organisation's live users or its groups.
+pub fn base(sql: &mut Sql, table: Table, what: &str, tenant_id: &str) {
+    match table {
+        Table::Users => sql.push(&format!("SELECT {what} FROM users r WHERE r.tenant_id = ")),
+        Table::Groups => sql.push(&format!(
+            "SELECT {what} FROM scim_groups r WHERE r.tenant_id = "
+        )),
+    };
+    sql.arg(Arg::Text(tenant_id.to_string()));
+    if table == Table::Users {
+        sql.push(" AND r.deleted_at IS NULL");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_always_bound() {
+        let cond = Cond::and(vec![
+            Cond::Column(Column::NameLc, TextOp::Eq, "x' OR 1=1 --".into()),
+            Cond::AnyValue {
+                key: "title".into(),
+                test: ValueTest::Text(TextOp::Co, "y".into()),
+            },
+        ]);
+        for d in [Dialect::Sqlite, Dialect::Postgres] {
+            let mut sql = Sql::new(d);
+            base(&mut sql, Table::Users, "r.id", "t1");
+            sql.push(" AND ");
+            sql.cond(Table::Users, "r.search", &cond);
+            assert!(!sql.text.contains("OR 1=1"), "{}", sql.text);
+            assert!(sql.args.contains(&Arg::Text("x' OR 1=1 --".into())));
+            let last = format!("${}", sql.args.len());
+            assert!(
+                sql.text.contains(&last),
+                "every argument has its placeholder"
+            );
+        }
+    }
+}
+
+macro_rules! bind_args {
+    ($q:expr, $args:expr) => {{
+        let mut q = $q;
+        for a in $args {
+            q = match a {
+                Arg::Text(s) => q.bind(s.clone()),
+                Arg::Int(n) => q.bind(*n),
+                Arg::Float(x) => q.bind(*x),
+            };
+        }
+        q
+    }};
+}
+
+/// The ids of one page of `q`, in order. Only ids are read, so a deep page walks index entries
+/// rather than rows.
+pub async fn page_ids(
+    db: &super::Db,
+    table: Table,
+    tenant_id: &str,
+    q: &crate::domain::query::Query,
+) -> super::StoreResult<Vec<String>> {
+    if q.page.limit <= 0 || q.cond == Cond::Const(false) {
+        return Ok(Vec::new());
+    }
+    let mut sql = Sql::new(db.dialect());
+    base(&mut sql, table, "r.id", tenant_id);
+    if q.cond != Cond::Const(true) {
+        sql.push(" AND ");
+        sql.cond(table, "r.search", &q.cond);
+    }
+    sql.order_by(table, &q.sort);
+    sql.page(q.page);
+    let ids: Vec<String> = super::on_db!(db, |p| bind_args!(
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.text.as_str())),
+        &sql.args
+    )
+    .fetch_all(p)
+    .await)?;
+    Ok(ids)
+}
+
+/// How many rows `cond` selects.
+pub async fn count(
+    db: &super::Db,
+    table: Table,
+    tenant_id: &str,
+    cond: &Cond,
+) -> super::StoreResult<i64> {
+    if *cond == Cond::Const(false) {
+        return Ok(0);
+    }
+    let mut sql = Sql::new(db.dialect());
+    base(&mut sql, table, "COUNT(*)", tenant_id);
+    if *cond != Cond::Const(true) {
+        sql.push(" AND ");
+        sql.cond(table, "r.search", cond);
+    }
+    let n: i64 = super::on_db!(db, |p| bind_args!(
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.text.as_str())),
+        &sql.args
+    )
+    .fetch_one(p)
+    .await)?;
+    Ok(n)
+}
+
+/// How root `/.search` orders users and groups together.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RootOrder {
+    /// Users, then groups, each in creation order.
+    Kind,
+    Created,
+    Modified,
+    /// The search index's sort key.
+    Indexed(String),
+}
+
+/// One page of root `/.search` (RFC 7644 §3.4.3) across users and groups: `(table, id)` in order.
+pub async fn root_page(
+    db: &super::Db,
+    tenant_id: &str,
+    users: &Cond,
+    groups: &Cond,
+    order: &RootOrder,
+    descending: bool,
+    page: Page,
+) -> super::StoreResult<Vec<(Table, String)>> {
+    if page.limit <= 0 {
+        return Ok(Vec::new());
+    }
+    let mut sql = Sql::new(db.dialect());
+    let pg = sql.pg();
+    sql.push("SELECT k, id FROM (");
+    for (i, (table, cond)) in [(Table::Users, users), (Table::Groups, groups)]
+        .into_iter()
+        .enumerate()
+    {
+        if i > 0 {
+            sql.push(" UNION ALL ");
+        }
+        let null = || "NULL".to_string();
+        let [a, b, c]: [String; 3] = match order {
+            RootOrder::Kind => [null(), null(), null()],
+            RootOrder::Created => ["r.created_at".into(), null(), null()],
+            RootOrder::Modified => ["r.updated_at".into(), null(), null()],
+            RootOrder::Indexed(key) if pg => {
+                sql.args.push(Arg::Text(key.clone()));
+                let s = format!("r.search->'s'->${}", sql.args.len());
+                [
+                    format!("({s}->>0)"),
+                    format!("({s}->>1)"),
+                    format!("({s}->>2)"),
+                ]
+            }
+            RootOrder::Indexed(key) => {
+                let path = format!("$.s.\"{}\"", key.replace('"', ""));
+                let mut part = |n: usize| {
+                    sql.args.push(Arg::Text(format!("{path}[{n}]")));
+                    format!("json_extract(r.search, ${})", sql.args.len())
+                };
+                [part(0), part(1), part(2)]
+            }
+        };
+        // Every branch of a UNION needs the same column types (PostgreSQL).
+        let keys = if pg {
+            format!("CAST({a} AS bigint) AS s0, CAST({b} AS float8) AS s1, CAST({c} AS text) AS s2")
+        } else {
+            format!("{a} AS s0, {b} AS s1, {c} AS s2")
+        };
+        base(
+            &mut sql,
+            table,
+            &format!("{i} AS k, r.id AS id, r.created_at AS c, {keys}"),
+            tenant_id,
+        );
+        if *cond == Cond::Const(false) {
+            sql.push(" AND 1 = 0");
+        } else if *cond != Cond::Const(true) {
+            sql.push(" AND ");
+            sql.cond(table, "r.search", cond);
+        }
+    }
+    let dir = if descending { " DESC" } else { "" };
+    let c = if pg { " COLLATE \"C\"" } else { "" };
+    sql.push(") x");
+    if *order == RootOrder::Kind {
+        sql.push(" ORDER BY k, c, id");
+    } else {
+        sql.push(&format!(
+            " ORDER BY (s0 IS NULL), s0{dir}, s1{dir}, s2{c}{dir}, k, c, id"
+        ));
+    }
+    sql.page(page);
+    let rows: Vec<(i64, String)> = super::on_db!(db, |p| bind_args!(
+        sqlx::query_as(sqlx::AssertSqlSafe(sql.text.as_str())),
+        &sql.args
+    )
+    .fetch_all(p)
+    .await)?;
+    Ok(rows
+        .into_iter()
+        .map(|(k, id)| (if k == 0 { Table::Users } else { Table::Groups }, id))
+        .collect())
+}
