@@ -94,6 +94,14 @@ fn non_empty(v: &Value) -> Option<String> {
         .map(str::to_string)
 }
 
+/// A string that is not blank, kept as sent (the console and member lists show exactly what the
+/// document holds, and the search index compares that).
+fn as_sent(v: &Value) -> Option<String> {
+    v.as_str()
+        .filter(|s| !s.trim().is_empty())
+        .map(str::to_string)
+}
+
 fn get_ci<'a>(obj: &'a Value, key: &str) -> &'a Value {
     obj.as_object()
         .and_then(|o| {
@@ -114,10 +122,9 @@ pub fn columns(doc: &Value) -> ScimResult<UserColumns> {
     };
     let user_name = non_empty(get_ci(doc, "userName")).ok_or_else(|| missing("userName"))?;
     let name = get_ci(doc, "name");
-    let given_name =
-        non_empty(get_ci(name, "givenName")).ok_or_else(|| missing("name.givenName"))?;
+    let given_name = as_sent(get_ci(name, "givenName")).ok_or_else(|| missing("name.givenName"))?;
     let family_name =
-        non_empty(get_ci(name, "familyName")).ok_or_else(|| missing("name.familyName"))?;
+        as_sent(get_ci(name, "familyName")).ok_or_else(|| missing("name.familyName"))?;
     let emails: Vec<&Value> = get_ci(doc, "emails")
         .as_array()
         .map(|a| a.iter().collect())
@@ -153,7 +160,7 @@ pub fn columns(doc: &Value) -> ScimResult<UserColumns> {
         external_id: non_empty(get_ci(doc, "externalId")),
         given_name: Some(given_name),
         family_name: Some(family_name),
-        display_name: non_empty(get_ci(doc, "displayName")),
+        display_name: as_sent(get_ci(doc, "displayName")),
         email: Some(email),
         active,
     })
