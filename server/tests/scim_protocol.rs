@@ -1100,3 +1100,76 @@ async fn the_gate_answers_in_scim() {
     let r = app.scim_raw("GET", &users, Some(&t.token), None).await;
     assert_eq!(list_of(&r).0, 1);
 }
+
+/// A schema-driven client builds users from what /Schemas marks required. Exactly those are
+/// what the connector needs: a user with only them is created, a user without any one of them
+/// is refused, naming it.
+#[tokio::test]
+async fn schemas_mark_exactly_what_the_connector_requires() {
+    let app = TestApp::new().await;
+    let t = app.scim_tenant("Contoso").await;
+    let r = app
+        .scim("GET", &t, &format!("/Schemas/{USER_SCHEMA}"), None)
+        .await;
+    let schema = ok_json(&r, StatusCode::OK);
+    let mut required = Vec::new();
+    for a in schema["attributes"].as_array().unwrap() {
+        let name = a["name"].as_str().unwrap();
+        if a["required"] == true {
+            required.push(name.to_string());
+        }
+        for s in a["subAttributes"].as_array().into_iter().flatten() {
+            if s["required"] == true && a["required"] == true {
+                required.push(format!("{name}.{}", s["name"].as_str().unwrap()));
+            }
+        }
+    }
+    required.sort();
+    assert_eq!(
+        required,
+        [
+            "emails",
+            "emails.value",
+            "name",
+            "name.familyName",
+            "name.givenName",
+            "userName"
+        ]
+    );
+
+    // Built from the required attributes alone: accepted.
+    let minimal = json!({
+        "schemas": [USER_SCHEMA],
+        "userName": "min@contoso.com",
+        "name": { "givenName": "Min", "familyName": "Imal" },
+        "emails": [{ "value": "min@contoso.com" }],
+    });
+    let r = app.scim("POST", &t, "/Users", Some(minimal.clone())).await;
+    ok_json(&r, StatusCode::CREATED);
+
+    // Each one left out: 400 invalidValue naming it.
+    for (drop, named) in [
+        ("/userName", "userName"),
+        ("/name/givenName", "name.givenName"),
+        ("/name/familyName", "name.familyName"),
+        ("/emails/0/value", "email"),
+    ] {
+        let mut u = minimal.clone();
+        u["userName"] = json!(format!("other-{named}@contoso.com"));
+        let (parent, key) = drop.rsplit_once('/').unwrap();
+        let target = if parent.is_empty() {
+            &mut u
+        } else {
+            u.pointer_mut(parent).unwrap()
+        };
+        match target {
+            Value::Object(o) => {
+                o.remove(key);
+            }
+            other => panic!("{other}"),
+        }
+        let r = app.scim("POST", &t, "/Users", Some(u)).await;
+        let e = assert_error(&r, 400, Some("invalidValue"));
+        assert!(e["detail"].as_str().unwrap().contains(named), "{e}");
+    }
+}

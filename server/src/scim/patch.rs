@@ -483,6 +483,7 @@ fn apply_path(
         (op, _) => op,
     };
     if op == PatchOpKind::Remove
+        && value.is_none()
         && t.filter.is_none()
         && t.sub.is_none()
         && t.def.is_some_and(|d| d.required)

@@ -246,10 +246,12 @@ pub const USER_ATTRIBUTES: &[AttributeDef] = &[
     AttributeDef::new("userName", S, "Unique identifier for the User, typically used by the user to directly authenticate to the service provider.")
         .required()
         .unique(Uniqueness::Server),
-    AttributeDef::new("name", T::Complex, "The components of the user's real name.").subs(&[
+    // BitaBIZ needs a name (given and family) and an email for every account, and says so here,
+    // so that clients that read /Schemas to learn what to send do not create refused users.
+    AttributeDef::new("name", T::Complex, "The components of the user's real name.").required().subs(&[
         AttributeDef::new("formatted", S, "The full name, including all middle names, titles, and suffixes as appropriate, formatted for display."),
-        AttributeDef::new("familyName", S, "The family name of the User, or last name in most Western languages."),
-        AttributeDef::new("givenName", S, "The given name of the User, or first name in most Western languages."),
+        AttributeDef::new("familyName", S, "The family name of the User, or last name in most Western languages.").required(),
+        AttributeDef::new("givenName", S, "The given name of the User, or first name in most Western languages.").required(),
         AttributeDef::new("middleName", S, "The middle name(s) of the User."),
         AttributeDef::new("honorificPrefix", S, "The honorific prefix(es) of the User, or title in most Western languages."),
         AttributeDef::new("honorificSuffix", S, "The honorific suffix(es) of the User, or suffix in most Western languages."),
@@ -269,7 +271,13 @@ pub const USER_ATTRIBUTES: &[AttributeDef] = &[
         .returned(R::Never),
     AttributeDef::new("emails", T::Complex, "Email addresses for the user.")
         .multi()
-        .subs(multi_subs!(S, "Email addresses for the user.", &["work", "home", "other"])),
+        .required()
+        .subs(&[
+            AttributeDef::new("value", S, "Email addresses for the user.").required(),
+            AttributeDef::new("display", S, "A human-readable name, primarily used for display purposes."),
+            AttributeDef::new("type", S, "A label indicating the attribute's function.").canonical(&["work", "home", "other"]),
+            AttributeDef::new("primary", T::Boolean, "A Boolean value indicating the 'primary' or preferred attribute value for this attribute."),
+        ]),
     AttributeDef::new("phoneNumbers", T::Complex, "Phone numbers for the User.")
         .multi()
         .subs(multi_subs!(S, "Phone number of the User.", &["work", "home", "mobile", "fax", "pager", "other"])),
