@@ -670,7 +670,7 @@ pub async fn root_page(
         base(
             &mut sql,
             table,
-            &format!("{i} AS k, r.id AS id, r.created_at AS c, {keys}"),
+            &format!("CAST({i} AS BIGINT) AS k, r.id AS id, r.created_at AS c, {keys}"),
             tenant_id,
         );
         if *cond == Cond::Const(false) {

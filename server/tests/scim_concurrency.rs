@@ -1,0 +1,173 @@
+//! What Entra's parallel requests need (it sends many at once during large syncs and counts
+//! every 409 as a failure): member changes of one group commute, concurrent creates of one
+//! userName give one 201, attribute PATCHes of one user never lose an update, and a member add
+//! racing the member's deprovisioning never leaves a deleted user in a group. Requests run
+//! concurrently through the real router on a real database (SQLite; PostgreSQL too when
+//! TEST_DATABASE_URL is set).
+
+mod common;
+mod scim_support;
+
+use axum::http::StatusCode;
+use common::*;
+use futures_util::future::join_all;
+use scim_support::*;
+use serde_json::{Value, json};
+
+fn add_member(uid: &str) -> Value {
+    patch_ops(json!([{ "op": "Add", "path": "members", "value": [{ "value": uid }] }]))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn member_patches_of_one_group_commute() {
+    let app = TestApp::new().await;
+    let t = app.scim_tenant("Contoso").await;
+    let mut uids = Vec::new();
+    for i in 0..24 {
+        let u = app.create_user(&t, &format!("p{i}.user@contoso.com")).await;
+        uids.push(u["id"].as_str().unwrap().to_string());
+    }
+    let g = app.create_group(&t, "Sales", &[]).await;
+    let gid = g["id"].as_str().unwrap().to_string();
+    let path = format!("/Groups/{gid}");
+    let replies = join_all(
+        uids.iter()
+            .map(|u| app.scim("PATCH", &t, &path, Some(add_member(u)))),
+    )
+    .await;
+    for r in &replies {
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    }
+    let r = app.scim("GET", &t, &path, None).await;
+    let doc = ok_json(&r, StatusCode::OK);
+    let members: Vec<&str> = doc["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["value"].as_str().unwrap())
+        .collect();
+    assert_eq!(members.len(), uids.len());
+    // Every change counted in the version.
+    assert_eq!(
+        r.header("etag"),
+        Some(format!("W/\"{}\"", 1 + uids.len()).as_str())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_creates_of_one_user_name_give_one_201() {
+    let app = TestApp::new().await;
+    let t = app.scim_tenant("Contoso").await;
+    for round in 0..3 {
+        let name = format!("race{round}@contoso.com");
+        let replies = join_all((0..12).map(|i| {
+            let mut u = user_json(&name, "Race", "Condition");
+            u["externalId"] = json!(format!("ext-{round}-{i}"));
+            app.scim("POST", &t, "/Users", Some(u))
+        }))
+        .await;
+        let created = replies
+            .iter()
+            .filter(|r| r.status == StatusCode::CREATED)
+            .count();
+        assert_eq!(created, 1, "round {round}");
+        for r in replies.iter().filter(|r| r.status != StatusCode::CREATED) {
+            assert_error(r, 409, Some("uniqueness"));
+        }
+        let (total, _) = app
+            .scim_filter(&t, "/Users", &format!("userName eq \"{name}\""))
+            .await;
+        assert_eq!(total, 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn attribute_patches_of_one_user_never_lose_an_update() {
+    let app = TestApp::new().await;
+    let t = app.scim_tenant("Contoso").await;
+    let u = app.create_user(&t, "many.changes@contoso.com").await;
+    let path = format!("/Users/{}", u["id"].as_str().unwrap());
+    let ext = "urn:ietf:params:scim:schemas:extension:CustomApp:2.0:User";
+    let replies = join_all((0..16).map(|i| {
+        app.scim(
+            "PATCH",
+            &t,
+            &path,
+            Some(patch_ops(json!([{
+                "op": "Add", "path": format!("{ext}:attr{i}"), "value": format!("v{i}")
+            }]))),
+        )
+    }))
+    .await;
+    for r in &replies {
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    }
+    let r = app.scim("GET", &t, &path, None).await;
+    let doc = ok_json(&r, StatusCode::OK);
+    for i in 0..16 {
+        assert_eq!(
+            doc[ext][format!("attr{i}")],
+            format!("v{i}"),
+            "attr{i} lost: {doc}"
+        );
+    }
+    // A client that pins the version it read gets 412 when another write got in first.
+    let stale = r.header("etag").unwrap().to_string();
+    let r = app
+        .scim(
+            "PATCH",
+            &t,
+            &path,
+            Some(patch_ops(
+                json!([{ "op": "Replace", "path": "title", "value": "A" }]),
+            )),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let req = axum::http::Request::builder()
+        .method("PATCH")
+        .uri(format!("/scim/v2/{}{path}", t.slug))
+        .header("authorization", format!("Bearer {}", t.token))
+        .header("content-type", "application/scim+json")
+        .header("if-match", stale)
+        .body(axum::body::Body::from(
+            patch_ops(json!([{ "op": "Replace", "path": "title", "value": "B" }])).to_string(),
+        ))
+        .unwrap();
+    let r = app.send(req).await;
+    assert_eq!(r.status, StatusCode::PRECONDITION_FAILED, "{}", r.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_member_add_racing_a_delete_never_keeps_the_deleted_user() {
+    let app = TestApp::new().await;
+    let t = app.scim_tenant("Contoso").await;
+    let g = app.create_group(&t, "Racers", &[]).await;
+    let gid = g["id"].as_str().unwrap().to_string();
+    let path = format!("/Groups/{gid}");
+    for round in 0..25 {
+        let u = app
+            .create_user(&t, &format!("r{round}.gone@contoso.com"))
+            .await;
+        let uid = u["id"].as_str().unwrap().to_string();
+        let user_path = format!("/Users/{uid}");
+        let (add, del) = tokio::join!(
+            app.scim("PATCH", &t, &path, Some(add_member(&uid))),
+            app.scim("DELETE", &t, &user_path, None),
+        );
+        assert!(
+            matches!(add.status.as_u16(), 204 | 400),
+            "add: {} {}",
+            add.status,
+            add.body
+        );
+        assert_eq!(del.status, StatusCode::NO_CONTENT, "{}", del.body);
+        let (found, _) = app
+            .scim_filter(&t, "/Groups", &format!("members eq \"{uid}\""))
+            .await;
+        assert_eq!(
+            found, 0,
+            "round {round}: a deprovisioned user stayed a member"
+        );
+    }
+}
