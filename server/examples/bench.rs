@@ -1,114 +1,403 @@
-//! Prints speed and memory figures for the SCIM endpoint, measured through the real router on
-//! a real database (a temp SQLite file, or BENCH_DATABASE_URL=postgres://… on an empty
-//! database). Not a test: it asserts nothing and only reports.
+//! The scale benchmark: seeds an organisation of N users (through the store, not HTTP), 1,000
+//! groups and one large group, serves it from a separate server process on loopback, and drives
+//! it over HTTP with concurrent keep-alive clients. Prints, per size, a table of p50/p99
+//! latency, requests per second (and the ratio to a bare axum handler measured in the same
+//! run), the server's RSS and the database size. It asserts nothing; tests never time anything.
 //!
-//!     cargo run -p server --release --example bench [-- USERS]
+//!     cargo run -p server --release --example bench -- [USERS ...]     (default: 10000 1000000)
+//!
+//! `BENCH_CLIENTS` (default 16) and `BENCH_SECS` (default 3) tune the concurrent runs.
 
-use axum::body::Body;
-use axum::http::Request;
+use axum::Router;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use serde_json::{Value, json};
 use server::clock::{Clock, SystemClock};
 use server::provisioning::{self, Actor};
+use server::scim::schema::ResourceKind;
+use server::scim::{groups as scim_groups_http, resource, users as scim_users_http};
+use server::store::scim_groups::{self, GroupRecord, GroupWrite, MemberKind, MemberOp};
+use server::store::scim_users::{self, NewUser};
 use server::store::{Db, tenants};
 use server::{AppState, Settings};
+use std::collections::HashMap;
+use std::io::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tower::ServiceExt;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
 
-struct Bench {
-    router: axum::Router,
-    slug: String,
+const FAMILIES: &[&str] = &[
+    "Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis", "Martinez",
+    "Lopez", "Wilson", "Anderson", "Taylor", "Thomas", "Moore", "Jackson", "Martin", "Lee",
+    "Thompson", "White",
+];
+const GIVEN: &[&str] = &[
+    "Alex", "Sam", "Maria", "Wei", "Fatima", "John", "Olga", "Ravi", "Chen", "Lucia",
+];
+const TITLES: &[&str] = &["Engineer", "Manager", "Analyst", "Designer", "Director"];
+const DEPARTMENTS: &[&str] = &["Sales", "R&D", "Finance", "Support", "Legal", "Marketing"];
+const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+const CUSTOM: &str = "urn:ietf:params:scim:schemas:extension:CustomApp:2.0:User";
+const BIG_GROUP: usize = 100_000;
+
+fn user_doc(i: usize) -> Value {
+    let family = FAMILIES[i % FAMILIES.len()];
+    let given = GIVEN[(i / 7) % GIVEN.len()];
+    let mut u = json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", ENTERPRISE],
+        "userName": format!("user{i}@contoso.example"),
+        "externalId": format!("ext{i}"),
+        "active": true,
+        "displayName": format!("{given} {family} {i}"),
+        "name": {"givenName": given, "familyName": family, "formatted": format!("{given} {family}")},
+        "emails": [{"type": "work", "value": format!("user{i}@contoso.example"), "primary": true}],
+        ENTERPRISE: {"department": DEPARTMENTS[i % DEPARTMENTS.len()], "employeeNumber": format!("{i}")},
+    });
+    // Half of the users have a title, a tenth a custom extension attribute.
+    if i % 2 == 0 {
+        u["title"] = json!(TITLES[(i / 2) % TITLES.len()]);
+    }
+    if i % 10 == 0 {
+        u[CUSTOM] = json!({"costCentre": format!("CC{}", i % 100)});
+    }
+    u
+}
+
+/// Seeds `n` users, 1,000 groups of 10 members and one group of min(n, 100k) members.
+async fn seed(db: &Db, tenant_id: &str, n: usize) -> anyhow::Result<(Vec<String>, String)> {
+    let now = SystemClock.now_ms();
+    let mut ids = Vec::with_capacity(n);
+    let mut batch_docs = Vec::new();
+    let started = Instant::now();
+    for start in (0..n).step_by(4000) {
+        batch_docs.clear();
+        for i in start..(start + 4000).min(n) {
+            let doc = resource::normalize(ResourceKind::User, user_doc(i), &["groups"])
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            let cols = scim_users_http::columns(&doc).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            let res = scim_users_http::storable(&doc);
+            let id = server::store::new_id();
+            let ix = scim_users_http::search_index(&scim_users_http::record(
+                id.clone(),
+                &cols,
+                &res,
+                now,
+            ));
+            batch_docs.push((id, cols, res, ix));
+        }
+        let rows: Vec<NewUser> = batch_docs
+            .iter()
+            .map(|(id, cols, res, ix)| NewUser {
+                id,
+                cols,
+                resource: res,
+                ix,
+            })
+            .collect();
+        scim_users::insert_many(db, tenant_id, &rows, now).await?;
+        ids.extend(batch_docs.iter().map(|b| b.0.clone()));
+        if start % 100_000 == 0 && start > 0 {
+            eprint!("\r  seeded {start} users ({:.0?})", started.elapsed());
+            let _ = std::io::stderr().flush();
+        }
+    }
+    eprintln!("\r  seeded {n} users in {:.1?}", started.elapsed());
+    let group = |name: String| {
+        let id = server::store::new_id();
+        let rec = GroupRecord {
+            id: id.clone(),
+            display_name: name,
+            external_id: None,
+            resource: "{}".into(),
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        };
+        (id, rec)
+    };
+    for g in 0..1000 {
+        let (id, rec) = group(format!("Team {g}"));
+        let search = scim_groups_http::search_index(&rec);
+        let members: Vec<(String, MemberKind)> = (0..10)
+            .map(|k| (ids[(g * 10 + k) % n].clone(), MemberKind::User))
+            .collect();
+        let w = GroupWrite {
+            id: &id,
+            display_name: &rec.display_name,
+            search: &search,
+            external_id: None,
+            resource: "{}",
+        };
+        scim_groups::insert(db, tenant_id, &w, &members, now).await?;
+    }
+    let (big, rec) = group("Everyone".into());
+    let search = scim_groups_http::search_index(&rec);
+    let w = GroupWrite {
+        id: &big,
+        display_name: "Everyone",
+        search: &search,
+        external_id: None,
+        resource: "{}",
+    };
+    scim_groups::insert(db, tenant_id, &w, &[], now).await?;
+    let members: Vec<String> = ids.iter().take(BIG_GROUP).cloned().collect();
+    let kinds: HashMap<String, MemberKind> = members
+        .iter()
+        .map(|m| (m.clone(), MemberKind::User))
+        .collect();
+    scim_groups::update(
+        db,
+        tenant_id,
+        &big,
+        None,
+        None,
+        &[MemberOp::Add(members)],
+        &kinds,
+        now,
+    )
+    .await?;
+    eprintln!("  seeded groups in {:.1?}", started.elapsed());
+    Ok((ids, big))
+}
+
+/// A keep-alive HTTP/1.1 client: just enough for the benchmark (Content-Length bodies).
+struct Client {
+    stream: BufReader<TcpStream>,
+    host: String,
     token: String,
 }
 
-impl Bench {
-    async fn call(&self, method: &str, path: &str, body: Option<String>) -> (u16, Vec<u8>) {
-        let mut req = Request::builder()
-            .method(method)
-            .uri(format!("/scim/v2/{}{path}", self.slug))
-            .header("authorization", format!("Bearer {}", self.token));
-        if body.is_some() {
-            req = req.header("content-type", "application/scim+json");
+impl Client {
+    async fn connect(addr: &str, token: &str) -> anyhow::Result<Client> {
+        let s = TcpStream::connect(addr).await?;
+        s.set_nodelay(true)?;
+        Ok(Client {
+            stream: BufReader::new(s),
+            host: addr.to_string(),
+            token: token.to_string(),
+        })
+    }
+
+    async fn call(&mut self, method: &str, path: &str, body: Option<&str>) -> anyhow::Result<u16> {
+        let body = body.unwrap_or("");
+        let req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\n\
+             Content-Type: application/scim+json\r\nContent-Length: {}\r\n\r\n{body}",
+            self.host,
+            self.token,
+            body.len()
+        );
+        self.stream.get_mut().write_all(req.as_bytes()).await?;
+        let mut line = String::new();
+        self.stream.read_line(&mut line).await?;
+        let status: u16 = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| anyhow::anyhow!("bad status line {line:?}"))?;
+        let mut len = 0usize;
+        loop {
+            line.clear();
+            self.stream.read_line(&mut line).await?;
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = line.split_once(':')
+                && k.eq_ignore_ascii_case("content-length")
+            {
+                len = v.trim().parse().unwrap_or(0);
+            }
         }
-        let req = req
-            .body(body.map(Body::from).unwrap_or_else(Body::empty))
-            .unwrap();
-        let res = self.router.clone().oneshot(req).await.unwrap();
-        let status = res.status().as_u16();
-        let bytes = axum::body::to_bytes(res.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        (status, bytes.to_vec())
+        let mut buf = vec![0; len];
+        self.stream.read_exact(&mut buf).await?;
+        Ok(status)
     }
 }
 
-fn rss_kib(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
+struct Row {
+    name: String,
+    p50: Duration,
+    p99: Duration,
+    rps: f64,
+    rss_mb: f64,
+}
+
+fn pct(s: &[Duration], p: f64) -> Duration {
+    s[((s.len() as f64 - 1.0) * p) as usize]
+}
+
+fn rss_mb(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<f64>().ok())
+            })
         })
-        .unwrap_or(0)
+        .unwrap_or(0.0)
+        / 1024.0
 }
 
-fn report(name: &str, mut samples: Vec<Duration>) {
-    samples.sort();
-    let pct = |p: f64| samples[((samples.len() as f64 - 1.0) * p) as usize];
-    let total: Duration = samples.iter().sum();
-    println!(
-        "{name:<44} n={:<6} p50={:>9.1?} p99={:>9.1?} max={:>9.1?} mean={:>9.1?}",
-        samples.len(),
-        pct(0.50),
-        pct(0.99),
-        samples[samples.len() - 1],
-        total / samples.len() as u32
-    );
+struct Driver {
+    addr: String,
+    token: String,
+    pid: u32,
+    clients: usize,
+    secs: u64,
+    rows: Vec<Row>,
 }
 
-async fn timed<F, Fut>(n: usize, mut f: F) -> Vec<Duration>
-where
-    F: FnMut(usize) -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    let mut out = Vec::with_capacity(n);
-    for i in 0..n {
-        let t = Instant::now();
-        f(i).await;
-        out.push(t.elapsed());
+impl Driver {
+    /// `clients` connections send requests made by `path(i)` for `secs` seconds (or at most
+    /// `max` requests each).
+    async fn run<F>(
+        &mut self,
+        name: &str,
+        clients: usize,
+        max: usize,
+        method: &'static str,
+        make: F,
+    ) -> anyhow::Result<()>
+    where
+        F: Fn(usize) -> (String, Option<String>) + Send + Sync + 'static,
+    {
+        let make = Arc::new(make);
+        let deadline = Instant::now() + Duration::from_secs(self.secs);
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for c in 0..clients {
+            let mut client = Client::connect(&self.addr, &self.token).await?;
+            let make = make.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut lat = Vec::new();
+                let mut bad = 0usize;
+                let mut i = c;
+                while Instant::now() < deadline && lat.len() < max {
+                    let (path, body) = make(i);
+                    let t = Instant::now();
+                    let status = client.call(method, &path, body.as_deref()).await?;
+                    lat.push(t.elapsed());
+                    if status >= 400 {
+                        bad += 1;
+                    }
+                    i += clients;
+                }
+                Ok::<_, anyhow::Error>((lat, bad))
+            }));
+        }
+        let mut all = Vec::new();
+        let mut bad = 0;
+        for t in tasks {
+            let (lat, b) = t.await??;
+            all.extend(lat);
+            bad += b;
+        }
+        let wall = started.elapsed();
+        all.sort();
+        let row = Row {
+            name: if bad > 0 {
+                format!("{name} ({bad} errors)")
+            } else {
+                name.to_string()
+            },
+            p50: pct(&all, 0.5),
+            p99: pct(&all, 0.99),
+            rps: all.len() as f64 / wall.as_secs_f64(),
+            rss_mb: rss_mb(self.pid),
+        };
+        eprintln!(
+            "  {:<52} p50 {:>9.2?} p99 {:>9.2?} {:>8.0} req/s  RSS {:>6.0} MB",
+            row.name, row.p50, row.p99, row.rps, row.rss_mb
+        );
+        self.rows.push(row);
+        Ok(())
     }
-    out
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let users: usize = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(2000);
+fn enc(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// The server side: the real router plus a bare handler (bearer check + fixed ListResponse)
+/// as the yardstick, on the given database, until killed.
+async fn serve(url: &str, addr: &str, token: String) -> anyhow::Result<()> {
+    let db = Db::open(url).await?;
+    let state = AppState {
+        db,
+        clock: Arc::new(SystemClock),
+        settings: Arc::new(Settings {
+            public_url: format!("http://{addr}"),
+            setup_code_required: false,
+        }),
+        leptos: server::leptos_options("target/site"),
+    };
+    let expected = format!("Bearer {token}");
+    let bare = get(move |headers: HeaderMap| {
+        let ok = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v == expected);
+        async move {
+            if !ok {
+                return StatusCode::UNAUTHORIZED.into_response();
+            }
+            let body = json!({
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
+                "totalResults": 0, "startIndex": 1, "itemsPerPage": 0, "Resources": [],
+            });
+            (
+                [("content-type", "application/scim+json")],
+                body.to_string(),
+            )
+                .into_response()
+        }
+    });
+    let app = Router::new()
+        .route("/bench/bare", bare)
+        .merge(server::router(state));
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    axum::serve(listener, app).await?;
+    Ok(())
+}
+
+fn db_size_mb(dir: &std::path::Path) -> f64 {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.metadata().ok())
+                .map(|m| m.len())
+                .sum::<u64>()
+        })
+        .unwrap_or(0) as f64
+        / 1e6
+}
+
+async fn one_size(n: usize, clients: usize, secs: u64) -> anyhow::Result<Vec<Row>> {
+    eprintln!("== {n} users");
     let dir = tempfile::tempdir()?;
-    let url = std::env::var("BENCH_DATABASE_URL")
-        .unwrap_or_else(|_| format!("sqlite://{}/bench.db", dir.path().display()));
+    let url = format!("sqlite://{}/bench.db", dir.path().display());
     let db = Db::open(&url).await?;
     db.migrate().await?;
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let now = clock.now_ms();
+    let now = SystemClock.now_ms();
     let admin = tenants::NewAdmin {
         name: "Bench",
         email: "bench@example.com",
         password_hash: "x",
         source: "cli",
     };
-    let slug = format!("bench-{}", now);
     let t = tenants::create_with_admin(
         &db,
         tenants::InstallGate::Operator,
         "Bench",
-        &slug,
+        "bench",
         admin,
         now,
     )
     .await?;
+    server::scim::reindex_pending(&db).await?;
     let who = Actor {
         name: "bench",
         client_addr: "",
@@ -117,181 +406,322 @@ async fn main() -> anyhow::Result<()> {
     let token = provisioning::issue_token(&db, &t.id, &who, now)
         .await?
         .secret;
-    let state = AppState {
-        db: db.clone(),
-        clock,
-        settings: Arc::new(Settings {
-            public_url: "http://bench.local".into(),
-            setup_code_required: false,
-        }),
-        leptos: server::leptos_options("target/site"),
+    let (ids, big) = seed(&db, &t.id, n).await?;
+    if let Db::Sqlite(p) = &db {
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(p)
+            .await?;
+        sqlx::query("ANALYZE").execute(p).await?;
+    }
+    db.close().await;
+
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+        l.local_addr()?.port()
     };
-    let b = Bench {
-        router: server::router(state),
-        slug: t.slug.clone(),
-        token,
-    };
-    let b = &b;
-    println!("database: {} · users: {users}", db.kind());
-    println!("RSS at start: {} KiB", rss_kib("VmRSS:"));
-
-    // The token check alone: SHA-256 of the presented token plus one indexed lookup.
-    let hash = server::auth::sha256_hex(&b.token);
-    report(
-        "gate: sha256 + token lookup",
-        timed(5000, |_| {
-            let (db, hash) = (&db, &hash);
-            async move {
-                server::store::tokens::gate_lookup(db, hash).await.unwrap();
-            }
-        })
-        .await,
-    );
-    report(
-        "GET /ServiceProviderConfig (gate + tiny answer)",
-        timed(2000, |_| async {
-            assert_eq!(b.call("GET", "/ServiceProviderConfig", None).await.0, 200);
-        })
-        .await,
-    );
-    let wrong = &Bench {
-        router: b.router.clone(),
-        slug: b.slug.clone(),
-        token: "bbz_scim_wrong".into(),
-    };
-    report(
-        "GET with a wrong token (401)",
-        timed(2000, |_| async {
-            assert_eq!(wrong.call("GET", "/Users", None).await.0, 401);
-        })
-        .await,
-    );
-
-    let created = timed(users, |i| async move {
-        let body = serde_json::json!({
-            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
-            "userName": format!("user{i}@contoso.example"),
-            "externalId": format!("user{i}"),
-            "name": {"givenName": "Given", "familyName": format!("Family{i}")},
-            "emails": [{"type": "work", "value": format!("user{i}@contoso.example"), "primary": true}],
-            "active": true
-        });
-        assert_eq!(b.call("POST", "/Users", Some(body.to_string())).await.0, 201);
-    }).await;
-    report("POST /Users", created);
-
-    report(
-        "Test Connection (userName eq, no match)",
-        timed(2000, |_| async {
-            let (s, _) = b
-                .call(
-                    "GET",
-                    "/Users?filter=userName+eq+%22c0ffee00-0000-4000-8000-000000000000%22",
-                    None,
-                )
-                .await;
-            assert_eq!(s, 200);
-        })
-        .await,
-    );
-    report(
-        "GET /Users?filter=userName eq (match)",
-        timed(2000, |i| async move {
-            let path = format!(
-                "/Users?filter=userName+eq+%22user{}%40contoso.example%22",
-                i % users
-            );
-            assert_eq!(b.call("GET", &path, None).await.0, 200);
-        })
-        .await,
-    );
-    report(
-        "GET /Users?filter=externalId eq",
-        timed(2000, |i| async move {
-            let path = format!("/Users?filter=externalId+eq+%22user{}%22", i % users);
-            assert_eq!(b.call("GET", &path, None).await.0, 200);
-        })
-        .await,
-    );
-
-    let (_, body) = b
-        .call(
-            "GET",
-            "/Users?filter=userName+eq+%22user1%40contoso.example%22",
-            None,
-        )
-        .await;
-    let id = serde_json::from_slice::<serde_json::Value>(&body)?["Resources"][0]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    report("PATCH /Users/{id} (Entra: replace active)", timed(1000, |i| {
-        let id = id.clone();
-        async move {
-            let v = if i % 2 == 0 { "False" } else { "True" };
-            let body = format!(r#"{{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{{"op":"Replace","path":"active","value":"{v}"}}]}}"#);
-            assert_eq!(b.call("PATCH", &format!("/Users/{id}"), Some(body)).await.0, 200);
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = std::process::Command::new(std::env::current_exe()?)
+        .args(["--serve", &url, &addr])
+        .env("BENCH_TOKEN", &token)
+        .spawn()?;
+    for _ in 0..200 {
+        if TcpStream::connect(&addr).await.is_ok() {
+            break;
         }
-    }).await);
-    report(
-        "GET /Users?count=100 (page of 100)",
-        timed(200, |_| async {
-            assert_eq!(
-                b.call("GET", "/Users?count=100&startIndex=101", None)
-                    .await
-                    .0,
-                200
-            );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut d = Driver {
+        addr,
+        token,
+        pid: child.id(),
+        clients,
+        secs,
+        rows: Vec::new(),
+    };
+    let base = "/scim/v2/bench";
+    let c = d.clients;
+    let nn = n;
+    d.run(
+        "bare axum handler (bearer + fixed list)",
+        c,
+        usize::MAX,
+        "GET",
+        |_| ("/bench/bare".into(), None),
+    )
+    .await?;
+    d.run(
+        "Entra lookup: userName eq (hit, with groups)",
+        c,
+        usize::MAX,
+        "GET",
+        move |i| {
+            let f = enc(&format!(
+                "userName eq \"user{}@contoso.example\"",
+                (i * 7919) % nn
+            ));
+            (format!("{base}/Users?filter={f}"), None)
+        },
+    )
+    .await?;
+    d.run(
+        "Test Connection: userName eq (no match)",
+        c,
+        usize::MAX,
+        "GET",
+        move |i| {
+            let f = enc(&format!(
+                "userName eq \"{:08x}-0000-4000-8000-000000000000\"",
+                i
+            ));
+            (format!("{base}/Users?filter={f}"), None)
+        },
+    )
+    .await?;
+    d.run("externalId eq", c, usize::MAX, "GET", move |i| {
+        let f = enc(&format!("externalId eq \"ext{}\"", (i * 7919) % nn));
+        (format!("{base}/Users?filter={f}"), None)
+    })
+    .await?;
+    d.run(
+        "work email: emails[type eq \"work\"].value eq",
+        c,
+        usize::MAX,
+        "GET",
+        move |i| {
+            let f = enc(&format!(
+                "emails[type eq \"work\" and value eq \"user{}@contoso.example\"]",
+                (i * 7919) % nn
+            ));
+            (format!("{base}/Users?filter={f}"), None)
+        },
+    )
+    .await?;
+    d.run(
+        "displayName eq (indexed column)",
+        c,
+        usize::MAX,
+        "GET",
+        move |i| {
+            let k = (i * 7919) % nn;
+            let f = enc(&format!(
+                "displayName eq \"{} {} {k}\"",
+                GIVEN[(k / 7) % GIVEN.len()],
+                FAMILIES[k % FAMILIES.len()]
+            ));
+            (format!("{base}/Users?filter={f}"), None)
+        },
+    )
+    .await?;
+    let g = ids[ids.len() / 2].clone();
+    d.run(
+        "Groups: members eq (Entra membership check)",
+        c,
+        usize::MAX,
+        "GET",
+        move |_| {
+            let f = enc(&format!("members eq \"{g}\""));
+            (
+                format!("{base}/Groups?excludedAttributes=members&filter={f}"),
+                None,
+            )
+        },
+    )
+    .await?;
+    let deep = n.saturating_sub(9_999).max(1);
+    d.run(
+        "deep page: startIndex=N-9999&count=100",
+        1,
+        20,
+        "GET",
+        move |_| (format!("{base}/Users?startIndex={deep}&count=100"), None),
+    )
+    .await?;
+    for (label, filter) in [
+        (
+            "name.familyName eq \"Smith\" (1 in 20, count=100)",
+            "name.familyName eq \"Smith\"",
+        ),
+        ("userName co \"r12345\" (scan)", "userName co \"r12345\""),
+        ("title pr (scan of the index)", "title pr"),
+        (
+            "department eq (enterprise, index scan)",
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department eq \"Legal\"",
+        ),
+        (
+            "custom extension eq (index scan)",
+            "urn:ietf:params:scim:schemas:extension:CustomApp:2.0:User:costCentre eq \"CC42\"",
+        ),
+        (
+            "emails[value ew \"99@contoso.example\"] (scan)",
+            "emails[value ew \"99@contoso.example\"]",
+        ),
+        ("not (active eq true) (scan)", "not (active eq true)"),
+    ] {
+        let f = enc(filter);
+        d.run(label, 1, 3, "GET", move |_| {
+            (format!("{base}/Users?count=100&filter={f}"), None)
         })
-        .await,
-    );
-    report(
-        "GET /Users?filter=name.familyName co (scan)",
-        timed(20, |_| async {
-            assert_eq!(
-                b.call("GET", "/Users?filter=name.familyName+co+%22y1%22", None)
-                    .await
-                    .0,
-                200
-            );
-        })
-        .await,
-    );
+        .await?;
+    }
+    d.run(
+        "sortBy=name.familyName&count=10 (sort of all)",
+        1,
+        3,
+        "GET",
+        move |_| {
+            (
+                format!("{base}/Users?sortBy=name.familyName&count=10"),
+                None,
+            )
+        },
+    )
+    .await?;
+    d.run(
+        "sortBy=userName descending, count=10 (index)",
+        1,
+        20,
+        "GET",
+        move |_| {
+            (
+                format!("{base}/Users?sortBy=userName&sortOrder=descending&count=10"),
+                None,
+            )
+        },
+    )
+    .await?;
+    d.run(
+        "root POST /.search userName eq",
+        c,
+        usize::MAX,
+        "POST",
+        move |i| {
+            let body = json!({
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+                "filter": format!("userName eq \"user{}@contoso.example\"", (i * 7919) % nn),
+            });
+            (format!("{base}/.search"), Some(body.to_string()))
+        },
+    )
+    .await?;
+    let stamp = now;
+    d.run("POST /Users", c, usize::MAX, "POST", move |i| {
+        let mut u = user_doc(10_000_000 + i);
+        u["userName"] = json!(format!("new{stamp}-{i}@contoso.example"));
+        u["externalId"] = json!(format!("new{stamp}-{i}"));
+        (format!("{base}/Users"), Some(u.to_string()))
+    })
+    .await?;
+    let patch_ids = Arc::new(ids.clone());
+    d.run(
+        "PATCH /Users/{id} (replace title)",
+        c,
+        usize::MAX,
+        "PATCH",
+        move |i| {
+            let id = &patch_ids[(i * 104_729) % patch_ids.len()];
+            let body = json!({
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": [{"op": "Replace", "path": "title", "value": format!("T{i}")}],
+            });
+            (format!("{base}/Users/{id}"), Some(body.to_string()))
+        },
+    )
+    .await?;
+    let add_ids = Arc::new(ids.clone());
+    let big2 = big.clone();
+    d.run(
+        "add one member to the big group",
+        1,
+        200,
+        "PATCH",
+        move |i| {
+            let id = &add_ids[(BIG_GROUP + i * 13) % add_ids.len()];
+            let body = json!({
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": [{"op": "Add", "path": "members", "value": [{"value": id}]}],
+            });
+            (format!("{base}/Groups/{big2}"), Some(body.to_string()))
+        },
+    )
+    .await?;
+    let big3 = big.clone();
+    d.run(
+        "GET big group, excludedAttributes=members",
+        1,
+        50,
+        "GET",
+        move |_| {
+            (
+                format!("{base}/Groups/{big3}?excludedAttributes=members"),
+                None,
+            )
+        },
+    )
+    .await?;
+    let rows = std::mem::take(&mut d.rows);
+    eprintln!("  database size {:.0} MB", db_size_mb(dir.path()));
+    child.kill()?;
+    child.wait()?;
+    let mut rows = rows;
+    rows.push(Row {
+        name: "database size (MB, in the rps column)".into(),
+        p50: Duration::ZERO,
+        p99: Duration::ZERO,
+        rps: db_size_mb(dir.path()),
+        rss_mb: 0.0,
+    });
+    Ok(rows)
+}
 
-    // Throughput: 16 concurrent clients doing Entra's lookup for 3 seconds.
-    let deadline = Instant::now() + Duration::from_secs(3);
-    let mut tasks = Vec::new();
-    for c in 0..16 {
-        let b = Bench {
-            router: b.router.clone(),
-            slug: b.slug.clone(),
-            token: b.token.clone(),
-        };
-        tasks.push(tokio::spawn(async move {
-            let mut n = 0u64;
-            while Instant::now() < deadline {
-                let path = format!(
-                    "/Users?filter=userName+eq+%22user{}%40contoso.example%22",
-                    (c * 97 + n as usize) % users
-                );
-                assert_eq!(b.call("GET", &path, None).await.0, 200);
-                n += 1;
-            }
-            n
-        }));
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--serve") {
+        let token = std::env::var("BENCH_TOKEN")?;
+        return tokio::runtime::Runtime::new()?.block_on(serve(&args[2], &args[3], token));
     }
-    let mut total = 0;
-    for t in tasks {
-        total += t.await?;
+    let sizes: Vec<usize> = args[1..].iter().filter_map(|a| a.parse().ok()).collect();
+    let sizes = if sizes.is_empty() {
+        vec![10_000, 1_000_000]
+    } else {
+        sizes
+    };
+    let clients = std::env::var("BENCH_CLIENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(16);
+    let secs = std::env::var("BENCH_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let rt = tokio::runtime::Runtime::new()?;
+    let mut tables = Vec::new();
+    for n in &sizes {
+        tables.push(rt.block_on(one_size(*n, clients, secs))?);
     }
     println!(
-        "throughput (16 concurrent userName lookups, 3 s): {:.0} requests/s",
-        total as f64 / 3.0
+        "\n{clients} clients for concurrent rows; release build; SQLite; {} cores",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-    println!(
-        "RSS at end: {} KiB, peak {} KiB",
-        rss_kib("VmRSS:"),
-        rss_kib("VmHWM:")
-    );
+    let bare: Vec<f64> = tables
+        .iter()
+        .map(|t| t.first().map_or(1.0, |r| r.rps))
+        .collect();
+    print!("{:<52}", "request");
+    for n in &sizes {
+        print!(" | {:>28}", format!("{n} users: p50 / p99"));
+        print!(" | {:>15}", "req/s (×bare)");
+        print!(" | {:>7}", "RSS MB");
+    }
+    println!();
+    for (i, row) in tables[0].iter().enumerate() {
+        print!("{:<52}", row.name);
+        for (t, b) in tables.iter().zip(&bare) {
+            let r = &t[i];
+            print!(" | {:>28}", format!("{:.2?} / {:.2?}", r.p50, r.p99));
+            print!(" | {:>15}", format!("{:.0} ({:.2})", r.rps, r.rps / b));
+            print!(" | {:>7.0}", r.rss_mb);
+        }
+        println!();
+    }
     Ok(())
 }

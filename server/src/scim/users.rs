@@ -169,7 +169,7 @@ pub fn columns(doc: &Value) -> ScimResult<UserColumns> {
 /// What a stored document keeps: the document minus what the server derives, and minus any
 /// `password` a client sends (BitaBIZ users sign in through SSO; a SCIM password would
 /// otherwise sit in the database in clear).
-fn storable(doc: &Value) -> String {
+pub fn storable(doc: &Value) -> String {
     let mut d = doc.clone();
     if let Some(o) = d.as_object_mut() {
         super::resource::strip_keys(o, &["id", "meta", "groups", "password"]);
@@ -178,7 +178,7 @@ fn storable(doc: &Value) -> String {
 }
 
 /// A record as it will be stored (for building its search index before the write).
-fn record(id: String, cols: &UserColumns, resource: &str, now: i64) -> UserRecord {
+pub fn record(id: String, cols: &UserColumns, resource: &str, now: i64) -> UserRecord {
     UserRecord {
         id,
         user_name: cols.user_name.clone(),

@@ -126,6 +126,14 @@ impl Db {
         .map_err(OpenError::Migrate)
     }
 
+    /// Closes every connection (waits for those in use).
+    pub async fn close(&self) {
+        match self {
+            Db::Sqlite(p) => p.close().await,
+            Db::Postgres(p) => p.close().await,
+        }
+    }
+
     pub async fn ping(&self) -> StoreResult<()> {
         execute!(self, sqlx::query("SELECT 1"))?;
         Ok(())
