@@ -39,6 +39,9 @@ pub(crate) fn internal(e: StoreError) -> ConsoleError {
         StoreError::Conflict(what) => {
             ConsoleError::Conflict(format!("That conflicts with an existing {what}."))
         }
+        StoreError::Stale => ConsoleError::Conflict(
+            "Someone else changed this at the same time; reload and try again.".into(),
+        ),
         StoreError::Internal(e) => {
             tracing::error!(error = %e, "console store failure");
             ConsoleError::Internal

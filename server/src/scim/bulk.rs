@@ -66,7 +66,7 @@ fn error_result(method: &str, bulk_id: Option<&str>, e: ScimError) -> Value {
         "detail": e.detail,
     });
     if let Some(t) = e.scim_type {
-        body["scimType"] = json!(t);
+        body["scimType"] = json!(t.as_str());
     }
     let mut r =
         json!({ "method": method, "status": e.status.as_u16().to_string(), "response": body });
@@ -190,7 +190,7 @@ async fn run_one(
     let unresolved = |k: String| {
         ScimError::new(
             StatusCode::CONFLICT,
-            Some("invalidValue"),
+            Some(super::error::ScimType::InvalidValue),
             format!("bulkId:{k} does not refer to a resource created earlier in this request."),
         )
     };

@@ -10,39 +10,65 @@ use crate::store::StoreError;
 pub const SCIM_CONTENT_TYPE: &str = "application/scim+json";
 pub const ERROR_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
 
+/// RFC 7644 §3.12 `scimType` values this server sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScimType {
+    InvalidPath,
+    NoTarget,
+    InvalidValue,
+    Mutability,
+    InvalidSyntax,
+    InvalidFilter,
+    Uniqueness,
+    TooMany,
+    InvalidVers,
+}
+
+impl ScimType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScimType::InvalidPath => "invalidPath",
+            ScimType::NoTarget => "noTarget",
+            ScimType::InvalidValue => "invalidValue",
+            ScimType::Mutability => "mutability",
+            ScimType::InvalidSyntax => "invalidSyntax",
+            ScimType::InvalidFilter => "invalidFilter",
+            ScimType::Uniqueness => "uniqueness",
+            ScimType::TooMany => "tooMany",
+            ScimType::InvalidVers => "invalidVers",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScimError {
     pub status: StatusCode,
-    pub scim_type: Option<&'static str>,
+    pub scim_type: Option<ScimType>,
     pub detail: String,
 }
 
 impl ScimError {
-    pub fn new(
-        status: StatusCode,
-        scim_type: Option<&'static str>,
-        detail: impl Into<String>,
-    ) -> Self {
+    pub fn new(status: StatusCode, scim_type: Option<ScimType>, detail: impl Into<String>) -> Self {
         Self {
             status,
             scim_type,
             detail: detail.into(),
         }
     }
-    pub fn bad_request(scim_type: &'static str, detail: impl Into<String>) -> Self {
+    pub fn bad_request(scim_type: ScimType, detail: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, Some(scim_type), detail)
     }
     pub fn invalid_value(detail: impl Into<String>) -> Self {
-        Self::bad_request("invalidValue", detail)
+        Self::bad_request(ScimType::InvalidValue, detail)
     }
     pub fn invalid_filter(detail: impl Into<String>) -> Self {
-        Self::bad_request("invalidFilter", detail)
+        Self::bad_request(ScimType::InvalidFilter, detail)
     }
     pub fn invalid_syntax(detail: impl Into<String>) -> Self {
-        Self::bad_request("invalidSyntax", detail)
+        Self::bad_request(ScimType::InvalidSyntax, detail)
     }
     pub fn uniqueness(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::CONFLICT, Some("uniqueness"), detail)
+        Self::new(StatusCode::CONFLICT, Some(ScimType::Uniqueness), detail)
     }
     pub fn not_found(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, None, detail)
@@ -75,7 +101,7 @@ impl ScimError {
 
 impl From<PatchError> for ScimError {
     fn from(e: PatchError) -> Self {
-        ScimError::bad_request(e.scim_type.as_str(), e.detail)
+        ScimError::bad_request(e.scim_type, e.detail)
     }
 }
 
@@ -87,6 +113,11 @@ impl From<StoreError> for ScimError {
             StoreError::Conflict(_) => {
                 ScimError::uniqueness("A resource with that unique value already exists.")
             }
+            StoreError::Stale => ScimError::new(
+                StatusCode::CONFLICT,
+                None,
+                "The resource was changed by another request at the same time; retry.",
+            ),
             StoreError::Internal(e) => {
                 tracing::error!(error = %e, "SCIM store failure");
                 ScimError::internal()
@@ -103,7 +134,7 @@ impl IntoResponse for ScimError {
             "detail": self.detail,
         });
         if let Some(t) = self.scim_type {
-            body["scimType"] = json!(t);
+            body["scimType"] = json!(t.as_str());
         }
         let mut res = (self.status, body.to_string()).into_response();
         let h = res.headers_mut();

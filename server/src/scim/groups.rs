@@ -22,11 +22,9 @@ use super::resource::{meta, normalize, stored_doc, strip_keys};
 use super::schema::ResourceKind;
 use crate::AppState;
 use crate::domain::query::{Cond, Page, Query as DirQuery};
-use crate::store::StoreError;
 use crate::store::query::Table;
-use crate::store::scim_groups::{
-    self, GroupRecord, GroupSelector, GroupWrite, Member, MemberKind, MemberOp,
-};
+use crate::store::scim_groups::{self, GroupRecord, GroupWrite, Member, MemberKind, MemberOp};
+use crate::store::{StoreError, UniqueKey};
 
 const KIND: ResourceKind = ResourceKind::Group;
 
@@ -161,22 +159,14 @@ async fn resolve(
     Ok(kinds)
 }
 
-async fn conflict(state: &AppState, t: &ScimTenant, name: &str, own_id: Option<&str>) -> ScimError {
-    let sel = GroupSelector {
-        display_name: Some(name.to_string()),
-        ..Default::default()
-    };
-    let taken = scim_groups::select(&state.db, &t.id, &sel, None)
-        .await
-        .unwrap_or_default();
-    if taken.iter().any(|g| Some(g.id.as_str()) != own_id) {
-        ScimError::uniqueness(format!(
-            "A group named '{name}' already exists in this organisation."
-        ))
-    } else {
-        ScimError::uniqueness(
+fn conflict(key: &UniqueKey, name: &str) -> ScimError {
+    match key {
+        UniqueKey::ExternalId => ScimError::uniqueness(
             "That externalId is already used by another group of this organisation.",
-        )
+        ),
+        _ => ScimError::uniqueness(format!(
+            "A group named '{name}' already exists in this organisation."
+        )),
     }
 }
 
@@ -249,7 +239,7 @@ pub async fn create(
     };
     let rec = match scim_groups::insert(&state.db, &t.id, &g, &with_kinds, now).await {
         Ok(r) => r,
-        Err(StoreError::Conflict(_)) => return Err(conflict(&state, &t, &name, None).await),
+        Err(StoreError::Conflict(key)) => return Err(conflict(&key, &name)),
         Err(e) => return Err(e.into()),
     };
     let doc = render_with(&state, &t, &rec, &proj).await?;
@@ -412,8 +402,8 @@ async fn save(
     .await
     {
         Ok(r) => Ok(Some(r)),
-        Err(StoreError::Conflict(what)) if what == "version" => Ok(None),
-        Err(StoreError::Conflict(_)) => Err(conflict(state, t, &name, Some(&rec.id)).await),
+        Err(StoreError::Stale) => Ok(None),
+        Err(StoreError::Conflict(key)) => Err(conflict(&key, &name)),
         Err(e) => Err(e.into()),
     }
 }

@@ -401,7 +401,10 @@ mod tests {
         assert_eq!(p.count, 0);
         assert!(list_params_from_query(&q(&[("count", "x")])).is_err());
         let e = list_params_from_query(&q(&[("filter", "userName eq")])).unwrap_err();
-        assert_eq!(e.scim_type, Some("invalidFilter"));
+        assert_eq!(
+            e.scim_type,
+            Some(super::super::error::ScimType::InvalidFilter)
+        );
         let p = list_params_from_query(&q(&[
             ("sortBy", "name.familyName"),
             ("sortOrder", "Descending"),

@@ -22,28 +22,7 @@ use super::schema::{
 pub const PATCH_OP_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 
 /// The RFC 7644 §3.12 `scimType` of a failed PATCH; every one is answered with status 400.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ScimType {
-    InvalidPath,
-    NoTarget,
-    InvalidValue,
-    Mutability,
-    InvalidSyntax,
-    InvalidFilter,
-}
-
-impl ScimType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ScimType::InvalidPath => "invalidPath",
-            ScimType::NoTarget => "noTarget",
-            ScimType::InvalidValue => "invalidValue",
-            ScimType::Mutability => "mutability",
-            ScimType::InvalidSyntax => "invalidSyntax",
-            ScimType::InvalidFilter => "invalidFilter",
-        }
-    }
-}
+pub use super::error::ScimType;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{detail}")]

@@ -21,9 +21,9 @@ use super::resource::{conjuncts, meta, normalize, stored_doc};
 use super::schema::ResourceKind;
 use crate::AppState;
 use crate::domain::query::{Column, Cond, Page, Query as DirQuery, TextOp};
-use crate::store::StoreError;
 use crate::store::query::{self as store_query, Table};
-use crate::store::scim_users::{self, SearchIndex, UserColumns, UserRecord, UserSelector};
+use crate::store::scim_users::{self, SearchIndex, UserColumns, UserRecord};
+use crate::store::{StoreError, UniqueKey};
 
 const KIND: ResourceKind = ResourceKind::User;
 
@@ -218,29 +218,16 @@ pub fn search_index(rec: &UserRecord) -> SearchIndex {
 }
 
 /// A 409 naming what collided, so the client (and the admin reading Entra's log) knows.
-async fn conflict(
-    state: &AppState,
-    t: &ScimTenant,
-    cols: &UserColumns,
-    own_id: Option<&str>,
-) -> ScimError {
-    let sel = UserSelector {
-        user_name: Some(cols.user_name.clone()),
-        ..Default::default()
-    };
-    let taken = scim_users::select(&state.db, &t.id, &sel, None)
-        .await
-        .unwrap_or_default();
-    if taken.iter().any(|u| Some(u.id.as_str()) != own_id) {
-        ScimError::uniqueness(format!(
-            "userName '{}' is already in use in this organisation.",
-            cols.user_name
-        ))
-    } else {
-        ScimError::uniqueness(format!(
+fn conflict(key: &UniqueKey, cols: &UserColumns) -> ScimError {
+    match key {
+        UniqueKey::ExternalId => ScimError::uniqueness(format!(
             "externalId '{}' is already in use in this organisation.",
             cols.external_id.as_deref().unwrap_or("")
-        ))
+        )),
+        _ => ScimError::uniqueness(format!(
+            "userName '{}' is already in use in this organisation.",
+            cols.user_name
+        )),
     }
 }
 
@@ -277,7 +264,7 @@ pub async fn create(
     let ix = search_index(&record(id.clone(), &cols, &resource, now));
     let rec = match scim_users::insert(&state.db, &t.id, &id, &cols, &resource, &ix, now).await {
         Ok(r) => r,
-        Err(StoreError::Conflict(_)) => return Err(conflict(&state, &t, &cols, None).await),
+        Err(StoreError::Conflict(key)) => return Err(conflict(&key, &cols)),
         Err(e) => return Err(e.into()),
     };
     let full = render(&rec, &[], &t);
@@ -442,7 +429,7 @@ pub async fn replace(
         && sent.1.as_str().is_some_and(|s| s != id)
     {
         return Err(ScimError::bad_request(
-            "mutability",
+            super::error::ScimType::Mutability,
             "id is read-only and cannot be changed.",
         ));
     }
@@ -519,8 +506,8 @@ async fn write(
     .await
     {
         Ok(r) => Ok(Some(r)),
-        Err(StoreError::Conflict(what)) if what == "version" => Ok(None),
-        Err(StoreError::Conflict(_)) => Err(conflict(state, t, &cols, Some(&rec.id)).await),
+        Err(StoreError::Stale) => Ok(None),
+        Err(StoreError::Conflict(key)) => Err(conflict(&key, &cols)),
         Err(e) => Err(e.into()),
     }
 }
@@ -580,7 +567,10 @@ mod tests {
             let mut d = ok.clone();
             d.as_object_mut().unwrap().remove(drop);
             let e = columns(&d).unwrap_err();
-            assert_eq!(e.scim_type, Some("invalidValue"));
+            assert_eq!(
+                e.scim_type,
+                Some(crate::scim::error::ScimType::InvalidValue)
+            );
             assert!(e.detail.contains(named), "{}", e.detail);
         }
         let mut d = ok.clone();

@@ -45,12 +45,55 @@ macro_rules! execute {
 }
 pub(crate) use execute;
 
+/// Which unique rule a write broke.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UniqueKey {
+    UserName,
+    ExternalId,
+    GroupName,
+    /// The install already has its first organisation.
+    Install,
+    /// Any other unique index, by name.
+    Other(String),
+}
+
+impl std::fmt::Display for UniqueKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            UniqueKey::UserName => "userName",
+            UniqueKey::ExternalId => "externalId",
+            UniqueKey::GroupName => "group name",
+            UniqueKey::Install => "installation",
+            UniqueKey::Other(s) => s,
+        })
+    }
+}
+
+impl UniqueKey {
+    /// From a unique violation: PostgreSQL names the index, SQLite lists its columns.
+    fn of(constraint: Option<&str>, message: &str) -> UniqueKey {
+        let text = constraint.unwrap_or(message);
+        if text.contains("user_name") {
+            UniqueKey::UserName
+        } else if text.contains("external_id") {
+            UniqueKey::ExternalId
+        } else if text.contains("scim_groups_tenant_name") || text.contains("display_name_lc") {
+            UniqueKey::GroupName
+        } else {
+            UniqueKey::Other(text.to_string())
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("not found")]
     NotFound,
-    #[error("conflict: {0}")]
-    Conflict(String),
+    /// The row changed since the version the write was computed from.
+    #[error("changed by another write")]
+    Stale,
+    #[error("conflict on {0}")]
+    Conflict(UniqueKey),
     #[error("database error: {0}")]
     Internal(#[source] sqlx::Error),
 }
@@ -60,7 +103,7 @@ impl From<sqlx::Error> for StoreError {
         match &e {
             sqlx::Error::RowNotFound => StoreError::NotFound,
             sqlx::Error::Database(d) if d.is_unique_violation() => {
-                StoreError::Conflict(d.constraint().unwrap_or("unique").to_string())
+                StoreError::Conflict(UniqueKey::of(d.constraint(), d.message()))
             }
             _ => StoreError::Internal(e),
         }

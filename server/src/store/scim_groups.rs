@@ -317,7 +317,7 @@ pub async fn update(
             .rows_affected(),
         };
         if n == 0 {
-            return Err(StoreError::Conflict("version".into()));
+            return Err(StoreError::Stale);
         }
         for op in ops {
             match op {

@@ -252,7 +252,7 @@ pub async fn insert_many(
 }
 
 /// Replaces the stored document, columns and index. With `version`, only while the row is still
-/// at that version (a changed version is reported as `Conflict("version")`).
+/// at that version (a changed version is reported as `Stale`).
 // One write: row, expected version, columns, document, index, time.
 #[allow(clippy::too_many_arguments)]
 pub async fn update(
@@ -297,7 +297,7 @@ pub async fn update(
     )?;
     if n == 0 {
         get(db, tenant_id, id).await?;
-        return Err(StoreError::Conflict("version".into()));
+        return Err(StoreError::Stale);
     }
     get(db, tenant_id, id).await
 }

@@ -13,7 +13,7 @@ pub struct NewAdmin<'a> {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InstallGate {
-    /// The first-run page: fails with `Conflict("install")` when the install already has an
+    /// The first-run page: fails with `Conflict(Install)` when the install already has an
     /// organisation, even under a concurrent second attempt.
     FirstRun,
     /// The operator CLI may always add organisations; it also closes the first-run page.
@@ -73,7 +73,7 @@ pub async fn create_with_admin(
         .await?
         .rows_affected();
         if gate == InstallGate::FirstRun && closed == 0 {
-            return Err(StoreError::Conflict("install".into()));
+            return Err(StoreError::Conflict(super::UniqueKey::Install));
         }
         let mut slug = slug_base.to_string();
         for n in 2.. {
