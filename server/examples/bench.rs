@@ -56,10 +56,10 @@ fn user_doc(i: usize) -> Value {
         ENTERPRISE: {"department": DEPARTMENTS[i % DEPARTMENTS.len()], "employeeNumber": format!("{i}")},
     });
     // Half of the users have a title, a tenth a custom extension attribute.
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         u["title"] = json!(TITLES[(i / 2) % TITLES.len()]);
     }
-    if i % 10 == 0 {
+    if i.is_multiple_of(10) {
         u[CUSTOM] = json!({"costCentre": format!("CC{}", i % 100)});
     }
     u
@@ -98,7 +98,7 @@ async fn seed(db: &Db, tenant_id: &str, n: usize) -> anyhow::Result<(Vec<String>
             .collect();
         scim_users::insert_many(db, tenant_id, &rows, now).await?;
         ids.extend(batch_docs.iter().map(|b| b.0.clone()));
-        if start % 100_000 == 0 && start > 0 {
+        if start.is_multiple_of(100_000) && start > 0 {
             eprint!("\r  seeded {start} users ({:.0?})", started.elapsed());
             let _ = std::io::stderr().flush();
         }
