@@ -293,6 +293,58 @@ async fn sql_answers_equal_the_evaluator() {
         assert_eq!(ids_of(&list_of(&r).1), expected, "filter: {f}");
     }
 
+    // Root /.search: users and groups together, filtered and sorted as one list (groups without
+    // their members, as the root answers them).
+    let root_docs: Vec<(ResourceKind, Value)> = users
+        .iter()
+        .map(|d| (ResourceKind::User, d.clone()))
+        .chain(groups.iter().map(|g| {
+            let mut g = g.clone();
+            g.as_object_mut().unwrap().remove("members");
+            (ResourceKind::Group, g)
+        }))
+        .collect();
+    for (f, by) in [
+        ("displayName sw \"a\" or userName sw \"b\"", None),
+        ("displayName co \"team\" or title pr", Some("displayName")),
+        ("not (displayName pr)", Some("userName")),
+        (
+            "meta.resourceType eq \"Group\" or active eq false",
+            Some("meta.created"),
+        ),
+    ] {
+        let parsed = parse_filter(f).unwrap();
+        let mut expected: Vec<(ResourceKind, Value)> = root_docs
+            .iter()
+            .filter(|(k, d)| matches(&parsed, d, *k))
+            .cloned()
+            .collect();
+        let mut body = json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+            "filter": f, "count": 1000,
+        });
+        if let Some(by) = by {
+            body["sortBy"] = json!(by);
+            let path = parse_attr_path(by).unwrap();
+            expected.sort_by(|(ka, a), (kb, b)| {
+                use server::scim::filter::sort_key;
+                match (sort_key(a, &path, *ka), sort_key(b, &path, *kb)) {
+                    (None, None) => std::cmp::Ordering::Equal,
+                    (None, Some(_)) => std::cmp::Ordering::Greater,
+                    (Some(_), None) => std::cmp::Ordering::Less,
+                    (Some(x), Some(y)) => x.cmp(&y),
+                }
+            });
+        }
+        let r = app.scim("POST", &t, "/.search", Some(body)).await;
+        let expected: Vec<Value> = expected.into_iter().map(|(_, d)| d).collect();
+        assert_eq!(
+            ids_of(&list_of(&r).1),
+            ids_of(&expected),
+            "root: {f} by {by:?}"
+        );
+    }
+
     // sortBy, both directions, on every kind of attribute.
     for by in [
         "userName",

@@ -395,7 +395,10 @@ async fn mandatory_attributes_are_refused_on_create_replace_and_patch() {
             json!({ "op": "Replace", "path": "name.familyName", "value": "" }),
             "name.familyName",
         ),
-        (json!({ "op": "Remove", "path": "name" }), "'name' is required"),
+        (
+            json!({ "op": "Remove", "path": "name" }),
+            "'name' is required",
+        ),
     ] {
         let r = app
             .scim("PATCH", &t, &path, Some(patch_ops(json!([op.clone()]))))
