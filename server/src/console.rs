@@ -39,6 +39,9 @@ pub(crate) fn internal(e: StoreError) -> ConsoleError {
         StoreError::Conflict(what) => {
             ConsoleError::Conflict(format!("That conflicts with an existing {what}."))
         }
+        StoreError::LastAdmin => {
+            ConsoleError::Conflict("The organisation must keep at least one active admin.".into())
+        }
         StoreError::Stale => ConsoleError::Conflict(
             "Someone else changed this at the same time; reload and try again.".into(),
         ),
@@ -479,13 +482,14 @@ impl ConsoleBackend for Console {
 }
 
 /// The audit actions shown as "Recent changes" on the Microsoft Entra provisioning page.
-pub const INTEGRATION_ACTIONS: [&str; 6] = [
+pub const INTEGRATION_ACTIONS: [&str; 7] = [
     "provisioning_enabled",
     "provisioning_disabled",
     "token_generated",
     "token_rotated",
     "token_revoked",
     "overlap_changed",
+    "admin_email_changed",
 ];
 
 fn token_view(t: &tokens::TokenRow, now: i64) -> TokenView {

@@ -32,6 +32,7 @@ fn action_label(action: &str) -> &'static str {
         "token_rotated" => "Bearer token rotated",
         "token_revoked" => "Bearer token revoked",
         "overlap_changed" => "Rotation overlap changed",
+        "admin_email_changed" => "Admin sign-in email changed by provisioning",
         _ => "Change",
     }
 }

@@ -113,6 +113,12 @@ impl From<StoreError> for ScimError {
             StoreError::Conflict(_) => {
                 ScimError::uniqueness("A resource with that unique value already exists.")
             }
+            StoreError::LastAdmin => ScimError::bad_request(
+                ScimType::Mutability,
+                "This user is the last active admin of this BitaBIZ organisation and cannot be \
+                 disabled or deprovisioned over SCIM: make another user an admin in the BitaBIZ \
+                 console first.",
+            ),
             StoreError::Stale => ScimError::new(
                 StatusCode::CONFLICT,
                 None,

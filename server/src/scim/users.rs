@@ -115,6 +115,13 @@ fn get_ci<'a>(obj: &'a Value, key: &str) -> &'a Value {
 /// The indexed columns of a document, enforcing the connector's mandatory attributes:
 /// userName, an email, name.givenName and name.familyName.
 pub fn columns(doc: &Value) -> ScimResult<UserColumns> {
+    user_columns(doc, true)
+}
+
+/// As [`columns`]; `names_required` is false for a console admin, whose account was made with a
+/// display name only: SCIM may update it (Entra links an admin's account) without first sending
+/// a given and family name.
+fn user_columns(doc: &Value, names_required: bool) -> ScimResult<UserColumns> {
     let missing = |attr: &str| {
         ScimError::invalid_value(format!(
             "{attr} is required by BitaBIZ and is missing or empty."
@@ -122,9 +129,16 @@ pub fn columns(doc: &Value) -> ScimResult<UserColumns> {
     };
     let user_name = non_empty(get_ci(doc, "userName")).ok_or_else(|| missing("userName"))?;
     let name = get_ci(doc, "name");
-    let given_name = as_sent(get_ci(name, "givenName")).ok_or_else(|| missing("name.givenName"))?;
-    let family_name =
-        as_sent(get_ci(name, "familyName")).ok_or_else(|| missing("name.familyName"))?;
+    let given_name = as_sent(get_ci(name, "givenName"));
+    let family_name = as_sent(get_ci(name, "familyName"));
+    if names_required {
+        given_name
+            .as_ref()
+            .ok_or_else(|| missing("name.givenName"))?;
+        family_name
+            .as_ref()
+            .ok_or_else(|| missing("name.familyName"))?;
+    }
     let emails: Vec<&Value> = get_ci(doc, "emails")
         .as_array()
         .map(|a| a.iter().collect())
@@ -158,8 +172,8 @@ pub fn columns(doc: &Value) -> ScimResult<UserColumns> {
     Ok(UserColumns {
         user_name,
         external_id: non_empty(get_ci(doc, "externalId")),
-        given_name: Some(given_name),
-        family_name: Some(family_name),
+        given_name,
+        family_name,
         display_name: as_sent(get_ci(doc, "displayName")),
         email: Some(email),
         active,
@@ -192,6 +206,7 @@ pub fn record(id: String, cols: &UserColumns, resource: &str, now: i64) -> UserR
         version: 1,
         created_at: now,
         updated_at: now,
+        is_admin: false,
     }
 }
 
@@ -496,7 +511,7 @@ async fn write(
     doc: &Value,
     expect: Option<i64>,
 ) -> ScimResult<Option<UserRecord>> {
-    let cols = columns(doc)?;
+    let cols = user_columns(doc, !rec.is_admin)?;
     let now = state.clock.now_ms();
     let resource = storable(doc);
     let ix = search_index(&record(rec.id.clone(), &cols, &resource, now));
@@ -505,7 +520,26 @@ async fn write(
     )
     .await
     {
-        Ok(r) => Ok(Some(r)),
+        Ok(r) => {
+            if r.is_admin && r.email != rec.email {
+                // An admin signs in with this address: the organisation must see the change.
+                let detail = format!(
+                    "Sign-in email of admin {} changed by SCIM provisioning: {} → {}",
+                    r.user_name,
+                    rec.email.as_deref().unwrap_or("(none)"),
+                    r.email.as_deref().unwrap_or("(none)")
+                );
+                let entry = crate::store::audit::NewAuditEntry {
+                    tenant_id: &t.id,
+                    actor: "scim",
+                    action: "admin_email_changed",
+                    detail: &detail,
+                    client_addr: "",
+                };
+                crate::store::audit::record(&state.db, entry, now).await?;
+            }
+            Ok(Some(r))
+        }
         Err(StoreError::Stale) => Ok(None),
         Err(StoreError::Conflict(key)) => Err(conflict(&key, &cols)),
         Err(e) => Err(e.into()),

@@ -94,6 +94,9 @@ pub enum StoreError {
     Stale,
     #[error("conflict on {0}")]
     Conflict(UniqueKey),
+    /// The change would leave the organisation without an active admin.
+    #[error("the organisation's last active admin")]
+    LastAdmin,
     #[error("database error: {0}")]
     Internal(#[source] sqlx::Error),
 }

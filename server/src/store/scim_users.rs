@@ -18,6 +18,8 @@ pub struct UserRecord {
     pub version: i64,
     pub created_at: i64,
     pub updated_at: i64,
+    /// A console admin (who signs in with `email`); SCIM sees and updates them like anyone.
+    pub is_admin: bool,
 }
 
 /// The columns a SCIM write sets, extracted from the document by the SCIM layer.
@@ -42,7 +44,21 @@ pub struct UserSelector {
 }
 
 const COLUMNS: &str = "id, user_name, external_id, given_name, family_name, display_name, email, \
-                       active, resource, version, created_at, updated_at";
+                       active, resource, version, created_at, updated_at, is_admin";
+
+/// Holds when the row is not the organisation's last active admin (or stays active: `$keep`),
+/// so no SCIM request can lock the organisation out of its console. `$t`/`$id` name the row.
+fn keeps_an_admin(keep: usize, t: usize, id: usize) -> String {
+    format!(
+        "(${keep} OR NOT is_admin OR NOT active OR EXISTS (SELECT 1 FROM users o \
+         WHERE o.tenant_id = ${t} AND o.id <> ${id} AND o.is_admin AND o.active \
+         AND o.deleted_at IS NULL))"
+    )
+}
+
+/// PostgreSQL: serialise changes that may remove an admin, per organisation, so two of them
+/// cannot each see the other admin still active. (SQLite writers are serialised already.)
+const LOCK_TENANT_PG: &str = "SELECT id FROM tenants WHERE id = $1 FOR UPDATE";
 
 fn select_sql(sel: &UserSelector, what: &str, tail: &str) -> String {
     let mut sql = format!("SELECT {what} FROM users WHERE tenant_id = $1 AND deleted_at IS NULL");
@@ -270,12 +286,20 @@ pub async fn update(
          family_name = $5, display_name = $6, email = $7, email_lc = $8, active = $9, \
          resource = $10, version = version + 1, updated_at = $11, last_provisioned_at = $11, \
          search = {}, display_name_lc = $16, given_name_lc = $17, family_name_lc = $18 \
-         WHERE tenant_id = $12 AND id = $13 AND ($14 = 0 OR version = $14) AND deleted_at IS NULL",
-        db.json_param(15)
+         WHERE tenant_id = $12 AND id = $13 AND ($14 = 0 OR version = $14) AND deleted_at IS NULL \
+         AND {}",
+        db.json_param(15),
+        keeps_an_admin(9, 12, 13)
     );
-    let n = execute!(
-        db,
-        sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+    let n = on_db!(db, |p| {
+        let mut tx = p.begin().await?;
+        if matches!(db, Db::Postgres(_)) && !cols.active {
+            sqlx::query(LOCK_TENANT_PG)
+                .bind(tenant_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let n = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
             .bind(&cols.user_name)
             .bind(cols.user_name.to_lowercase())
             .bind(&cols.external_id)
@@ -294,9 +318,18 @@ pub async fn update(
             .bind(&ix.display_name_lc)
             .bind(&ix.given_name_lc)
             .bind(&ix.family_name_lc)
-    )?;
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok::<_, StoreError>(n)
+    })?;
     if n == 0 {
-        get(db, tenant_id, id).await?;
+        let now_row = get(db, tenant_id, id).await?;
+        let same_version = version.is_none_or(|v| v == now_row.version);
+        if same_version && now_row.is_admin && now_row.active && !cols.active {
+            return Err(StoreError::LastAdmin);
+        }
         return Err(StoreError::Stale);
     }
     get(db, tenant_id, id).await
@@ -368,18 +401,38 @@ pub async fn set_index(db: &Db, id: &str, ix: &SearchIndex) -> StoreResult<()> {
 pub async fn deprovision(db: &Db, tenant_id: &str, id: &str, now: i64) -> StoreResult<()> {
     on_db!(db, |p| {
         let mut tx = p.begin().await?;
-        let n = sqlx::query(
+        if matches!(db, Db::Postgres(_)) {
+            sqlx::query(LOCK_TENANT_PG)
+                .bind(tenant_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let sql = format!(
             "UPDATE users SET deleted_at = $1, active = FALSE, version = version + 1, updated_at = $1, \
-             last_provisioned_at = $1 WHERE tenant_id = $2 AND id = $3 AND deleted_at IS NULL",
-        )
-        .bind(now)
-        .bind(tenant_id)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+             last_provisioned_at = $1 WHERE tenant_id = $2 AND id = $3 AND deleted_at IS NULL AND {}",
+            keeps_an_admin(4, 2, 3)
+        );
+        let n = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(now)
+            .bind(tenant_id)
+            .bind(id)
+            .bind(false)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
         if n == 0 {
-            return Err(StoreError::NotFound);
+            let live: Option<bool> = sqlx::query_scalar(
+                "SELECT is_admin FROM users WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL",
+            )
+            .bind(tenant_id)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            return Err(if live.is_some() {
+                StoreError::LastAdmin
+            } else {
+                StoreError::NotFound
+            });
         }
         sqlx::query("DELETE FROM group_members WHERE member_id = $1")
             .bind(id)
