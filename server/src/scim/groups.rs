@@ -22,7 +22,7 @@ use super::resource::{meta, normalize, stored_doc, strip_keys};
 use super::schema::ResourceKind;
 use crate::AppState;
 use crate::domain::query::{Cond, Page, Query as DirQuery};
-use crate::store::query::Table;
+use crate::store::query::{Fetched, Table};
 use crate::store::scim_groups::{self, GroupRecord, GroupWrite, Member, MemberKind, MemberOp};
 use crate::store::{StoreError, UniqueKey};
 
@@ -278,8 +278,19 @@ async fn run_list(state: &AppState, t: &ScimTenant, p: &ListParams) -> ScimResul
             limit: p.count,
         },
     };
-    let (total, ids) = super::users::page_of(state, Table::Groups, &t.id, &query).await?;
-    let rows = scim_groups::by_ids(&state.db, &t.id, &ids).await?;
+    let (total, page) = crate::store::query::page_of(
+        &state.db,
+        Table::Groups,
+        &t.id,
+        scim_groups::COLUMNS,
+        &query,
+    )
+    .await?;
+    let rows = match page {
+        Fetched::Rows(rows) => rows,
+        Fetched::Ids(ids) => scim_groups::by_ids(&state.db, &t.id, &ids).await?,
+    };
+    let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
     let proj = Projection {
         attributes: p.attributes.clone(),
         excluded: p.excluded.clone(),

@@ -21,7 +21,7 @@ use super::resource::{conjuncts, meta, normalize, stored_doc};
 use super::schema::ResourceKind;
 use crate::AppState;
 use crate::domain::query::{Column, Cond, Page, Query as DirQuery, TextOp};
-use crate::store::query::{self as store_query, Table};
+use crate::store::query::{Fetched, Table};
 use crate::store::scim_users::{self, SearchIndex, UserColumns, UserRecord};
 use crate::store::{StoreError, UniqueKey};
 
@@ -363,8 +363,13 @@ async fn run_list(state: &AppState, t: &ScimTenant, p: &ListParams) -> ScimResul
             limit: p.count,
         },
     };
-    let (total, ids) = page_of(state, Table::Users, &t.id, &query).await?;
-    let rows = scim_users::by_ids(&state.db, &t.id, &ids).await?;
+    let (total, page) =
+        crate::store::query::page_of(&state.db, Table::Users, &t.id, scim_users::COLUMNS, &query)
+            .await?;
+    let rows = match page {
+        Fetched::Rows(rows) => rows,
+        Fetched::Ids(ids) => scim_users::by_ids(&state.db, &t.id, &ids).await?,
+    };
     let docs = if p.count == 0 {
         Vec::new()
     } else {
@@ -378,22 +383,6 @@ async fn run_list(state: &AppState, t: &ScimTenant, p: &ListParams) -> ScimResul
         StatusCode::OK,
         &list_response(total, p.start_index, page),
     ))
-}
-
-/// One page of ids and the total. A first page that is not full is the whole result, so the
-/// common lookups (0 or 1 match) cost one query.
-pub async fn page_of(
-    state: &AppState,
-    table: Table,
-    tenant_id: &str,
-    q: &DirQuery,
-) -> ScimResult<(i64, Vec<String>)> {
-    let ids = store_query::page_ids(&state.db, table, tenant_id, q).await?;
-    if q.page.offset == 0 && (ids.len() as i64) < q.page.limit {
-        return Ok((ids.len() as i64, ids));
-    }
-    let total = store_query::count(&state.db, table, tenant_id, &q.cond).await?;
-    Ok((total, ids))
 }
 
 async fn render_all(

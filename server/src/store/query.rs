@@ -4,7 +4,7 @@
 //! fixed keywords.
 
 use crate::domain::query::{
-    Column, Computed, Cond, Link, LinkField, OrdOp, Page, Sort, SortKey, TextOp, ValueTest,
+    Column, Computed, Cond, Link, LinkField, OrdOp, Page, Query, Sort, SortKey, TextOp, ValueTest,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -442,13 +442,15 @@ impl Sql {
     }
 
     /// `ORDER BY …` for `sort`, always ending with creation order (the stable tie-breaker).
-    pub fn order_by(&mut self, table: Table, sort: &Sort) {
+    /// `no_index` (SQLite): the order must not steer the choice of index (see `pinned_by_index`).
+    pub fn order_by(&mut self, table: Table, sort: &Sort, no_index: bool) {
         let dir = if sort.descending { " DESC" } else { "" };
         let c = if self.pg() { " COLLATE \"C\"" } else { "" };
+        let plus = if no_index && !self.pg() { "+" } else { "" };
         self.push(" ORDER BY ");
         match &sort.key {
             SortKey::Created => {
-                self.push(&format!("r.created_at{dir}, r.id"));
+                self.push(&format!("{plus}r.created_at{dir}, {plus}r.id"));
                 return;
             }
             SortKey::Column(col) => {
@@ -458,7 +460,13 @@ impl Sql {
                 } else {
                     c
                 };
-                self.push(&format!("({e} IS NULL), {e}{collate}{dir}"));
+                // Never-null columns need no "missing last" term, which lets an index give
+                // the order.
+                if matches!(col, Column::Id | Column::NameLc | Column::Modified) {
+                    self.push(&format!("{plus}{e}{collate}{dir}"));
+                } else {
+                    self.push(&format!("({e} IS NULL), {plus}{e}{collate}{dir}"));
+                }
             }
             SortKey::Computed(comp) => {
                 let e = self.computed(table, comp);
@@ -551,25 +559,61 @@ macro_rules! bind_args {
     }};
 }
 
+/// Whether `cond` pins rows through an indexed equality (Entra's lookups). SQLite's planner
+/// would otherwise walk the creation-order index to avoid sorting a page; told that the order
+/// needs no index, it takes the equality's index and sorts the few rows it finds.
+fn pinned_by_index(cond: &Cond) -> bool {
+    let pins = |c: &Cond| {
+        matches!(
+            c,
+            Cond::Column(
+                Column::Id
+                    | Column::ExternalId
+                    | Column::NameLc
+                    | Column::DisplayNameLc
+                    | Column::GivenNameLc
+                    | Column::FamilyNameLc
+                    | Column::EmailLc,
+                TextOp::Eq,
+                _
+            )
+        )
+    };
+    match cond {
+        Cond::And(items) => items.iter().any(pins),
+        other => pins(other),
+    }
+}
+
+/// `SELECT what` for one page of `q`.
+pub fn page_sql(dialect: Dialect, table: Table, tenant_id: &str, what: &str, q: &Query) -> Sql {
+    let mut sql = Sql::new(dialect);
+    base(&mut sql, table, what, tenant_id);
+    if q.cond != Cond::Const(true) {
+        sql.push(" AND ");
+        sql.cond(table, "r.search", &q.cond);
+    }
+    sql.order_by(table, &q.sort, pinned_by_index(&q.cond));
+    sql.page(q.page);
+    sql
+}
+
+/// Pages up to this deep read whole rows directly; deeper ones read ids first (index entries
+/// only) and then just the rows of the page.
+pub const DIRECT_PAGE_DEPTH: i64 = 1000;
+
 /// The ids of one page of `q`, in order. Only ids are read, so a deep page walks index entries
 /// rather than rows.
 pub async fn page_ids(
     db: &super::Db,
     table: Table,
     tenant_id: &str,
-    q: &crate::domain::query::Query,
+    q: &Query,
 ) -> super::StoreResult<Vec<String>> {
     if q.page.limit <= 0 || q.cond == Cond::Const(false) {
         return Ok(Vec::new());
     }
-    let mut sql = Sql::new(db.dialect());
-    base(&mut sql, table, "r.id", tenant_id);
-    if q.cond != Cond::Const(true) {
-        sql.push(" AND ");
-        sql.cond(table, "r.search", &q.cond);
-    }
-    sql.order_by(table, &q.sort);
-    sql.page(q.page);
+    let sql = page_sql(db.dialect(), table, tenant_id, "r.id", q);
     let ids: Vec<String> = super::on_db!(db, |p| bind_args!(
         sqlx::query_scalar(sqlx::AssertSqlSafe(sql.text.as_str())),
         &sql.args
@@ -577,6 +621,68 @@ pub async fn page_ids(
     .fetch_all(p)
     .await)?;
     Ok(ids)
+}
+
+/// Whole rows of one shallow page of `q` (see [`DIRECT_PAGE_DEPTH`]), in order.
+pub async fn page_rows<R>(
+    db: &super::Db,
+    table: Table,
+    tenant_id: &str,
+    columns: &str,
+    q: &Query,
+) -> super::StoreResult<Vec<R>>
+where
+    R: Send
+        + Unpin
+        + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+        + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+{
+    if q.page.limit <= 0 || q.cond == Cond::Const(false) {
+        return Ok(Vec::new());
+    }
+    let sql = page_sql(db.dialect(), table, tenant_id, columns, q);
+    let rows: Vec<R> = super::on_db!(db, |p| bind_args!(
+        sqlx::query_as(sqlx::AssertSqlSafe(sql.text.as_str())),
+        &sql.args
+    )
+    .fetch_all(p)
+    .await)?;
+    Ok(rows)
+}
+
+/// A page as read: whole rows (shallow pages), or ids to read the rows of (deep pages).
+pub enum Fetched<R> {
+    Rows(Vec<R>),
+    Ids(Vec<String>),
+}
+
+/// One page of `q` and the total: a shallow page reads its rows directly, a deep one its ids
+/// first; a first page that is not full is the whole result, so the common lookups (no match,
+/// one match) cost one query.
+pub async fn page_of<R>(
+    db: &super::Db,
+    table: Table,
+    tenant_id: &str,
+    columns: &str,
+    q: &Query,
+) -> super::StoreResult<(i64, Fetched<R>)>
+where
+    R: Send
+        + Unpin
+        + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+        + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+{
+    let (found, page) = if q.page.offset <= DIRECT_PAGE_DEPTH {
+        let rows = page_rows(db, table, tenant_id, columns, q).await?;
+        (rows.len(), Fetched::Rows(rows))
+    } else {
+        let ids = page_ids(db, table, tenant_id, q).await?;
+        (ids.len(), Fetched::Ids(ids))
+    };
+    if q.page.offset == 0 && (found as i64) < q.page.limit {
+        return Ok((found as i64, page));
+    }
+    Ok((count(db, table, tenant_id, &q.cond).await?, page))
 }
 
 /// How many rows `cond` selects.

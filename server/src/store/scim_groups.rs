@@ -54,7 +54,8 @@ pub enum MemberOp {
     RemoveAll,
 }
 
-const COLUMNS: &str = "id, display_name, external_id, resource, version, created_at, updated_at";
+pub const COLUMNS: &str =
+    "id, display_name, external_id, resource, version, created_at, updated_at";
 
 /// Members written per statement: one statement per member made a 10k-member PATCH take
 /// seconds; 500 rows (1001 parameters) stays far below both databases' parameter limits.

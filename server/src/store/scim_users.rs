@@ -43,7 +43,7 @@ pub struct UserSelector {
     pub email: Option<String>,
 }
 
-const COLUMNS: &str = "id, user_name, external_id, given_name, family_name, display_name, email, \
+pub const COLUMNS: &str = "id, user_name, external_id, given_name, family_name, display_name, email, \
                        active, resource, version, created_at, updated_at, is_admin";
 
 /// Holds when the row is not the organisation's last active admin (or stays active: `$keep`),
