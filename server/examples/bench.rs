@@ -117,15 +117,15 @@ async fn main() -> anyhow::Result<()> {
     let token = provisioning::issue_token(&db, &t.id, &who, now)
         .await?
         .secret;
-    let state = AppState {
-        db: db.clone(),
+    let state = AppState::new(
+        db.clone(),
         clock,
-        settings: Arc::new(Settings {
+        Settings {
             public_url: "http://bench.local".into(),
-            setup_code_required: false,
-        }),
-        leptos: server::leptos_options("target/site"),
-    };
+            ..Settings::default()
+        },
+        server::leptos_options("target/site"),
+    );
     let b = Bench {
         router: server::router(state),
         slug: t.slug.clone(),
