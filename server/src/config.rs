@@ -83,6 +83,19 @@ pub struct ServeArgs {
     )]
     pub site_root: String,
 
+    /// Longest string (in characters) accepted in a SCIM attribute value or name.
+    #[arg(long, env = "BITABIZ_SCIM_MAX_STRING_LENGTH", default_value_t = crate::scim::limits::DEFAULT_MAX_STRING_CHARS, global = true)]
+    pub scim_max_string_length: usize,
+
+    /// Most values accepted in one multi-valued SCIM attribute (emails, phoneNumbers, ...).
+    /// Group members are not limited by this.
+    #[arg(long, env = "BITABIZ_SCIM_MAX_VALUES", default_value_t = crate::scim::limits::DEFAULT_MAX_VALUES, global = true)]
+    pub scim_max_values: usize,
+
+    /// Most attributes accepted in one SCIM object (a resource, an extension, a complex value).
+    #[arg(long, env = "BITABIZ_SCIM_MAX_ATTRIBUTES", default_value_t = crate::scim::limits::DEFAULT_MAX_ATTRIBUTES, global = true)]
+    pub scim_max_attributes: usize,
+
     /// Password hashes (argon2, 19 MiB each) computed at once. Sign-ins beyond this wait.
     #[arg(
         long,

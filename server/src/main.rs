@@ -156,6 +156,11 @@ async fn serve(
         tenants::save_setup_code(&db, &auth::sha256_hex(&code), clock.now_ms()).await?;
         tracing::warn!("first-run setup code (needed on the setup page): {code}");
     }
+    server::scim::limits::configure(server::scim::limits::ScimLimits {
+        max_string_chars: args.scim_max_string_length,
+        max_values: args.scim_max_values,
+        max_attributes: args.scim_max_attributes,
+    });
     let settings = Settings {
         public_url: args.public_url(),
         setup_code_required,

@@ -529,3 +529,69 @@ async fn every_response_has_a_request_id_and_proxies_are_believed_only_when_trus
     assert!(addrs.contains(&"198.51.100.23".to_string()), "{addrs:?}");
     assert!(addrs.contains(&"203.0.113.50".to_string()), "{addrs:?}");
 }
+
+fn scim_user(user_name: &str) -> serde_json::Value {
+    serde_json::json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": user_name,
+        "externalId": "ext",
+        "active": true,
+        "displayName": "L X",
+        "name": {"givenName": "L", "familyName": "X"},
+        "emails": [{"primary": true, "type": "work", "value": "l@x.example"}],
+    })
+}
+
+#[tokio::test]
+async fn scim_strings_and_arrays_have_length_limits_with_clear_errors() {
+    let app = TestApp::new().await;
+    let t = app.scim_tenant("Limits").await;
+    let expect_400 = |r: &Reply, needle: &str| {
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+        let j = r.json();
+        assert_eq!(j["scimType"], "invalidValue", "{}", r.body);
+        assert!(j["detail"].as_str().unwrap().contains(needle), "{}", r.body);
+    };
+    let long = format!("{}@x.example", "a".repeat(100_000));
+    let r = app.scim("POST", &t, "/Users", Some(scim_user(&long))).await;
+    expect_400(&r, "userName");
+    let r = app
+        .scim("POST", &t, "/Users", Some(scim_user("nul\u{0}@x.example")))
+        .await;
+    expect_400(&r, "NUL");
+    let mut many = scim_user("phones@x.example");
+    many["phoneNumbers"] = (0..40_000)
+        .map(|i| serde_json::json!({"value": i.to_string()}))
+        .collect();
+    let r = app.scim("POST", &t, "/Users", Some(many)).await;
+    expect_400(&r, "phoneNumbers");
+
+    // PATCH and PUT go through the same check; nothing is stored.
+    let r = app
+        .scim("POST", &t, "/Users", Some(scim_user("ok@x.example")))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    let patch = serde_json::json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "displayName", "value": "d".repeat(5000)}]
+    });
+    let r = app
+        .scim("PATCH", &t, &format!("/Users/{id}"), Some(patch))
+        .await;
+    expect_400(&r, "displayName");
+    let mut put = scim_user("ok@x.example");
+    put["nickName"] = serde_json::json!("tab\u{0}");
+    let r = app
+        .scim("PUT", &t, &format!("/Users/{id}"), Some(put))
+        .await;
+    expect_400(&r, "NUL");
+    let r = app.scim("GET", &t, &format!("/Users/{id}"), None).await;
+    assert_eq!(r.json()["displayName"], "L X");
+    let g = serde_json::json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+        "displayName": "g".repeat(3000),
+    });
+    let r = app.scim("POST", &t, "/Groups", Some(g)).await;
+    expect_400(&r, "displayName");
+}

@@ -7,6 +7,7 @@ pub mod error;
 pub mod filter;
 pub mod groups;
 pub mod http;
+pub mod limits;
 pub mod patch;
 pub mod projection;
 pub mod resource;
