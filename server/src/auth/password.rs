@@ -130,8 +130,10 @@ static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
 pub struct PasswordHasher {
     slots: Arc<Semaphore>,
     wait: Duration,
-    /// One work buffer per slot, allocated on first use and kept.
-    buffers: Mutex<Vec<Vec<Block>>>,
+    /// One work buffer per slot, allocated on first use and kept (a panicking hash loses its
+    /// buffer; the next job allocates a new one).
+    buffers: Arc<Mutex<Vec<Vec<Block>>>>,
+    total: usize,
     computed: AtomicU64,
     refused: AtomicU64,
 }
@@ -161,7 +163,8 @@ impl PasswordHasher {
         Self {
             slots: Arc::new(Semaphore::new(slots)),
             wait,
-            buffers: Mutex::new((0..slots).map(|_| Vec::new()).collect()),
+            buffers: Arc::new(Mutex::new((0..slots).map(|_| Vec::new()).collect())),
+            total: slots,
             computed: AtomicU64::new(0),
             refused: AtomicU64::new(0),
         }
@@ -179,10 +182,7 @@ impl PasswordHasher {
 
     /// Hashing slots in use right now.
     pub fn in_use(&self) -> usize {
-        self.buffers
-            .lock()
-            .map(|b| b.capacity().saturating_sub(b.len()))
-            .unwrap_or(0)
+        self.total - self.slots.available_permits()
     }
 
     async fn run<T: Send + 'static>(
@@ -197,36 +197,27 @@ impl PasswordHasher {
                 return Err(HashError::Busy);
             }
         };
-        // A permit guarantees a buffer: there are as many buffers as permits.
-        let mut buffer = self
-            .buffers
-            .lock()
-            .map_err(|_| HashError::Failed)?
-            .pop()
-            .unwrap_or_default();
         self.computed.fetch_add(1, Ordering::Relaxed);
-        let joined = tokio::task::spawn_blocking(move || {
+        // The slot and the buffer travel with the blocking job and come back only when the hash
+        // is done, even if the request that asked for it was dropped meanwhile (a client gone,
+        // the request timeout): otherwise abandoned hashes would keep running beyond the limit,
+        // each in a freshly allocated buffer.
+        let buffers = self.buffers.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut buffer = buffers
+                .lock()
+                .ok()
+                .and_then(|mut b| b.pop())
+                .unwrap_or_default();
             let out = job(&mut buffer);
-            (out, buffer)
+            if let Ok(mut b) = buffers.lock() {
+                b.push(buffer);
+            }
+            drop(permit);
+            out
         })
-        .await;
-        let result = match joined {
-            Ok((out, buffer)) => {
-                if let Ok(mut b) = self.buffers.lock() {
-                    b.push(buffer);
-                }
-                Ok(out)
-            }
-            Err(_) => {
-                // The buffer was lost with the panicked task; replace it.
-                if let Ok(mut b) = self.buffers.lock() {
-                    b.push(Vec::new());
-                }
-                Err(HashError::Failed)
-            }
-        };
-        drop(permit);
-        result
+        .await
+        .map_err(|_| HashError::Failed)
     }
 
     pub async fn hash(&self, password: String) -> Result<String, HashError> {
@@ -293,6 +284,29 @@ mod tests {
             Argon2::default()
                 .verify_password(b"ours", &PasswordHash::new(&ours).unwrap())
                 .is_ok()
+        );
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_hash_keeps_its_slot_until_it_is_done() {
+        let hasher = Arc::new(PasswordHasher::new(1, Duration::from_millis(1)));
+        let h = hasher.clone();
+        let first = tokio::spawn(async move { h.verify("x".into(), None).await });
+        // Let the first job start, then drop the caller (as a request timeout would).
+        while hasher.in_use() == 0 {
+            tokio::task::yield_now().await;
+        }
+        first.abort();
+        let _ = first.await;
+        assert_eq!(
+            hasher.in_use(),
+            1,
+            "the hash still runs, so its slot stays taken"
+        );
+        assert_eq!(
+            hasher.verify("y".into(), None).await,
+            Err(HashError::Busy),
+            "no second hash beside the abandoned one"
         );
     }
 
