@@ -47,7 +47,18 @@ mod ctx {
         session_cookie().ok_or_else(|| fail(ConsoleError::Unauthorized))
     }
 
+    /// The error for the page, with its HTTP status (a wrong password or an ended session is
+    /// the client's problem, not a 500).
     pub fn fail(e: ConsoleError) -> ServerFnError {
+        if let (Some(res), Ok(status)) = (
+            use_context::<leptos_axum::ResponseOptions>(),
+            http::StatusCode::from_u16(e.status()),
+        ) {
+            res.set_status(status);
+            if matches!(e, ConsoleError::Busy(_)) {
+                res.insert_header(header::RETRY_AFTER, HeaderValue::from_static("3"));
+            }
+        }
         ServerFnError::ServerError(e.to_string())
     }
 

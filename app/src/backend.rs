@@ -42,7 +42,28 @@ pub enum ConsoleError {
     Conflict(String),
     Forbidden(String),
     NotFound(String),
+    /// Too many attempts from this address or at this account: wait, then retry (HTTP 429).
+    TooManyAttempts(String),
+    /// The server is saturated for a moment (e.g. every password-hashing slot is busy): retry
+    /// in a few seconds (HTTP 503).
+    Busy(String),
     Internal,
+}
+
+impl ConsoleError {
+    /// The HTTP status a server function answers with for this error.
+    pub fn status(&self) -> u16 {
+        match self {
+            ConsoleError::Unauthorized => 401,
+            ConsoleError::Invalid(_) => 400,
+            ConsoleError::Conflict(_) => 409,
+            ConsoleError::Forbidden(_) => 403,
+            ConsoleError::NotFound(_) => 404,
+            ConsoleError::TooManyAttempts(_) => 429,
+            ConsoleError::Busy(_) => 503,
+            ConsoleError::Internal => 500,
+        }
+    }
 }
 
 impl fmt::Display for ConsoleError {
@@ -54,7 +75,9 @@ impl fmt::Display for ConsoleError {
             ConsoleError::Invalid(m)
             | ConsoleError::Conflict(m)
             | ConsoleError::Forbidden(m)
-            | ConsoleError::NotFound(m) => f.write_str(m),
+            | ConsoleError::NotFound(m)
+            | ConsoleError::TooManyAttempts(m)
+            | ConsoleError::Busy(m) => f.write_str(m),
             ConsoleError::Internal => {
                 f.write_str("Something went wrong on our side. Please try again in a moment.")
             }

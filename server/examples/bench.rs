@@ -326,15 +326,15 @@ fn enc(s: &str) -> String {
 /// as the yardstick, on the given database, until killed.
 async fn serve(url: &str, addr: &str, token: String) -> anyhow::Result<()> {
     let db = Db::open(url).await?;
-    let state = AppState {
+    let state = AppState::new(
         db,
-        clock: Arc::new(SystemClock),
-        settings: Arc::new(Settings {
+        Arc::new(SystemClock),
+        Settings {
             public_url: format!("http://{addr}"),
-            setup_code_required: false,
-        }),
-        leptos: server::leptos_options("target/site"),
-    };
+            ..Settings::default()
+        },
+        server::leptos_options("target/site"),
+    );
     let expected = format!("Bearer {token}");
     let bare = get(move |headers: HeaderMap| {
         let ok = headers

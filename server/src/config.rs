@@ -1,8 +1,11 @@
 //! Command line and environment. Every option has an env fallback and a default that makes a
 //! bare `bitabiz` start work.
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::net::IpRange;
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/bitabiz.db";
 
@@ -17,6 +20,35 @@ pub struct Cli {
     /// Database URL: `sqlite://PATH` (file and folder are created) or `postgres://USER@HOST:PORT/DB`.
     #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, global = true, hide_env_values = true)]
     pub database_url: String,
+
+    /// Largest database pool (default 8 for SQLite, 16 for PostgreSQL). With several instances
+    /// on one PostgreSQL, instances × this must stay under the server's max_connections.
+    #[arg(long, env = "BITABIZ_DB_MAX_CONNECTIONS", global = true)]
+    pub db_max_connections: Option<u32>,
+
+    /// Database connections kept open even when idle.
+    #[arg(
+        long,
+        env = "BITABIZ_DB_MIN_CONNECTIONS",
+        default_value_t = 0,
+        global = true
+    )]
+    pub db_min_connections: u32,
+
+    /// How long a request waits for a free database connection before failing.
+    #[arg(long, env = "BITABIZ_DB_ACQUIRE_TIMEOUT", default_value = "10s", value_parser = parse_duration, global = true)]
+    pub db_acquire_timeout: Duration,
+
+    /// Log format: `text` for people, `json` (one object per line, with request ids) for log
+    /// collectors.
+    #[arg(
+        long,
+        env = "BITABIZ_LOG_FORMAT",
+        value_enum,
+        default_value_t = LogFormat::Text,
+        global = true
+    )]
+    pub log_format: LogFormat,
 
     #[command(flatten)]
     pub serve: ServeArgs,
@@ -50,6 +82,141 @@ pub struct ServeArgs {
         global = true
     )]
     pub site_root: String,
+
+    /// Longest string (in characters) accepted in a SCIM attribute value or name.
+    #[arg(long, env = "BITABIZ_SCIM_MAX_STRING_LENGTH", default_value_t = crate::scim::limits::DEFAULT_MAX_STRING_CHARS, global = true)]
+    pub scim_max_string_length: usize,
+
+    /// Most values accepted in one multi-valued SCIM attribute (emails, phoneNumbers, ...).
+    /// Group members are not limited by this.
+    #[arg(long, env = "BITABIZ_SCIM_MAX_VALUES", default_value_t = crate::scim::limits::DEFAULT_MAX_VALUES, global = true)]
+    pub scim_max_values: usize,
+
+    /// Most attributes accepted in one SCIM object (a resource, an extension, a complex value).
+    #[arg(long, env = "BITABIZ_SCIM_MAX_ATTRIBUTES", default_value_t = crate::scim::limits::DEFAULT_MAX_ATTRIBUTES, global = true)]
+    pub scim_max_attributes: usize,
+
+    /// Password hashes (argon2, 19 MiB each) computed at once. Sign-ins beyond this wait.
+    #[arg(
+        long,
+        env = "BITABIZ_MAX_CONCURRENT_HASHES",
+        default_value_t = 2,
+        global = true
+    )]
+    pub max_concurrent_hashes: usize,
+
+    /// How long a sign-in waits for a free hashing slot before it is answered 503 "try again".
+    #[arg(long, env = "BITABIZ_HASH_QUEUE_WAIT", default_value = "3s", value_parser = parse_duration, global = true)]
+    pub hash_queue_wait: Duration,
+
+    /// A client must send a request's complete headers within this time, counted from when the
+    /// server starts waiting for them (slow-header "slowloris" connections are closed).
+    #[arg(long, env = "BITABIZ_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration, global = true)]
+    pub header_read_timeout: Duration,
+
+    /// A keep-alive connection with no request in progress is closed after this long.
+    #[arg(long, env = "BITABIZ_IDLE_TIMEOUT", default_value = "5s", value_parser = parse_duration, global = true)]
+    pub idle_timeout: Duration,
+
+    /// A request not answered within this time is stopped and answered 503 (Microsoft Entra
+    /// gives up after 60 s).
+    #[arg(long, env = "BITABIZ_REQUEST_TIMEOUT", default_value = "50s", value_parser = parse_duration, global = true)]
+    pub request_timeout: Duration,
+
+    /// Client connections open at once; beyond it new connections are answered 503 and closed.
+    /// Keep it under the process's open-file limit (`ulimit -n`).
+    #[arg(
+        long,
+        env = "BITABIZ_MAX_CONNECTIONS",
+        default_value_t = 768,
+        global = true
+    )]
+    pub max_connections: usize,
+
+    /// Connections one client address may hold open at once (trusted proxies are exempt).
+    #[arg(
+        long,
+        env = "BITABIZ_MAX_CONNECTIONS_PER_ADDRESS",
+        default_value_t = 128,
+        global = true
+    )]
+    pub max_connections_per_address: usize,
+
+    /// On SIGTERM or Ctrl-C: stop accepting, let requests in flight finish for at most this
+    /// long, then exit.
+    #[arg(long, env = "BITABIZ_SHUTDOWN_GRACE", default_value = "20s", value_parser = parse_duration, global = true)]
+    pub shutdown_grace: Duration,
+
+    /// Reverse proxies (addresses or CIDR ranges, comma-separated) whose X-Forwarded-For,
+    /// X-Forwarded-Proto and X-Request-Id are believed. From any other peer they are ignored.
+    #[arg(
+        long,
+        env = "BITABIZ_TRUSTED_PROXY",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub trusted_proxy: Vec<IpRange>,
+
+    /// Client addresses (or CIDR ranges, comma-separated) that may read /metrics.
+    #[arg(
+        long,
+        env = "BITABIZ_METRICS_ALLOW",
+        value_delimiter = ',',
+        default_value = "127.0.0.1/8,::1",
+        global = true
+    )]
+    pub metrics_allow: Vec<IpRange>,
+
+    /// A bearer token that also opens /metrics, from any address (e.g. for a remote scraper).
+    #[arg(
+        long,
+        env = "BITABIZ_METRICS_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
+    pub metrics_token: Option<Redacted>,
+}
+
+/// A secret from the command line or environment; never shown by `Debug`.
+#[derive(Clone)]
+pub struct Redacted(pub String);
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl std::str::FromStr for Redacted {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.trim().len() < 16 {
+            return Err("the metrics token must be at least 16 characters".into());
+        }
+        Ok(Redacted(s.trim().to_string()))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// `500ms`, `10s`, `2m`, or a plain number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a duration (e.g. 500ms, 10s, 2m)"))?;
+    match unit.trim() {
+        "ms" => Ok(Duration::from_millis(n)),
+        "" | "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        _ => Err(format!("'{s}': use ms, s or m")),
+    }
 }
 
 impl ServeArgs {

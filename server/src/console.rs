@@ -52,6 +52,15 @@ pub(crate) fn internal(e: StoreError) -> ConsoleError {
     }
 }
 
+fn hash_error(e: password::HashError) -> ConsoleError {
+    match e {
+        password::HashError::Busy => ConsoleError::Busy(
+            "Many sign-ins are being checked right now. Wait a few seconds, then try again.".into(),
+        ),
+        password::HashError::Failed => ConsoleError::Internal,
+    }
+}
+
 fn invalid(e: Invalid) -> ConsoleError {
     ConsoleError::Invalid(e.0)
 }
@@ -179,9 +188,12 @@ impl ConsoleBackend for Console {
         let email = domain::clean_email(&form.email).map_err(invalid)?;
         domain::check_new_password(&form.password, &form.confirm).map_err(invalid)?;
         self.check_setup_code(&form.setup_code).await?;
-        let hash = password::hash(form.password)
+        let hash = self
+            .state
+            .hasher
+            .hash(form.password)
             .await
-            .map_err(|_| ConsoleError::Internal)?;
+            .map_err(hash_error)?;
         let admin = tenants::NewAdmin {
             name: &admin_name,
             email: &email,
@@ -233,72 +245,20 @@ impl ConsoleBackend for Console {
         tenant_slug: Option<&str>,
         client: &ClientAddr,
     ) -> Result<SignInOutcome, ConsoleError> {
-        let db = &self.state.db;
-        let now = self.now();
-        let email_lc = email.trim().to_lowercase();
-        let account_key = format!("account:{email_lc}");
-        let address_key = format!("address:{}", client.0);
-        let since = now - THROTTLE_WINDOW_MS;
-        throttle::prune(db, since).await.map_err(internal)?;
-        let by_account = throttle::failures_since(db, &account_key, since)
-            .await
-            .map_err(internal)?;
-        let by_address = throttle::failures_since(db, &address_key, since)
-            .await
-            .map_err(internal)?;
-        if by_account >= MAX_FAILURES_PER_ACCOUNT || by_address >= MAX_FAILURES_PER_ADDRESS {
-            return Err(ConsoleError::Forbidden(TOO_MANY_FAILURES.into()));
-        }
-
-        let candidates: Vec<_> = users::admins_by_email(db, &email_lc)
-            .await
-            .map_err(internal)?
-            .into_iter()
-            .filter(|c| tenant_slug.is_none_or(|s| c.tenant_slug == s))
-            .collect();
-        let mut matching = Vec::new();
-        if candidates.is_empty() {
-            password::verify(password_given.to_string(), None).await;
-        }
-        for c in &candidates {
-            if password::verify(password_given.to_string(), Some(c.password_hash.clone())).await
-                && c.active
-            {
-                matching.push(c.clone());
-            }
-        }
-        match matching.len() {
-            0 => {
-                throttle::record_failure(db, &[&account_key, &address_key], now)
-                    .await
-                    .map_err(internal)?;
-                for c in &candidates {
-                    self.audit(&c.tenant_id, &email_lc, "sign_in_failed", "", client)
-                        .await?;
-                }
-                Err(ConsoleError::Invalid(WRONG_CREDENTIALS.into()))
-            }
-            1 => {
-                let me = &matching[0];
-                throttle::clear(db, &account_key).await.map_err(internal)?;
-                self.audit(&me.tenant_id, &email_lc, "signed_in", "", client)
-                    .await?;
-                Ok(SignInOutcome::Session(
-                    self.start_session(&me.user_id, &me.tenant_id).await?,
-                ))
-            }
-            _ => Ok(SignInOutcome::ChooseTenant(
-                matching
-                    .into_iter()
-                    .map(|c| TenantChoice {
-                        slug: c.tenant_slug,
-                        name: c.tenant_name,
-                    })
-                    .collect(),
-            )),
-        }
+        let outcome = self
+            .sign_in_checked(email, password_given, tenant_slug, client)
+            .await;
+        let label = match &outcome {
+            Ok(SignInOutcome::Session(_)) => "success",
+            Ok(SignInOutcome::ChooseTenant(_)) => "choose_organisation",
+            Err(ConsoleError::Invalid(_)) => "wrong",
+            Err(ConsoleError::TooManyAttempts(_)) => "throttled",
+            Err(ConsoleError::Busy(_)) => "busy",
+            Err(_) => "error",
+        };
+        self.state.metrics.count(crate::metrics::SIGN_IN, label);
+        outcome
     }
-
     async fn sign_out(&self, secret: &str) -> Result<(), ConsoleError> {
         let db = &self.state.db;
         let hash = sha256_hex(secret);
@@ -515,6 +475,133 @@ fn token_view(t: &tokens::TokenRow, now: i64) -> TokenView {
 }
 
 impl Console {
+    /// Sign-in proper. The attempt is counted against the account and the address *before* any
+    /// password is checked (a success takes it back), so concurrent guesses cannot overrun the
+    /// limits. Exactly one password hash is computed unless that first one matches: the time
+    /// of a wrong guess says nothing about how many organisations the email is admin in.
+    async fn sign_in_checked(
+        &self,
+        email: &str,
+        password_given: &str,
+        tenant_slug: Option<&str>,
+        client: &ClientAddr,
+    ) -> Result<SignInOutcome, ConsoleError> {
+        let db = &self.state.db;
+        let now = self.now();
+        let email_lc = email.trim().to_lowercase();
+        let account_key = format!("account:{email_lc}");
+        let address_key = format!("address:{}", client.0);
+        let since = now - THROTTLE_WINDOW_MS;
+        throttle::prune(db, since).await.map_err(internal)?;
+        let limits = [
+            throttle::Limit {
+                key: &account_key,
+                max: MAX_FAILURES_PER_ACCOUNT,
+            },
+            throttle::Limit {
+                key: &address_key,
+                max: MAX_FAILURES_PER_ADDRESS,
+            },
+        ];
+        let attempt = match throttle::reserve(db, &limits, since, now)
+            .await
+            .map_err(internal)?
+        {
+            throttle::Reservation::Granted(id) => id,
+            throttle::Reservation::Refused => {
+                return Err(ConsoleError::TooManyAttempts(TOO_MANY_FAILURES.into()));
+            }
+        };
+        let checked = self
+            .matching_admins(&email_lc, password_given, tenant_slug)
+            .await;
+        let (candidates, matching) = match checked {
+            Ok(v) => v,
+            Err(e) => {
+                // The password was never judged: the attempt does not count.
+                if let Err(re) = throttle::release(db, &attempt).await {
+                    tracing::warn!(error = %re, "releasing a sign-in reservation failed");
+                }
+                return Err(e);
+            }
+        };
+        if matching.is_empty() {
+            // The reservation stays as the failure. Auditing happens off the request path, so
+            // the number of organisations does not show in the answer's timing either.
+            let state = self.state.clone();
+            let client = client.0.clone();
+            tokio::spawn(async move {
+                for c in candidates {
+                    let entry = audit::NewAuditEntry {
+                        tenant_id: &c.tenant_id,
+                        actor: &email_lc,
+                        action: "sign_in_failed",
+                        detail: "",
+                        client_addr: &client,
+                    };
+                    if let Err(e) = audit::record(&state.db, entry, now).await {
+                        tracing::warn!(error = %e, "auditing a failed sign-in failed");
+                    }
+                }
+            });
+            return Err(ConsoleError::Invalid(WRONG_CREDENTIALS.into()));
+        }
+        throttle::release(db, &attempt).await.map_err(internal)?;
+        throttle::clear(db, &account_key).await.map_err(internal)?;
+        if let [me] = matching.as_slice() {
+            self.audit(&me.tenant_id, &email_lc, "signed_in", "", client)
+                .await?;
+            return Ok(SignInOutcome::Session(
+                self.start_session(&me.user_id, &me.tenant_id).await?,
+            ));
+        }
+        Ok(SignInOutcome::ChooseTenant(
+            matching
+                .into_iter()
+                .map(|c| TenantChoice {
+                    slug: c.tenant_slug,
+                    name: c.tenant_name,
+                })
+                .collect(),
+        ))
+    }
+
+    /// The admin accounts (active, with this password) the email may sign in to, and every
+    /// candidate looked at. The first candidate (or a dummy) is always checked; the others only
+    /// when it matched, so an admin who uses different passwords in different organisations
+    /// names the organisation.
+    async fn matching_admins(
+        &self,
+        email_lc: &str,
+        password_given: &str,
+        tenant_slug: Option<&str>,
+    ) -> Result<(Vec<users::AdminCredentials>, Vec<users::AdminCredentials>), ConsoleError> {
+        let candidates: Vec<_> = users::admins_by_email(&self.state.db, email_lc)
+            .await
+            .map_err(internal)?
+            .into_iter()
+            .filter(|c| tenant_slug.is_none_or(|s| c.tenant_slug == s))
+            .collect();
+        let hasher = &self.state.hasher;
+        let verify = |phc: Option<String>| hasher.verify(password_given.to_string(), phc);
+        let mut matching = Vec::new();
+        let first_ok = verify(candidates.first().map(|c| c.password_hash.clone()))
+            .await
+            .map_err(hash_error)?;
+        if first_ok {
+            for (i, c) in candidates.iter().enumerate() {
+                let ok = i == 0
+                    || verify(Some(c.password_hash.clone()))
+                        .await
+                        .map_err(hash_error)?;
+                if ok && c.active {
+                    matching.push(c.clone());
+                }
+            }
+        }
+        Ok((candidates, matching))
+    }
+
     /// The signed-in admin as an audit actor.
     fn actor<'a>(s: &'a sessions::SessionRow, client: &'a ClientAddr) -> Actor<'a> {
         Actor {

@@ -6,8 +6,11 @@ pub mod clock;
 pub mod config;
 pub mod console;
 pub mod domain;
+pub mod metrics;
+pub mod net;
 pub mod provisioning;
 pub mod scim;
+pub mod serve;
 pub mod store;
 pub mod web;
 
@@ -19,9 +22,13 @@ use leptos::prelude::*;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Duration;
 
+use crate::auth::password::PasswordHasher;
 use crate::clock::Clock;
 use crate::console::Console;
+use crate::metrics::Metrics;
+use crate::net::IpRange;
 use crate::store::Db;
 
 /// Deployment settings the request handlers need.
@@ -32,6 +39,32 @@ pub struct Settings {
     /// True when the server listens beyond loopback: the first-run page then asks for the
     /// one-time code printed at start.
     pub setup_code_required: bool,
+    /// Reverse proxies whose `X-Forwarded-For` / `X-Forwarded-Proto` are believed.
+    pub trusted_proxies: Vec<IpRange>,
+    /// Client addresses that may read `/metrics` without the metrics token.
+    pub metrics_allow: Vec<IpRange>,
+    /// SHA-256 of the token that also opens `/metrics` (never the token itself).
+    pub metrics_token_hash: Option<String>,
+    /// Longest time a request may take before it is answered 503.
+    pub request_timeout: Duration,
+    /// Password hashes run at once, and how long a sign-in waits for a free slot.
+    pub hash_slots: usize,
+    pub hash_wait: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            public_url: "http://127.0.0.1:3000".into(),
+            setup_code_required: false,
+            trusted_proxies: Vec::new(),
+            metrics_allow: IpRange::loopback(),
+            metrics_token_hash: None,
+            request_timeout: Duration::from_secs(50),
+            hash_slots: auth::password::DEFAULT_CONCURRENT_HASHES,
+            hash_wait: auth::password::DEFAULT_HASH_WAIT,
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -40,6 +73,22 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub settings: Arc<Settings>,
     pub leptos: LeptosOptions,
+    pub hasher: Arc<PasswordHasher>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl AppState {
+    pub fn new(db: Db, clock: Arc<dyn Clock>, settings: Settings, leptos: LeptosOptions) -> Self {
+        let hasher = Arc::new(PasswordHasher::new(settings.hash_slots, settings.hash_wait));
+        AppState {
+            db,
+            clock,
+            settings: Arc::new(settings),
+            leptos,
+            hasher,
+            metrics: Arc::new(Metrics::default()),
+        }
+    }
 }
 
 /// Leptos options for a site whose bundle is `<site_root>/pkg/bitabiz{.js,_bg.wasm}`.
@@ -61,7 +110,10 @@ pub fn router(state: AppState) -> Router {
 
     let provide = {
         let backend = backend.clone();
-        move || provide_context(backend.clone())
+        move || {
+            provide_context(backend.clone());
+            web::page_csp();
+        }
     };
     let ui = Router::new()
         .leptos_routes_with_context(&options, routes, provide.clone(), {
@@ -81,16 +133,23 @@ pub fn router(state: AppState) -> Router {
     };
     Router::new()
         .route("/healthz", get(web::healthz))
+        .route("/metrics", get(web::metrics))
         .route("/style.css", get(web::stylesheet))
         .with_state(state.clone())
         .merge(scim::http::router(state.clone()))
         .merge(ui)
         .layer(middleware::from_fn_with_state(guard, web::guard_pages))
         .layer(middleware::from_fn_with_state(
-            state,
+            state.clone(),
             web::refuse_cross_site,
         ))
-        .layer(middleware::from_fn(web::client_addr))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            web::limit_request_time,
+        ))
+        .layer(middleware::from_fn(web::security_headers))
+        .layer(middleware::from_fn_with_state(state.clone(), web::observe))
+        .layer(middleware::from_fn_with_state(state, web::client_addr))
         .layer(
             tower_http::set_header::SetResponseHeaderLayer::if_not_present(
                 http::header::X_CONTENT_TYPE_OPTIONS,

@@ -1,25 +1,35 @@
 use anyhow::Context;
 use clap::Parser;
 use server::clock::{Clock, SystemClock};
-use server::config::{Cli, Command, ProvisioningCommand, TenantCommand};
-use server::store::{Db, tenants};
+use server::config::{Cli, Command, LogFormat, ProvisioningCommand, TenantCommand};
+use server::store::{Db, PoolSize, tenants};
 use server::{AppState, Settings, auth, domain};
 use std::io::BufRead;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init(),
+    }
 
-    let db = Db::open(&cli.database_url)
+    let pool = PoolSize {
+        max: cli.db_max_connections,
+        min: cli.db_min_connections,
+        acquire_timeout: cli.db_acquire_timeout,
+    };
+    let db = Db::open_with(&cli.database_url, pool)
         .await
         .context("opening the database")?;
     db.migrate()
@@ -156,15 +166,22 @@ async fn serve(
         tenants::save_setup_code(&db, &auth::sha256_hex(&code), clock.now_ms()).await?;
         tracing::warn!("first-run setup code (needed on the setup page): {code}");
     }
-    let state = AppState {
-        db,
-        clock,
-        settings: Arc::new(Settings {
-            public_url: args.public_url(),
-            setup_code_required,
-        }),
-        leptos: server::leptos_options(&args.site_root),
+    server::scim::limits::configure(server::scim::limits::ScimLimits {
+        max_string_chars: args.scim_max_string_length,
+        max_values: args.scim_max_values,
+        max_attributes: args.scim_max_attributes,
+    });
+    let settings = Settings {
+        public_url: args.public_url(),
+        setup_code_required,
+        trusted_proxies: args.trusted_proxy.clone(),
+        metrics_allow: args.metrics_allow.clone(),
+        metrics_token_hash: args.metrics_token.as_ref().map(|t| auth::sha256_hex(&t.0)),
+        request_timeout: args.request_timeout,
+        hash_slots: args.max_concurrent_hashes,
+        hash_wait: args.hash_queue_wait,
     };
+    let state = AppState::new(db, clock, settings, server::leptos_options(&args.site_root));
     let pruner = state.clone();
     tokio::spawn(async move {
         loop {
@@ -183,13 +200,23 @@ async fn serve(
         state.settings.public_url,
         state.db.kind()
     );
-    axum::serve(
+    let limits = server::serve::Limits {
+        header_read_timeout: args.header_read_timeout,
+        idle_timeout: args.idle_timeout,
+        max_connections: args.max_connections,
+        max_connections_per_address: args.max_connections_per_address,
+        shutdown_grace: args.shutdown_grace,
+        trusted_proxies: args.trusted_proxy.clone(),
+    };
+    let metrics = state.metrics.clone();
+    server::serve::run(
         listener,
-        server::router(state).into_make_service_with_connect_info::<SocketAddr>(),
+        server::router(state),
+        metrics,
+        limits,
+        server::serve::shutdown_signal(),
     )
-    .with_graceful_shutdown(async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
     .await?;
+    tracing::info!("BitaBIZ stopped");
     Ok(())
 }

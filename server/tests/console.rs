@@ -103,6 +103,7 @@ async fn a_public_install_needs_the_setup_code_from_the_log() {
     let app = TestApp::with_settings(Settings {
         public_url: PUBLIC_URL.into(),
         setup_code_required: true,
+        ..Settings::default()
     })
     .await;
     server::store::tenants::save_setup_code(&app.db, &server::auth::sha256_hex("c0ffee"), START_MS)

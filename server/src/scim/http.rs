@@ -127,7 +127,9 @@ async fn gate(State(state): State<AppState>, mut req: Request, next: Next) -> Re
         .and_then(|rest| rest.split('/').next())
         .unwrap_or("")
         .to_string();
+    let outcome = |what: &'static str| state.metrics.count(crate::metrics::SCIM_AUTH, what);
     let Some(token) = bearer(req.headers()) else {
+        outcome("missing");
         return ScimError::unauthorized().into_response();
     };
     // One lookup by hash whatever is wrong (unknown token, other tenant, unknown slug), so the
@@ -135,7 +137,10 @@ async fn gate(State(state): State<AppState>, mut req: Request, next: Next) -> Re
     let hash = sha256_hex(token);
     let row = match tokens::gate_lookup(&state.db, &hash).await {
         Ok(row) => row,
-        Err(e) => return ScimError::from(e).into_response(),
+        Err(e) => {
+            outcome("error");
+            return ScimError::from(e).into_response();
+        }
     };
     let now = state.clock.now_ms();
     let Some(row) = row.filter(|r| {
@@ -144,9 +149,11 @@ async fn gate(State(state): State<AppState>, mut req: Request, next: Next) -> Re
         let live = r.revoked_at.is_none() && r.expires_at.is_none_or(|t| t > now);
         same_hash & same_tenant & live
     }) else {
+        outcome("invalid");
         return ScimError::unauthorized().into_response();
     };
     if !row.provisioning_enabled {
+        outcome("disabled");
         return ScimError::forbidden(
             "Automatic user provisioning is disabled for this organisation. An admin can enable it in \
              SETUP ADMIN > INTEGRATION > Microsoft Entra provisioning.",
@@ -158,6 +165,7 @@ async fn gate(State(state): State<AppState>, mut req: Request, next: Next) -> Re
     {
         tracing::warn!(error = %e, "could not record SCIM token use");
     }
+    outcome("ok");
     let base_url = format!("{}/scim/v2/{}", state.settings.public_url, row.tenant_slug);
     req.extensions_mut().insert(ScimTenant {
         id: row.tenant_id,

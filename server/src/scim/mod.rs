@@ -8,6 +8,7 @@ pub mod filter;
 pub mod groups;
 pub mod http;
 pub mod index;
+pub mod limits;
 pub mod patch;
 pub mod projection;
 pub mod query;

@@ -206,6 +206,17 @@ pub fn apply_patch(
     ops: &[PatchOperation],
     kind: ResourceKind,
 ) -> Result<(), PatchError> {
+    apply_patch_within(resource, ops, kind, &super::limits::current())
+}
+
+/// [`apply_patch`] under explicit size limits.
+pub fn apply_patch_within(
+    resource: &mut Value,
+    ops: &[PatchOperation],
+    kind: ResourceKind,
+    limits: &super::limits::ScimLimits,
+) -> Result<(), PatchError> {
+    check_operation_sizes(ops, limits)?;
     let mut work = resource.clone();
     let doc = work.as_object_mut().ok_or_else(|| {
         PatchError::new(ScimType::InvalidSyntax, "the resource is not a JSON object")
@@ -213,8 +224,37 @@ pub fn apply_patch(
     for op in ops {
         apply_operation(doc, op, kind)?;
     }
+    check_size(&work, limits)?;
     *resource = work;
     Ok(())
+}
+
+/// The size limits on what a client sends (checked before any work, so an oversized value
+/// costs nothing) and on the document that results (what would be stored).
+fn check_operation_sizes(
+    ops: &[PatchOperation],
+    limits: &super::limits::ScimLimits,
+) -> Result<(), PatchError> {
+    for op in ops {
+        if let Some(v) = &op.value {
+            let path = op.path.as_deref().unwrap_or("");
+            let membership = path
+                .get(..7)
+                .is_some_and(|p| p.eq_ignore_ascii_case("members"));
+            super::limits::check(v, path, membership, limits)
+                .map_err(|e| PatchError::new(ScimType::InvalidValue, e))?;
+        }
+        if let Some(p) = &op.path {
+            super::limits::check(&Value::String(p.clone()), "path", false, limits)
+                .map_err(|e| PatchError::new(ScimType::InvalidPath, e))?;
+        }
+    }
+    Ok(())
+}
+
+fn check_size(doc: &Value, limits: &super::limits::ScimLimits) -> Result<(), PatchError> {
+    super::limits::check(doc, "", false, limits)
+        .map_err(|e| PatchError::new(ScimType::InvalidValue, e))
 }
 
 /// Like [`apply_patch`] for a Group whose JSON carries no `members`: other attributes are applied
@@ -223,6 +263,8 @@ pub fn apply_group_patch(
     resource: &mut Value,
     ops: &[PatchOperation],
 ) -> Result<Vec<MemberChange>, PatchError> {
+    let limits = super::limits::current();
+    check_operation_sizes(ops, &limits)?;
     let mut work = resource.clone();
     let mut changes = Vec::new();
     let doc = work.as_object_mut().ok_or_else(|| {
@@ -231,6 +273,7 @@ pub fn apply_group_patch(
     for op in ops {
         group_operation(doc, op, &mut changes)?;
     }
+    check_size(&work, &limits)?;
     *resource = work;
     Ok(changes)
 }
@@ -706,11 +749,20 @@ fn whole_attribute(
             _ => Vec::new(),
         };
         let mut last_primary = None;
+        // Values already present, by canonical text: a linear pass instead of a search of the
+        // whole array per new value (40,000 phone numbers took seconds).
+        let mut index: std::collections::HashMap<String, usize> = arr
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (canonical(e), i))
+            .collect();
         for item in items {
-            let pos = match arr.iter().position(|e| *e == item) {
-                Some(p) => p,
+            let key = canonical(&item);
+            let pos = match index.get(&key) {
+                Some(&p) => p,
                 None => {
                     arr.push(item);
+                    index.insert(key, arr.len() - 1);
                     arr.len() - 1
                 }
             };
@@ -895,6 +947,7 @@ fn filtered(
     let selected: Vec<usize> = (0..arr.len())
         .filter(|&i| matches_value(filter, &arr[i], t.def))
         .collect();
+    let chosen: std::collections::HashSet<usize> = selected.iter().copied().collect();
     if remove {
         match sub {
             Some(s) => {
@@ -907,7 +960,7 @@ fn filtered(
                 }
                 let mut i = 0;
                 arr.retain(|el| {
-                    let keep = !selected.contains(&i) || has_content(el);
+                    let keep = !chosen.contains(&i) || has_content(el);
                     i += 1;
                     keep
                 });
@@ -915,7 +968,7 @@ fn filtered(
             None => {
                 let mut i = 0;
                 arr.retain(|_| {
-                    let keep = !selected.contains(&i);
+                    let keep = !chosen.contains(&i);
                     i += 1;
                     keep
                 });
@@ -1053,36 +1106,74 @@ fn remove_listed(
     };
     if let Some(Value::Array(arr)) = container.get_mut(name) {
         let value_def = def.and_then(|d| d.sub("value"));
-        arr.retain(|el| !listed.iter().any(|l| same_value(el, l, value_def)));
+        // Two values are the same when equal, or when their `value` sub-attributes are (Entra
+        // lists only `{"value": id}` when removing): two hash look-ups per element.
+        let whole: std::collections::HashSet<String> =
+            listed.iter().map(|l| canonical(l)).collect();
+        let keys: std::collections::HashSet<String> = listed
+            .iter()
+            .filter_map(|l| value_key(l, value_def))
+            .collect();
+        arr.retain(|el| {
+            !(whole.contains(&canonical(el))
+                || value_key(el, value_def).is_some_and(|k| keys.contains(&k)))
+        });
         if arr.is_empty() {
             container.remove(name);
         }
     }
 }
 
-/// Two values of a multi-valued attribute are the same when equal, or when their `value`
-/// sub-attributes are (Entra lists only `{"value": id}` when removing).
-fn same_value(a: &Value, b: &Value, value_def: Option<&AttributeDef>) -> bool {
-    if a == b {
-        return true;
-    }
-    let key = |v: &Value| -> Option<String> {
-        let x = if v.is_object() {
-            get_ci(v, "value")?
-        } else {
-            v
-        };
-        let s = x
-            .as_str()
-            .map(str::to_string)
-            .unwrap_or_else(|| x.to_string());
-        Some(if value_def.is_some_and(|d| d.case_exact) {
-            s
-        } else {
-            s.to_lowercase()
-        })
+/// What identifies a value for removal: its `value` sub-attribute (or itself, when simple),
+/// lower-cased unless the attribute is case-exact.
+fn value_key(v: &Value, value_def: Option<&AttributeDef>) -> Option<String> {
+    let x = if v.is_object() {
+        get_ci(v, "value")?
+    } else {
+        v
     };
-    matches!((key(a), key(b)), (Some(x), Some(y)) if x == y)
+    let s = x
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| x.to_string());
+    Some(if value_def.is_some_and(|d| d.case_exact) {
+        s
+    } else {
+        s.to_lowercase()
+    })
+}
+
+/// A text form that is equal exactly when the values are (`==`), whatever the key order of
+/// their objects: the key of a hash look-up.
+fn canonical(v: &Value) -> String {
+    fn write(v: &Value, out: &mut String) {
+        match v {
+            Value::Object(m) => {
+                let mut keys: Vec<&String> = m.keys().collect();
+                keys.sort();
+                out.push('{');
+                for k in keys {
+                    out.push_str(&Value::String(k.clone()).to_string());
+                    out.push(':');
+                    write(&m[k], out);
+                    out.push(',');
+                }
+                out.push('}');
+            }
+            Value::Array(a) => {
+                out.push('[');
+                for x in a {
+                    write(x, out);
+                    out.push(',');
+                }
+                out.push(']');
+            }
+            other => out.push_str(&other.to_string()),
+        }
+    }
+    let mut out = String::new();
+    write(v, &mut out);
+    out
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2038,6 +2129,91 @@ mod tests {
         );
         assert_eq!(r["emails"].as_array().map(Vec::len), Some(3));
         assert_eq!(r["emails"][2], json!({"value": "third@x", "type": "other"}));
+    }
+
+    /// 40,000 phone numbers (with repeats), then removing 20,000 of them by value: linear
+    /// work now; with a scan of the array per value this ran for seconds to minutes.
+    #[test]
+    fn large_multi_valued_attributes_are_handled_in_linear_time() {
+        let roomy = crate::scim::limits::ScimLimits {
+            max_values: 100_000,
+            ..Default::default()
+        };
+        let phones: Vec<Value> = (0..40_000)
+            .map(|i| json!({"value": format!("+1 555 {:06}", i % 30_000), "type": "work"}))
+            .collect();
+        let mut r = base();
+        apply_patch_within(
+            &mut r,
+            &ops(json!([{"op": "add", "path": "phoneNumbers", "value": phones}])),
+            ResourceKind::User,
+            &roomy,
+        )
+        .unwrap();
+        assert_eq!(r["phoneNumbers"].as_array().map(Vec::len), Some(30_000));
+        let gone: Vec<Value> = (0..20_000)
+            .map(|i| json!({"value": format!("+1 555 {:06}", i)}))
+            .collect();
+        apply_patch_within(
+            &mut r,
+            &ops(json!([{"op": "remove", "path": "phoneNumbers", "value": gone}])),
+            ResourceKind::User,
+            &roomy,
+        )
+        .unwrap();
+        assert_eq!(r["phoneNumbers"].as_array().map(Vec::len), Some(10_000));
+        assert_eq!(r["phoneNumbers"][0]["value"], "+1 555 020000");
+    }
+
+    #[test]
+    fn oversized_values_are_refused_before_and_after_applying() {
+        let small = crate::scim::limits::ScimLimits {
+            max_string_chars: 16,
+            max_values: 3,
+            ..Default::default()
+        };
+        let mut r = base();
+        let before = r.clone();
+        let e = apply_patch_within(
+            &mut r,
+            &ops(json!([{"op": "replace", "path": "displayName", "value": "x".repeat(17)}])),
+            ResourceKind::User,
+            &small,
+        )
+        .unwrap_err();
+        assert_eq!(e.scim_type, ScimType::InvalidValue);
+        assert!(e.detail.contains("displayName"), "{}", e.detail);
+        // Two added values are within the limit on their own, not on top of the two present.
+        let e = apply_patch_within(
+            &mut r,
+            &ops(json!([{"op": "add", "path": "emails", "value": [{"value": "a@b"}, {"value": "c@d"}]}])),
+            ResourceKind::User,
+            &small,
+        )
+        .unwrap_err();
+        assert!(
+            e.detail.starts_with("'emails' has 4 values"),
+            "{}",
+            e.detail
+        );
+        let e = apply_patch_within(
+            &mut r,
+            &ops(json!([{"op": "replace", "value": {"nickName": "a\u{0}b"}}])),
+            ResourceKind::User,
+            &small,
+        )
+        .unwrap_err();
+        assert!(e.detail.contains("NUL"));
+        assert_eq!(r, before, "nothing applied");
+        // Group membership is not counted.
+        let mut g = json!({"displayName": "G"});
+        let members: Vec<Value> = (0..10).map(|i| json!({"value": format!("u{i}")})).collect();
+        let changes = apply_group_patch(
+            &mut g,
+            &ops(json!([{"op": "add", "path": "members", "value": members}])),
+        )
+        .unwrap();
+        assert_eq!(changes.len(), 1);
     }
 
     #[test]

@@ -127,10 +127,34 @@ pub enum OpenError {
     Migrate(#[source] sqlx::migrate::MigrateError),
 }
 
+/// Database pool bounds. `max: None` means the default for the database (8 for SQLite, 16
+/// for PostgreSQL: several instances share PostgreSQL's `max_connections`).
+#[derive(Debug, Clone, Copy)]
+pub struct PoolSize {
+    pub max: Option<u32>,
+    pub min: u32,
+    pub acquire_timeout: Duration,
+}
+
+impl Default for PoolSize {
+    fn default() -> Self {
+        PoolSize {
+            max: None,
+            min: 0,
+            acquire_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
 impl Db {
     /// Connects; for SQLite, creates the file and its folder and turns on WAL, foreign keys and
     /// a busy timeout.
     pub async fn open(url: &str) -> Result<Db, OpenError> {
+        Self::open_with(url, PoolSize::default()).await
+    }
+
+    /// Like [`Db::open`] with explicit pool bounds.
+    pub async fn open_with(url: &str, size: PoolSize) -> Result<Db, OpenError> {
         if url.starts_with("sqlite:") {
             let opts = SqliteConnectOptions::from_str(url)
                 .map_err(OpenError::Connect)?
@@ -145,15 +169,18 @@ impl Db {
                     .map_err(|e| OpenError::Folder(dir.display().to_string(), e))?;
             }
             let pool = SqlitePoolOptions::new()
-                .max_connections(8)
+                .max_connections(size.max.unwrap_or(8))
+                .min_connections(size.min)
+                .acquire_timeout(size.acquire_timeout)
                 .connect_with(opts)
                 .await
                 .map_err(OpenError::Connect)?;
             Ok(Db::Sqlite(pool))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let pool = PgPoolOptions::new()
-                .max_connections(16)
-                .acquire_timeout(Duration::from_secs(10))
+                .max_connections(size.max.unwrap_or(16))
+                .min_connections(size.min)
+                .acquire_timeout(size.acquire_timeout)
                 .connect(url)
                 .await
                 .map_err(OpenError::Connect)?;
@@ -199,6 +226,15 @@ impl Db {
             Db::Sqlite(_) => format!("jsonb(${n})"),
             Db::Postgres(_) => format!("${n}::jsonb"),
         }
+    }
+
+    /// Connections open (in use and idle), idle, and the configured largest pool.
+    pub fn pool_usage(&self) -> (u32, usize, u32) {
+        on_db!(self, |p| (
+            p.size(),
+            p.num_idle(),
+            p.options().get_max_connections()
+        ))
     }
 
     pub fn kind(&self) -> &'static str {

@@ -1,32 +1,108 @@
-//! Failed sign-ins, counted per key (an account or a client address) over a sliding window.
+//! Sign-in attempts, counted per key (an account or a client address) over a sliding window.
 //! Kept in the database so several server instances share the count.
+//!
+//! An attempt is *reserved* before its password is checked: one short write transaction
+//! counts the window and, when under every limit, records the attempt as a failure. A later
+//! success releases the reservation. So N concurrent guesses cannot all pass a check made
+//! before any of them is counted.
 
-use super::{Db, StoreResult, execute, on_db};
+use super::{Db, StoreError, StoreResult, execute, new_id};
 
-pub async fn failures_since(db: &Db, key: &str, since: i64) -> StoreResult<i64> {
-    let n = on_db!(db, |p| sqlx::query_scalar(
-        "SELECT COUNT(*) FROM sign_in_failures WHERE throttle_key = $1 AND at >= $2"
-    )
-    .bind(key)
-    .bind(since)
-    .fetch_one(p)
-    .await)?;
-    Ok(n)
+/// Held for the duration of the reservation transaction on PostgreSQL; SQLite's
+/// `BEGIN IMMEDIATE` serialises writers on its own.
+const PG_THROTTLE_LOCK: i64 = 0x6274_7a5f_7468_726f; // "btz_thro"
+
+/// Whether the attempt may go ahead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reservation {
+    /// Go ahead; release the id if the attempt turns out not to be a failure.
+    Granted(String),
+    /// A limit is reached; nothing was recorded.
+    Refused,
 }
 
-pub async fn record_failure(db: &Db, keys: &[&str], now: i64) -> StoreResult<()> {
-    on_db!(db, |p| {
-        let mut tx = p.begin().await?;
-        for key in keys {
-            sqlx::query("INSERT INTO sign_in_failures (throttle_key, at) VALUES ($1, $2)")
-                .bind(*key)
-                .bind(now)
+/// A key and its limit within the window.
+pub struct Limit<'a> {
+    pub key: &'a str,
+    pub max: i64,
+}
+
+const COUNT: &str = "SELECT COUNT(*) FROM sign_in_failures WHERE throttle_key = $1 AND at >= $2";
+const INSERT: &str =
+    "INSERT INTO sign_in_failures (throttle_key, at, attempt_id) VALUES ($1, $2, $3)";
+
+pub async fn reserve(
+    db: &Db,
+    limits: &[Limit<'_>],
+    since: i64,
+    now: i64,
+) -> StoreResult<Reservation> {
+    let id = new_id();
+    macro_rules! body {
+        ($tx:ident) => {{
+            let mut refused = false;
+            for l in limits {
+                let n: i64 = sqlx::query_scalar(COUNT)
+                    .bind(l.key)
+                    .bind(since)
+                    .fetch_one(&mut *$tx)
+                    .await?;
+                if n >= l.max {
+                    refused = true;
+                    break;
+                }
+            }
+            if !refused {
+                for l in limits {
+                    sqlx::query(INSERT)
+                        .bind(l.key)
+                        .bind(now)
+                        .bind(&id)
+                        .execute(&mut *$tx)
+                        .await?;
+                }
+            }
+            $tx.commit().await?;
+            Ok::<_, StoreError>(refused)
+        }};
+    }
+    let refused = match db {
+        Db::Sqlite(p) => {
+            let mut tx = p.begin_with("BEGIN IMMEDIATE").await?;
+            body!(tx)
+        }
+        Db::Postgres(p) => {
+            let mut tx = p.begin().await?;
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(PG_THROTTLE_LOCK)
                 .execute(&mut *tx)
                 .await?;
+            body!(tx)
         }
-        tx.commit().await
-    })?;
+    }?;
+    Ok(if refused {
+        Reservation::Refused
+    } else {
+        Reservation::Granted(id)
+    })
+}
+
+/// Takes back a reservation (the attempt succeeded, or never got to check the password).
+pub async fn release(db: &Db, attempt_id: &str) -> StoreResult<()> {
+    execute!(
+        db,
+        sqlx::query("DELETE FROM sign_in_failures WHERE attempt_id = $1").bind(attempt_id)
+    )?;
     Ok(())
+}
+
+pub async fn failures_since(db: &Db, key: &str, since: i64) -> StoreResult<i64> {
+    let n = super::on_db!(db, |p| sqlx::query_scalar(COUNT)
+        .bind(key)
+        .bind(since)
+        .fetch_one(p)
+        .await)?;
+    Ok(n)
 }
 
 pub async fn clear(db: &Db, key: &str) -> StoreResult<()> {

@@ -74,36 +74,50 @@ pub async fn issue(
     retire_at: i64,
 ) -> StoreResult<(String, Vec<String>)> {
     let id = new_id();
-    on_db!(db, |p| {
-        let mut tx = p.begin().await?;
-        let retiring: Vec<String> = sqlx::query_scalar(
-            "SELECT hint FROM scim_tokens WHERE tenant_id = $1 AND revoked_at IS NULL AND expires_at IS NULL",
-        )
-        .bind(tenant_id)
-        .fetch_all(&mut *tx)
-        .await?;
-        sqlx::query(
-            "UPDATE scim_tokens SET expires_at = $1 WHERE tenant_id = $2 AND revoked_at IS NULL AND expires_at IS NULL",
-        )
-        .bind(retire_at)
-        .bind(tenant_id)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO scim_tokens (id, tenant_id, token_hash, hint, created_at, created_by) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&id)
-        .bind(tenant_id)
-        .bind(token_hash)
-        .bind(hint)
-        .bind(now)
-        .bind(created_by)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok::<_, StoreError>((id, retiring))
-    })
+    // Concurrent rotations must queue, not fail: on SQLite the transaction takes the write lock
+    // up front (a read-then-write transaction cannot be upgraded while another writer holds it:
+    // "database is locked"); on PostgreSQL the tenant row is locked first, so each rotation
+    // retires the token the previous one issued and exactly one token stays without expiry.
+    macro_rules! rotate {
+        ($tx:ident) => {{
+            let retiring: Vec<String> = sqlx::query_scalar(
+                "UPDATE scim_tokens SET expires_at = $1 \
+                 WHERE tenant_id = $2 AND revoked_at IS NULL AND expires_at IS NULL RETURNING hint",
+            )
+            .bind(retire_at)
+            .bind(tenant_id)
+            .fetch_all(&mut *$tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO scim_tokens (id, tenant_id, token_hash, hint, created_at, created_by) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&id)
+            .bind(tenant_id)
+            .bind(token_hash)
+            .bind(hint)
+            .bind(now)
+            .bind(created_by)
+            .execute(&mut *$tx)
+            .await?;
+            $tx.commit().await?;
+            Ok::<_, StoreError>((id, retiring))
+        }};
+    }
+    match db {
+        Db::Sqlite(p) => {
+            let mut tx = p.begin_with("BEGIN IMMEDIATE").await?;
+            rotate!(tx)
+        }
+        Db::Postgres(p) => {
+            let mut tx = p.begin().await?;
+            sqlx::query("SELECT id FROM tenants WHERE id = $1 FOR UPDATE")
+                .bind(tenant_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            rotate!(tx)
+        }
+    }
 }
 
 /// Revokes one token of the tenant; returns its hint. Revoking twice is harmless.

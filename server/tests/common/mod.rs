@@ -94,6 +94,7 @@ impl TestApp {
         Self::with_settings(Settings {
             public_url: PUBLIC_URL.into(),
             setup_code_required: false,
+            ..Settings::default()
         })
         .await
     }
@@ -101,12 +102,12 @@ impl TestApp {
     pub async fn with_settings(settings: Settings) -> Self {
         let (db, dir) = fresh_db().await;
         let clock = ManualClock::new(START_MS);
-        let state = AppState {
-            db: db.clone(),
-            clock: Arc::new(clock.clone()) as Arc<dyn Clock>,
-            settings: Arc::new(settings),
-            leptos: server::leptos_options("target/site"),
-        };
+        let state = AppState::new(
+            db.clone(),
+            Arc::new(clock.clone()) as Arc<dyn Clock>,
+            settings,
+            server::leptos_options("target/site"),
+        );
         TestApp {
             router: server::router(state.clone()),
             clock,
