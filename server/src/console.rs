@@ -363,7 +363,11 @@ impl ConsoleBackend for Console {
         let recent = audit::recent(db, &s.tenant_id, &INTEGRATION_ACTIONS, 20)
             .await
             .map_err(internal)?;
+        let (_, live_secrets) = store::oauth::live_counts(db, &s.tenant_id, now)
+            .await
+            .map_err(internal)?;
         Ok(IntegrationView {
+            has_live_client_secret: live_secrets > 0,
             enabled: tenant.provisioning_enabled,
             endpoint_url: provisioning::endpoint_url(&self.state.settings.public_url, &tenant.slug),
             tokens: tokens.iter().map(|t| token_view(t, now)).collect(),
@@ -471,21 +475,73 @@ impl ConsoleBackend for Console {
         .await
         .map_err(internal)
     }
+
+    // OAuth 2.0 client credentials: implemented in `crate::oauth::console`.
+    async fn oauth_clients(&self, secret: &str) -> Result<OAuthView, ConsoleError> {
+        self.oauth_view(secret).await
+    }
+    async fn issue_client_secret(
+        &self,
+        secret: &str,
+        years: i64,
+        client: &ClientAddr,
+    ) -> Result<NewClientSecretView, ConsoleError> {
+        self.oauth_issue_secret(secret, years, client).await
+    }
+    async fn revoke_client_secret(
+        &self,
+        secret: &str,
+        secret_id: &str,
+        client: &ClientAddr,
+    ) -> Result<(), ConsoleError> {
+        self.oauth_revoke_secret(secret, secret_id, client).await
+    }
+    async fn set_access_token_lifetime(
+        &self,
+        secret: &str,
+        minutes: i64,
+        client: &ClientAddr,
+    ) -> Result<(), ConsoleError> {
+        self.oauth_set_access_token_lifetime(secret, minutes, client)
+            .await
+    }
+    async fn set_bearer_max_lifetime(
+        &self,
+        secret: &str,
+        days: i64,
+        client: &ClientAddr,
+    ) -> Result<(), ConsoleError> {
+        self.oauth_set_bearer_max_lifetime(secret, days, client)
+            .await
+    }
+    async fn credential_warnings(
+        &self,
+        secret: &str,
+    ) -> Result<Vec<CredentialWarningView>, ConsoleError> {
+        self.oauth_warnings(secret).await
+    }
 }
 
 /// The audit actions shown as "Recent changes" on the Microsoft Entra provisioning page.
-pub const INTEGRATION_ACTIONS: [&str; 6] = [
+pub const INTEGRATION_ACTIONS: [&str; 11] = [
     "provisioning_enabled",
     "provisioning_disabled",
     "token_generated",
     "token_rotated",
     "token_revoked",
     "overlap_changed",
+    "client_secret_generated",
+    "client_secret_rotated",
+    "client_secret_revoked",
+    "access_token_lifetime_changed",
+    "bearer_max_lifetime_changed",
 ];
 
 fn token_view(t: &tokens::TokenRow, now: i64) -> TokenView {
     let state = if t.revoked_at.is_some() {
         TokenState::Revoked
+    } else if t.valid_until.is_some_and(|at| at <= now) {
+        TokenState::Expired
     } else {
         match t.expires_at {
             Some(at) if at <= now => TokenState::Expired,
@@ -502,12 +558,17 @@ fn token_view(t: &tokens::TokenRow, now: i64) -> TokenView {
         state,
         retires_at: t.expires_at.map(display_time),
         revoked_at: t.revoked_at.map(display_time),
+        valid_until: t.valid_until.map(display_time),
     }
 }
 
 impl Console {
+    pub(crate) fn app_state(&self) -> &AppState {
+        &self.state
+    }
+
     /// The signed-in admin as an audit actor.
-    fn actor<'a>(s: &'a sessions::SessionRow, client: &'a ClientAddr) -> Actor<'a> {
+    pub(crate) fn actor<'a>(s: &'a sessions::SessionRow, client: &'a ClientAddr) -> Actor<'a> {
         Actor {
             name: s.email.as_deref().unwrap_or("admin"),
             client_addr: &client.0,
