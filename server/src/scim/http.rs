@@ -112,8 +112,8 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .then_some(token)
 }
 
-/// Every SCIM request needs a live bearer token of the organisation named in the URL; the
-/// organisation must have automatic provisioning enabled.
+/// Every SCIM request needs a live bearer token or OAuth access token (`crate::oauth`) of the
+/// organisation named in the URL; the organisation must have automatic provisioning enabled.
 async fn gate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     // Inside `nest` the request URI has lost its prefix (and with it the slug); the router
     // keeps the URI as the client sent it.
