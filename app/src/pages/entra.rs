@@ -356,7 +356,7 @@ const ACCESS_TOKEN_CHOICES: [(i64, &str); 6] = [
 ];
 
 const BEARER_MAX_CHOICES: [(i64, &str); 6] = [
-    (0, "Off: bearer tokens do not expire"),
+    (0, "Off (tokens do not expire)"),
     (30, "30 days"),
     (90, "90 days"),
     (180, "180 days"),
