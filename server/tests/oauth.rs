@@ -1350,3 +1350,62 @@ async fn the_operator_cli_issues_client_credentials_and_reports_status() {
         [("cli".to_string(), "client_secret_generated".to_string())]
     );
 }
+
+#[tokio::test]
+async fn the_status_report_lists_live_credentials_last_request_and_warnings() {
+    let app = TestApp::new().await;
+    let o = org(&app).await;
+    let tenant = server::store::tenants::by_slug(&app.db, SLUG)
+        .await
+        .unwrap()
+        .unwrap();
+    let status = |now: i64| {
+        let (db, tenant) = (app.db.clone(), tenant.clone());
+        async move {
+            server::oauth::cli::status(&db, &tenant, PUBLIC_URL, now)
+                .await
+                .unwrap()
+                .join("\n")
+        }
+    };
+    let text = status(app.clock.now_ms()).await;
+    assert!(text.contains("Last request: never"), "{text}");
+    assert!(
+        text.contains("Automatic user provisioning: enabled"),
+        "{text}"
+    );
+    let hint = format!("bbz_cs_…{}", &o.secret[o.secret.len() - 4..]);
+    assert!(
+        text.contains(&format!("client secret  {hint}  active")),
+        "{text}"
+    );
+    assert!(!text.contains("bearer token "), "{text}");
+
+    // A SCIM request with an access token is the last request.
+    let token = access_token(&app, &o.client_id, &o.secret).await;
+    app.clock.advance_ms(5 * MINUTE);
+    assert_eq!(scim_get(&app, &token).await.status, StatusCode::OK);
+    let text = status(app.clock.now_ms()).await;
+    let at = server::clock::display_time(app.clock.now_ms());
+    assert!(text.contains(&format!("Last request: {at}")), "{text}");
+
+    // Twenty days before the secret's end: a warning, and how to replace it from the CLI.
+    let end = server::oauth::SecretYears::default().after(START_MS);
+    let text = status(end - 20 * DAY_MS).await;
+    assert!(
+        text.contains(&format!("WARNING: Client secret {hint} expires on")),
+        "{text}"
+    );
+    assert!(text.contains("(in 20 days)"), "{text}");
+    assert!(
+        text.contains("bitabiz provisioning oauth-client --tenant contoso-pharma"),
+        "{text}"
+    );
+    // After it: no live credential, and the lapse is reported.
+    let text = status(end + DAY_MS).await;
+    assert!(text.contains("Live credentials: none"), "{text}");
+    assert!(
+        text.contains(&format!("EXPIRED: Client secret {hint} expired on")),
+        "{text}"
+    );
+}
