@@ -144,7 +144,9 @@ async fn main() -> anyhow::Result<()> {
         assert_eq!(status, 201);
     }
 
-    for (name, token) in [("access token", &access), ("bearer token", &bearer)] {
+    // Each kind twice, alternating, so warm-up and disk noise show instead of favouring one.
+    let kinds = [("access token", &access), ("bearer token", &bearer)];
+    for (name, token) in kinds.iter().chain(kinds.iter()).copied() {
         let mut samples = Vec::new();
         for _ in 0..2000 {
             let t0 = Instant::now();
@@ -173,7 +175,8 @@ async fn main() -> anyhow::Result<()> {
         oauth::client_id(&t.id),
         "00000000-0000-4000-8000-000000000000",
     );
-    for (name, body) in [("wrong secret", &wrong), ("unknown client", &unknown)] {
+    let refusals = [("wrong secret", &wrong), ("unknown client", &unknown)];
+    for (name, body) in refusals.iter().chain(refusals.iter()).copied() {
         let mut samples = Vec::new();
         for i in 0..500 {
             if i % (oauth::MAX_FAILURES_PER_CLIENT - 1) as usize == 0 {
