@@ -146,7 +146,7 @@ async fn main() -> anyhow::Result<()> {
 
     // Each kind twice, alternating, so warm-up and disk noise show instead of favouring one.
     let kinds = [("access token", &access), ("bearer token", &bearer)];
-    for (name, token) in kinds.iter().chain(kinds.iter()).copied() {
+    for (name, token) in kinds.into_iter().chain(kinds) {
         let mut samples = Vec::new();
         for _ in 0..2000 {
             let t0 = Instant::now();
@@ -176,7 +176,7 @@ async fn main() -> anyhow::Result<()> {
         "00000000-0000-4000-8000-000000000000",
     );
     let refusals = [("wrong secret", &wrong), ("unknown client", &unknown)];
-    for (name, body) in refusals.iter().chain(refusals.iter()).copied() {
+    for (name, body) in refusals.into_iter().chain(refusals) {
         let mut samples = Vec::new();
         for i in 0..500 {
             if i % (oauth::MAX_FAILURES_PER_CLIENT - 1) as usize == 0 {
