@@ -360,7 +360,12 @@ impl ConsoleBackend for Console {
         let tenant = tenants::by_id(db, &s.tenant_id).await.map_err(internal)?;
         let now = self.now();
         let tokens = tokens::list(db, &s.tenant_id).await.map_err(internal)?;
-        let recent = audit::recent(db, &s.tenant_id, &INTEGRATION_ACTIONS, 20)
+        // The page's own actions and those of its OAuth 2.0 section.
+        let actions: Vec<&str> = INTEGRATION_ACTIONS
+            .into_iter()
+            .chain(crate::oauth::AUDIT_ACTIONS)
+            .collect();
+        let recent = audit::recent(db, &s.tenant_id, &actions, 20)
             .await
             .map_err(internal)?;
         let (_, live_secrets) = store::oauth::live_counts(db, &s.tenant_id, now)
@@ -523,18 +528,13 @@ impl ConsoleBackend for Console {
 }
 
 /// The audit actions shown as "Recent changes" on the Microsoft Entra provisioning page.
-pub const INTEGRATION_ACTIONS: [&str; 11] = [
+pub const INTEGRATION_ACTIONS: [&str; 6] = [
     "provisioning_enabled",
     "provisioning_disabled",
     "token_generated",
     "token_rotated",
     "token_revoked",
     "overlap_changed",
-    "client_secret_generated",
-    "client_secret_rotated",
-    "client_secret_revoked",
-    "access_token_lifetime_changed",
-    "bearer_max_lifetime_changed",
 ];
 
 fn token_view(t: &tokens::TokenRow, now: i64) -> TokenView {

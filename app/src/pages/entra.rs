@@ -36,11 +36,6 @@ fn action_label(action: &str) -> &'static str {
         "token_rotated" => "Bearer token rotated",
         "token_revoked" => "Bearer token revoked",
         "overlap_changed" => "Rotation overlap changed",
-        "client_secret_generated" => "Client secret generated",
-        "client_secret_rotated" => "Client secret rotated",
-        "client_secret_revoked" => "Client secret revoked",
-        "access_token_lifetime_changed" => "Access-token lifetime changed",
-        "bearer_max_lifetime_changed" => "Bearer token maximum lifetime changed",
         _ => "Change",
     }
 }
@@ -330,7 +325,7 @@ fn RecentChanges(entries: Vec<AuditView>) -> impl IntoView {
                                 <tr>
                                     <td>{e.at}</td>
                                     <td>{e.actor}</td>
-                                    <td>{action_label(&e.action)}{(!e.detail.is_empty()).then(|| view! { <br /><span class="muted">{e.detail.clone()}</span> })}</td>
+                                    <td>{oauth_action_label(&e.action).unwrap_or_else(|| action_label(&e.action))}{(!e.detail.is_empty()).then(|| view! { <br /><span class="muted">{e.detail.clone()}</span> })}</td>
                                     <td>{e.client_addr}</td>
                                 </tr>
                             }).collect_view()}
@@ -343,6 +338,17 @@ fn RecentChanges(entries: Vec<AuditView>) -> impl IntoView {
 }
 
 // ---- OAuth 2.0 client credentials, credential lifetimes and expiry warnings ----
+
+fn oauth_action_label(action: &str) -> Option<&'static str> {
+    Some(match action {
+        "client_secret_generated" => "Client secret generated",
+        "client_secret_rotated" => "Client secret rotated",
+        "client_secret_revoked" => "Client secret revoked",
+        "access_token_lifetime_changed" => "Access-token lifetime changed",
+        "bearer_max_lifetime_changed" => "Bearer token maximum lifetime changed",
+        _ => return None,
+    })
+}
 
 const SECRET_YEAR_CHOICES: [(i64, &str); 3] = [(1, "1 year"), (2, "2 years"), (3, "3 years")];
 

@@ -39,6 +39,15 @@ pub const THROTTLE_WINDOW_MS: i64 = 15 * 60 * 1000;
 pub const MAX_FAILURES_PER_CLIENT: i64 = 10;
 pub const MAX_FAILURES_PER_ADDRESS: i64 = 50;
 
+/// The audit actions of this module, shown under "Recent changes" on the Entra page.
+pub const AUDIT_ACTIONS: [&str; 5] = [
+    "client_secret_generated",
+    "client_secret_rotated",
+    "client_secret_revoked",
+    "access_token_lifetime_changed",
+    "bearer_max_lifetime_changed",
+];
+
 /// `{public-url}/scim/v2/{slug}/oauth/token`: Entra's "Token endpoint".
 pub fn token_endpoint_url(public_url: &str, slug: &str) -> String {
     format!(
