@@ -225,3 +225,59 @@ pub async fn set_token_overlap(minutes: i64) -> Result<(), ServerFnError> {
         .await
         .map_err(ctx::fail)
 }
+
+// OAuth 2.0 client credentials, credential lifetimes and expiry warnings.
+
+#[server(endpoint = "load_oauth_clients")]
+pub async fn load_oauth_clients() -> Result<OAuthView, ServerFnError> {
+    let session = ctx::require_session()?;
+    ctx::backend()
+        .oauth_clients(&session)
+        .await
+        .map_err(ctx::fail)
+}
+
+#[server(endpoint = "issue_client_secret")]
+pub async fn issue_client_secret(years: i64) -> Result<NewClientSecretView, ServerFnError> {
+    let session = ctx::require_session()?;
+    ctx::backend()
+        .issue_client_secret(&session, years, &ctx::client())
+        .await
+        .map_err(ctx::fail)
+}
+
+#[server(endpoint = "revoke_client_secret")]
+pub async fn revoke_client_secret(secret_id: String) -> Result<(), ServerFnError> {
+    let session = ctx::require_session()?;
+    ctx::backend()
+        .revoke_client_secret(&session, &secret_id, &ctx::client())
+        .await
+        .map_err(ctx::fail)
+}
+
+#[server(endpoint = "set_access_token_lifetime")]
+pub async fn set_access_token_lifetime(minutes: i64) -> Result<(), ServerFnError> {
+    let session = ctx::require_session()?;
+    ctx::backend()
+        .set_access_token_lifetime(&session, minutes, &ctx::client())
+        .await
+        .map_err(ctx::fail)
+}
+
+#[server(endpoint = "set_bearer_max_lifetime")]
+pub async fn set_bearer_max_lifetime(days: i64) -> Result<(), ServerFnError> {
+    let session = ctx::require_session()?;
+    ctx::backend()
+        .set_bearer_max_lifetime(&session, days, &ctx::client())
+        .await
+        .map_err(ctx::fail)
+}
+
+#[server(endpoint = "load_credential_warnings")]
+pub async fn load_credential_warnings() -> Result<Vec<CredentialWarningView>, ServerFnError> {
+    let session = ctx::require_session()?;
+    ctx::backend()
+        .credential_warnings(&session)
+        .await
+        .map_err(ctx::fail)
+}

@@ -132,4 +132,39 @@ pub trait ConsoleBackend: Send + Sync + 'static {
         minutes: i64,
         client: &ClientAddr,
     ) -> Result<(), ConsoleError>;
+
+    // OAuth 2.0 client credentials and credential lifetimes (same page), and the warnings
+    // shown there and on Home before a credential lapses.
+    async fn oauth_clients(&self, session: &str) -> Result<OAuthView, ConsoleError>;
+    /// Generates the first client secret, or rotates (the previous ones retire after the
+    /// overlap). It expires after `years` (1 to 3).
+    async fn issue_client_secret(
+        &self,
+        session: &str,
+        years: i64,
+        client: &ClientAddr,
+    ) -> Result<NewClientSecretView, ConsoleError>;
+    async fn revoke_client_secret(
+        &self,
+        session: &str,
+        secret_id: &str,
+        client: &ClientAddr,
+    ) -> Result<(), ConsoleError>;
+    async fn set_access_token_lifetime(
+        &self,
+        session: &str,
+        minutes: i64,
+        client: &ClientAddr,
+    ) -> Result<(), ConsoleError>;
+    /// `days` = 0 turns the maximum off.
+    async fn set_bearer_max_lifetime(
+        &self,
+        session: &str,
+        days: i64,
+        client: &ClientAddr,
+    ) -> Result<(), ConsoleError>;
+    async fn credential_warnings(
+        &self,
+        session: &str,
+    ) -> Result<Vec<CredentialWarningView>, ConsoleError>;
 }

@@ -65,6 +65,9 @@ pub struct IntegrationView {
     /// How long a rotated token keeps working, in minutes.
     pub overlap_minutes: i64,
     pub recent: Vec<AuditView>,
+    /// True when an OAuth client secret would let Entra fetch access tokens now.
+    #[serde(default)]
+    pub has_live_client_secret: bool,
 }
 
 impl IntegrationView {
@@ -73,6 +76,10 @@ impl IntegrationView {
         self.tokens
             .iter()
             .any(|t| matches!(t.state, TokenState::Active | TokenState::Retiring))
+    }
+    /// True when Entra can authenticate with either method.
+    pub fn has_live_credential(&self) -> bool {
+        self.has_live_token() || self.has_live_client_secret
     }
 }
 
@@ -97,6 +104,9 @@ pub struct TokenView {
     pub state: TokenState,
     pub retires_at: Option<String>,
     pub revoked_at: Option<String>,
+    /// End of life under the organisation's maximum bearer-token lifetime, if any.
+    #[serde(default)]
+    pub valid_until: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -116,4 +126,53 @@ pub struct NewTokenView {
     pub rotated: bool,
     /// When the tokens it replaced stop working (rotation only).
     pub old_tokens_until: Option<String>,
+}
+
+/// The "OAuth 2.0 client credentials" section and the credential lifetimes of the Microsoft
+/// Entra provisioning page.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OAuthView {
+    /// `{public-url}/scim/v2/{slug}/oauth/token`: Entra's "Token endpoint".
+    pub token_endpoint: String,
+    /// Entra's "Client identifier".
+    pub client_id: String,
+    pub secrets: Vec<ClientSecretView>,
+    /// Lifetime of the access tokens the token endpoint issues, in minutes (60 to 360).
+    pub access_token_minutes: i64,
+    /// Maximum lifetime of new bearer tokens in days; `None`: off (the default).
+    pub bearer_max_days: Option<i64>,
+}
+
+/// A client secret as listed after its one-time display: never the secret itself.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClientSecretView {
+    pub id: String,
+    /// e.g. `bbz_cs_…3f9a`
+    pub hint: String,
+    pub created_at: String,
+    pub created_by: String,
+    /// The last access-token fetch or SCIM request with it.
+    pub last_used_at: Option<String>,
+    pub expires_at: String,
+    pub state: TokenState,
+    pub retires_at: Option<String>,
+    pub revoked_at: Option<String>,
+}
+
+/// A client secret just generated: the only time it leaves the server.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NewClientSecretView {
+    pub secret: String,
+    pub hint: String,
+    pub expires_at: String,
+    pub rotated: bool,
+    /// When the secrets it replaced (and their access tokens) stop working.
+    pub old_secrets_until: Option<String>,
+}
+
+/// A credential that expires within 30 days (or has just expired with nothing to replace it).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CredentialWarningView {
+    pub lapsed: bool,
+    pub text: String,
 }

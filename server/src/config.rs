@@ -263,6 +263,24 @@ pub enum ProvisioningCommand {
         #[arg(long)]
         tenant: String,
     },
+    /// Issue a new OAuth 2.0 client secret (earlier ones keep working for the organisation's
+    /// overlap) and print exactly three lines: TOKEN_ENDPOINT=<url>, CLIENT_ID=<id> and
+    /// CLIENT_SECRET=<secret>.
+    OauthClient {
+        /// The organisation's slug.
+        #[arg(long)]
+        tenant: String,
+        /// Years until the secret expires: 1, 2 or 3.
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(i64).range(1..=3))]
+        years: i64,
+    },
+    /// Print the provisioning state, the live credentials with their expiry, the last SCIM
+    /// request and a warning for any credential that expires within 30 days.
+    Status {
+        /// The organisation's slug.
+        #[arg(long)]
+        tenant: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -328,10 +328,19 @@ impl ConsoleBackend for Console {
         let tenant = tenants::by_id(db, &s.tenant_id).await.map_err(internal)?;
         let now = self.now();
         let tokens = tokens::list(db, &s.tenant_id).await.map_err(internal)?;
-        let recent = audit::recent(db, &s.tenant_id, &INTEGRATION_ACTIONS, 20)
+        // The page's own actions and those of its OAuth 2.0 section.
+        let actions: Vec<&str> = INTEGRATION_ACTIONS
+            .into_iter()
+            .chain(crate::oauth::AUDIT_ACTIONS)
+            .collect();
+        let recent = audit::recent(db, &s.tenant_id, &actions, 20)
+            .await
+            .map_err(internal)?;
+        let (_, live_secrets) = store::oauth::live_counts(db, &s.tenant_id, now)
             .await
             .map_err(internal)?;
         Ok(IntegrationView {
+            has_live_client_secret: live_secrets > 0,
             enabled: tenant.provisioning_enabled,
             endpoint_url: provisioning::endpoint_url(&self.state.settings.public_url, &tenant.slug),
             tokens: tokens.iter().map(|t| token_view(t, now)).collect(),
@@ -439,6 +448,51 @@ impl ConsoleBackend for Console {
         .await
         .map_err(internal)
     }
+
+    // OAuth 2.0 client credentials: implemented in `crate::oauth::console`.
+    async fn oauth_clients(&self, secret: &str) -> Result<OAuthView, ConsoleError> {
+        self.oauth_view(secret).await
+    }
+    async fn issue_client_secret(
+        &self,
+        secret: &str,
+        years: i64,
+        client: &ClientAddr,
+    ) -> Result<NewClientSecretView, ConsoleError> {
+        self.oauth_issue_secret(secret, years, client).await
+    }
+    async fn revoke_client_secret(
+        &self,
+        secret: &str,
+        secret_id: &str,
+        client: &ClientAddr,
+    ) -> Result<(), ConsoleError> {
+        self.oauth_revoke_secret(secret, secret_id, client).await
+    }
+    async fn set_access_token_lifetime(
+        &self,
+        secret: &str,
+        minutes: i64,
+        client: &ClientAddr,
+    ) -> Result<(), ConsoleError> {
+        self.oauth_set_access_token_lifetime(secret, minutes, client)
+            .await
+    }
+    async fn set_bearer_max_lifetime(
+        &self,
+        secret: &str,
+        days: i64,
+        client: &ClientAddr,
+    ) -> Result<(), ConsoleError> {
+        self.oauth_set_bearer_max_lifetime(secret, days, client)
+            .await
+    }
+    async fn credential_warnings(
+        &self,
+        secret: &str,
+    ) -> Result<Vec<CredentialWarningView>, ConsoleError> {
+        self.oauth_warnings(secret).await
+    }
 }
 
 /// The audit actions shown as "Recent changes" on the Microsoft Entra provisioning page.
@@ -455,6 +509,8 @@ pub const INTEGRATION_ACTIONS: [&str; 7] = [
 fn token_view(t: &tokens::TokenRow, now: i64) -> TokenView {
     let state = if t.revoked_at.is_some() {
         TokenState::Revoked
+    } else if t.valid_until.is_some_and(|at| at <= now) {
+        TokenState::Expired
     } else {
         match t.expires_at {
             Some(at) if at <= now => TokenState::Expired,
@@ -471,6 +527,7 @@ fn token_view(t: &tokens::TokenRow, now: i64) -> TokenView {
         state,
         retires_at: t.expires_at.map(display_time),
         revoked_at: t.revoked_at.map(display_time),
+        valid_until: t.valid_until.map(display_time),
     }
 }
 
@@ -602,8 +659,12 @@ impl Console {
         Ok((candidates, matching))
     }
 
+    pub(crate) fn app_state(&self) -> &AppState {
+        &self.state
+    }
+
     /// The signed-in admin as an audit actor.
-    fn actor<'a>(s: &'a sessions::SessionRow, client: &'a ClientAddr) -> Actor<'a> {
+    pub(crate) fn actor<'a>(s: &'a sessions::SessionRow, client: &'a ClientAddr) -> Actor<'a> {
         Actor {
             name: s.email.as_deref().unwrap_or("admin"),
             client_addr: &client.0,

@@ -8,6 +8,7 @@ pub mod console;
 pub mod domain;
 pub mod metrics;
 pub mod net;
+pub mod oauth;
 pub mod provisioning;
 pub mod scim;
 pub mod serve;
@@ -137,6 +138,8 @@ pub fn router(state: AppState) -> Router {
         .route("/style.css", get(web::stylesheet))
         .with_state(state.clone())
         .merge(scim::http::router(state.clone()))
+        // OAuth 2.0 token endpoint beside the SCIM routes, outside the SCIM gate.
+        .merge(oauth::http::router(state.clone()))
         .merge(ui)
         .layer(middleware::from_fn_with_state(guard, web::guard_pages))
         .layer(middleware::from_fn_with_state(

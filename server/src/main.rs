@@ -117,7 +117,9 @@ async fn provisioning_cli(
     let slug = match &cmd {
         ProvisioningCommand::Enable { tenant }
         | ProvisioningCommand::Disable { tenant }
-        | ProvisioningCommand::RotateToken { tenant } => tenant.clone(),
+        | ProvisioningCommand::RotateToken { tenant }
+        | ProvisioningCommand::OauthClient { tenant, .. }
+        | ProvisioningCommand::Status { tenant } => tenant.clone(),
     };
     let tenant = tenants::by_slug(db, &slug)
         .await?
@@ -149,6 +151,19 @@ async fn provisioning_cli(
                 provisioning::endpoint_url(public_url, &tenant.slug)
             );
             println!("SCIM_TOKEN={}", issued.secret);
+        }
+        ProvisioningCommand::OauthClient { years, .. } => {
+            let years = server::oauth::SecretYears::new(years)?;
+            let lines =
+                server::oauth::cli::oauth_client(db, &tenant, years, public_url, now).await?;
+            for line in lines {
+                println!("{line}");
+            }
+        }
+        ProvisioningCommand::Status { .. } => {
+            for line in server::oauth::cli::status(db, &tenant, public_url, now).await? {
+                println!("{line}");
+            }
         }
     }
     Ok(())

@@ -18,7 +18,7 @@ pub fn endpoint_url(public_url: &str, slug: &str) -> String {
     format!("{}/scim/v2/{slug}", public_url.trim_end_matches('/'))
 }
 
-async fn record(
+pub(crate) async fn record(
     db: &Db,
     tenant_id: &str,
     who: &Actor<'_>,
@@ -81,6 +81,8 @@ pub async fn issue_token(
     let secret = new_scim_token();
     let hint = token_hint(&secret);
     let retire_at = now + tenant.token_overlap_secs * 1000;
+    // The organisation's optional maximum bearer-token lifetime (off by default).
+    let valid_until = crate::oauth::bearer_valid_until(db, tenant_id, now).await?;
     let (id, retiring) = tokens::issue(
         db,
         tenant_id,
@@ -89,17 +91,21 @@ pub async fn issue_token(
         who.name,
         now,
         retire_at,
+        valid_until,
     )
     .await?;
     let rotated = !retiring.is_empty();
     let retire_at = rotated.then_some(retire_at);
+    let expiry = valid_until
+        .map(|t| format!(" (expires {})", crate::clock::display_time(t)))
+        .unwrap_or_default();
     let detail = if rotated {
         format!(
-            "{hint} replaces {}; the old token works until the overlap ends",
+            "{hint}{expiry} replaces {}; the old token works until the overlap ends",
             retiring.join(", ")
         )
     } else {
-        hint.clone()
+        format!("{hint}{expiry}")
     };
     let action = if rotated {
         "token_rotated"

@@ -1,7 +1,8 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
+use leptos_router::components::A;
 
-use crate::api::{error_text, load_home};
+use crate::api::{error_text, load_credential_warnings, load_home};
 
 /// The console's landing page: the organisation and its admin accounts.
 #[component]
@@ -15,6 +16,7 @@ pub fn HomePage() -> impl IntoView {
                     Err(e) => view! { <p class="notice error" role="alert">{error_text(&e)}</p> }.into_any(),
                     Ok(home) => view! {
                         <h1>{home.tenant_name.clone()}</h1>
+                        <CredentialWarningLine />
                         <section class="panel">
                             <h2>"Organisation"</h2>
                             <dl class="facts">
@@ -44,6 +46,29 @@ pub fn HomePage() -> impl IntoView {
                         </section>
                     }.into_any(),
                 }
+            })}
+        </Suspense>
+    }
+}
+
+/// One line when a provisioning credential expires within 30 days (or has just expired): the
+/// most urgent one, with a link to where it is replaced.
+#[component]
+fn CredentialWarningLine() -> impl IntoView {
+    let warnings = Resource::new(|| (), |_| load_credential_warnings());
+    view! {
+        <Suspense fallback=|| ()>
+            {move || Suspend::new(async move {
+                let w = warnings.await.ok()?;
+                let more = w.len().saturating_sub(1);
+                let first = w.into_iter().next()?;
+                let more = (more > 0).then(|| format!(" ({more} more)"));
+                Some(view! {
+                    <p class=if first.lapsed { "notice error" } else { "notice warn" } data-testid="home-credential-warning">
+                        {first.text}{more}" "
+                        <A href="/setup-admin/integration/microsoft-entra">"Microsoft Entra provisioning"</A>
+                    </p>
+                })
             })}
         </Suspense>
     }

@@ -17,7 +17,6 @@ use super::projection::parse_attribute_list;
 use super::{bulk, discovery, groups, users};
 use crate::AppState;
 use crate::auth::{constant_time_eq, sha256_hex};
-use crate::store::tokens;
 
 pub const LIST_RESPONSE_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
 pub const SEARCH_REQUEST_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
@@ -113,8 +112,8 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .then_some(token)
 }
 
-/// Every SCIM request needs a live bearer token of the organisation named in the URL; the
-/// organisation must have automatic provisioning enabled.
+/// Every SCIM request needs a live bearer token or OAuth access token (`crate::oauth`) of the
+/// organisation named in the URL; the organisation must have automatic provisioning enabled.
 async fn gate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     // Inside `nest` the request URI has lost its prefix (and with it the slug); the router
     // keeps the URI as the client sent it.
@@ -135,7 +134,7 @@ async fn gate(State(state): State<AppState>, mut req: Request, next: Next) -> Re
     // One lookup by hash whatever is wrong (unknown token, other tenant, unknown slug), so the
     // answer takes the same time and says the same thing.
     let hash = sha256_hex(token);
-    let row = match tokens::gate_lookup(&state.db, &hash).await {
+    let row = match crate::oauth::gate_lookup(&state.db, token, &hash).await {
         Ok(row) => row,
         Err(e) => {
             outcome("error");
@@ -161,7 +160,7 @@ async fn gate(State(state): State<AppState>, mut req: Request, next: Next) -> Re
         .into_response();
     }
     if row.last_used_at.is_none_or(|t| now - t >= TOKEN_TOUCH_MS)
-        && let Err(e) = tokens::touch(&state.db, &row.token_id, now).await
+        && let Err(e) = crate::oauth::touch(&state.db, &row, now).await
     {
         tracing::warn!(error = %e, "could not record SCIM token use");
     }

@@ -11,14 +11,25 @@ pub struct TokenRow {
     pub created_at: i64,
     pub created_by: String,
     pub last_used_at: Option<i64>,
+    /// End of the rotation overlap, once a newer token replaced this one.
     pub expires_at: Option<i64>,
     pub revoked_at: Option<i64>,
+    /// End of life under the organisation's maximum bearer-token lifetime, if it has one.
+    pub valid_until: Option<i64>,
 }
 
 impl TokenRow {
     /// Accepted by the SCIM gate at `now`.
     pub fn is_live(&self, now: i64) -> bool {
-        self.revoked_at.is_none() && self.expires_at.is_none_or(|t| t > now)
+        self.revoked_at.is_none() && self.ends_at().is_none_or(|t| t > now)
+    }
+
+    /// When the token stops working, whichever comes first: the overlap's end or its lifetime.
+    pub fn ends_at(&self) -> Option<i64> {
+        match (self.expires_at, self.valid_until) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 }
 
@@ -31,19 +42,27 @@ pub struct GateRow {
     pub tenant_slug: String,
     pub provisioning_enabled: bool,
     pub last_used_at: Option<i64>,
+    /// When the credential stops working (every limit that applies, already combined).
     pub expires_at: Option<i64>,
     pub revoked_at: Option<i64>,
+    /// An OAuth access token rather than a bearer token (set by `store::oauth`).
+    #[sqlx(default)]
+    pub access_token: bool,
 }
 
 pub async fn gate_lookup(db: &Db, token_hash: &str) -> StoreResult<Option<GateRow>> {
-    let row = on_db!(db, |p| sqlx::query_as(
+    let row = on_db!(db, |p| {
+        sqlx::query_as(
         "SELECT k.id AS token_id, k.token_hash, k.tenant_id, t.slug AS tenant_slug, \
-         t.provisioning_enabled, k.last_used_at, k.expires_at, k.revoked_at \
+         t.provisioning_enabled, k.last_used_at, k.revoked_at, \
+         CASE WHEN k.valid_until IS NOT NULL AND (k.expires_at IS NULL OR k.valid_until < k.expires_at) \
+         THEN k.valid_until ELSE k.expires_at END AS expires_at \
          FROM scim_tokens k JOIN tenants t ON t.id = k.tenant_id WHERE k.token_hash = $1"
     )
     .bind(token_hash)
     .fetch_optional(p)
-    .await)?;
+    .await
+    })?;
     Ok(row)
 }
 
@@ -51,7 +70,7 @@ pub async fn list(db: &Db, tenant_id: &str) -> StoreResult<Vec<TokenRow>> {
     let rows = on_db!(db, |p| {
         sqlx::query_as(
         "SELECT id, tenant_id, token_hash, hint, created_at, created_by, last_used_at, expires_at, \
-         revoked_at FROM scim_tokens WHERE tenant_id = $1 \
+         revoked_at, valid_until FROM scim_tokens WHERE tenant_id = $1 \
          ORDER BY created_at DESC, (expires_at IS NULL) DESC, id"
     )
     .bind(tenant_id)
@@ -63,7 +82,9 @@ pub async fn list(db: &Db, tenant_id: &str) -> StoreResult<Vec<TokenRow>> {
 
 /// Stores a new token and puts every other live, non-retiring token of the tenant on its way
 /// out at `retire_at` — one transaction, so there is never a moment with no valid token.
-/// Returns the new token's id and the hints of the tokens now retiring.
+/// Returns the new token's id and the hints of the tokens now retiring. `valid_until` is the
+/// new token's end of life when the organisation has a maximum bearer-token lifetime.
+#[allow(clippy::too_many_arguments)]
 pub async fn issue(
     db: &Db,
     tenant_id: &str,
@@ -72,6 +93,7 @@ pub async fn issue(
     created_by: &str,
     now: i64,
     retire_at: i64,
+    valid_until: Option<i64>,
 ) -> StoreResult<(String, Vec<String>)> {
     let id = new_id();
     // Concurrent rotations must queue, not fail: on SQLite the transaction takes the write lock
@@ -82,15 +104,17 @@ pub async fn issue(
         ($tx:ident) => {{
             let retiring: Vec<String> = sqlx::query_scalar(
                 "UPDATE scim_tokens SET expires_at = $1 \
-                 WHERE tenant_id = $2 AND revoked_at IS NULL AND expires_at IS NULL RETURNING hint",
+                 WHERE tenant_id = $2 AND revoked_at IS NULL AND expires_at IS NULL \
+                 AND (valid_until IS NULL OR valid_until > $3) RETURNING hint",
             )
             .bind(retire_at)
             .bind(tenant_id)
+            .bind(now)
             .fetch_all(&mut *$tx)
             .await?;
             sqlx::query(
-                "INSERT INTO scim_tokens (id, tenant_id, token_hash, hint, created_at, created_by) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
+                "INSERT INTO scim_tokens (id, tenant_id, token_hash, hint, created_at, created_by, \
+                 valid_until) VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
             .bind(&id)
             .bind(tenant_id)
@@ -98,6 +122,7 @@ pub async fn issue(
             .bind(hint)
             .bind(now)
             .bind(created_by)
+            .bind(valid_until)
             .execute(&mut *$tx)
             .await?;
             $tx.commit().await?;
