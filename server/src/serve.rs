@@ -156,11 +156,36 @@ const BUSY_RESPONSE: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nconnection: c
 content-type: text/plain; charset=utf-8\r\nretry-after: 5\r\ncontent-length: 50\r\n\r\n\
 Too many connections are open. Try again shortly.\n";
 
+/// Refused connections still being closed politely; beyond this many they are dropped at once.
+const MAX_LINGERING: usize = 64;
+static LINGERING: AtomicUsize = AtomicUsize::new(0);
+
 fn refuse(stream: TcpStream, metrics: &Metrics) {
     metrics.connections_refused.fetch_add(1, Ordering::Relaxed);
-    // Best effort, never waiting: the point is to free the descriptor at once.
     let _ = stream.try_write(BUSY_RESPONSE);
-    drop(stream);
+    // Closing a socket whose request was not read makes the kernel answer with a reset, which
+    // can destroy the 503 before the client reads it. So, a few at a time and for at most a
+    // quarter of a second, half-close and read what the client sent before letting go; under a
+    // flood the rest are dropped at once, which keeps descriptors free.
+    if LINGERING.fetch_add(1, Ordering::Relaxed) >= MAX_LINGERING {
+        LINGERING.fetch_sub(1, Ordering::Relaxed);
+        return;
+    }
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = stream;
+        let _ = stream.shutdown().await;
+        let mut sink = [0u8; 4096];
+        let _ = tokio::time::timeout(Duration::from_millis(250), async {
+            while let Ok(n) = stream.read(&mut sink).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        })
+        .await;
+        LINGERING.fetch_sub(1, Ordering::Relaxed);
+    });
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then drains for at most
