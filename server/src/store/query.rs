@@ -341,10 +341,28 @@ impl Sql {
                 self.push(")");
             }
             Cond::Linked { link, cond } => {
+                // Entra's membership checks (`members eq "id"`, `groups eq "id"`) go through
+                // the membership index from the other side: a handful of rows, not a probe per
+                // resource.
+                if let Cond::Field(LinkField::Id, TextOp::Eq, v) = cond.as_ref() {
+                    let (want, by) = match link {
+                        Link::GroupsOfUser => ("member_id", "group_id"),
+                        Link::MembersOfGroup => ("group_id", "member_id"),
+                    };
+                    self.push(&format!(
+                        "r.id IN (SELECT m.{want} FROM group_members m WHERE m.{by} = "
+                    ))
+                    .text_arg(v)
+                    .push(")");
+                    return;
+                }
                 match link {
                     Link::GroupsOfUser => self.push(
                         "EXISTS (SELECT 1 FROM group_members m JOIN scim_groups lg ON lg.id = m.group_id \
                          WHERE m.member_id = r.id AND ",
+                    ),
+                    Link::MembersOfGroup if !names_display(cond) => self.push(
+                        "EXISTS (SELECT 1 FROM group_members m WHERE m.group_id = r.id AND ",
                     ),
                     Link::MembersOfGroup => self.push(
                         "EXISTS (SELECT 1 FROM group_members m LEFT JOIN users mu ON mu.id = m.member_id \
@@ -462,7 +480,12 @@ impl Sql {
                 };
                 // Never-null columns need no "missing last" term, which lets an index give
                 // the order.
-                if matches!(col, Column::Id | Column::NameLc | Column::Modified) {
+                if matches!(col, Column::Id | Column::NameLc) {
+                    // Unique among the rows listed: nothing to break ties, so an index can
+                    // give the whole order.
+                    self.push(&format!("{plus}{e}{collate}{dir}"));
+                    return;
+                } else if *col == Column::Modified {
                     self.push(&format!("{plus}{e}{collate}{dir}"));
                 } else {
                     self.push(&format!("({e} IS NULL), {plus}{e}{collate}{dir}"));
@@ -499,6 +522,16 @@ impl Sql {
             .arg(Arg::Int(page.limit))
             .push(" OFFSET ")
             .arg(Arg::Int(page.offset));
+    }
+}
+
+/// Whether a membership condition reads display names (which need the members' rows).
+fn names_display(cond: &Cond) -> bool {
+    match cond {
+        Cond::Field(LinkField::Display | LinkField::DisplayLc, ..) => true,
+        Cond::And(items) | Cond::Or(items) => items.iter().any(names_display),
+        Cond::Not(inner) => names_display(inner),
+        _ => false,
     }
 }
 
