@@ -137,7 +137,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(web::metrics))
         .route("/style.css", get(web::stylesheet))
         .with_state(state.clone())
-        .merge(scim::http::router(state.clone()))
+        .merge(scim::routes::router(state.clone()))
         // OAuth 2.0 token endpoint beside the SCIM routes, outside the SCIM gate.
         .merge(oauth::http::router(state.clone()))
         .merge(ui)

@@ -13,7 +13,7 @@ use tower::ServiceExt;
 
 use super::discovery::MAX_BULK_OPERATIONS;
 use super::error::{ScimError, ScimResult};
-use super::http::{ScimTenant, read_json, scim_json};
+use super::wire::{ScimTenant, read_json, scim_json};
 use crate::AppState;
 
 pub const BULK_REQUEST_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:BulkRequest";
@@ -111,7 +111,7 @@ pub async fn bulk(
         .and_then(Value::as_u64)
         .filter(|n| *n > 0);
 
-    let router = super::http::router(state.clone());
+    let router = super::routes::router(state.clone());
     let auth = headers.get(header::AUTHORIZATION).cloned();
     let mut created: HashMap<String, String> = HashMap::new();
     let mut results = Vec::new();

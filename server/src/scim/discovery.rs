@@ -8,10 +8,10 @@ use axum::response::Response;
 use serde_json::{Value, json};
 
 use super::error::{ScimError, ScimResult};
-use super::http::{
+use super::schema::{ALL_SCHEMAS, ResourceKind, schema_json};
+use super::wire::{
     MAX_PAYLOAD_BYTES, MAX_RESULTS, ScimTenant, list_response, read_json, scim_json,
 };
-use super::schema::{ALL_SCHEMAS, ResourceKind, schema_json};
 use crate::AppState;
 
 /// Most operations one /Bulk request may carry (advertised as bulk.maxOperations).
@@ -124,7 +124,7 @@ pub async fn root_search(
     use crate::store::query::{self as sq, RootOrder, Table};
     use crate::store::{scim_groups, scim_users};
     let body = read_json(body).await?;
-    let p = super::http::list_params_from_search(&body)?;
+    let p = super::wire::list_params_from_search(&body)?;
     let cond_for = |kind| -> ScimResult<Cond> {
         let target = super::query::Target {
             kind,

@@ -10,16 +10,16 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 
 use super::error::{ScimError, ScimResult};
-use super::http::{
-    ListParams, Projection, ScimTenant, check_preconditions, etag, list_params_from_query,
-    list_params_from_search, list_response, not_modified, projection_from_query, read_json,
-    resource_response, scim_json,
-};
 use super::patch::{MemberChange, PatchRequest, apply_group_patch};
 use super::projection::project;
 use super::query::Target;
 use super::resource::{meta, normalize, stored_doc, strip_keys};
 use super::schema::ResourceKind;
+use super::wire::{
+    ListParams, Projection, ScimTenant, check_preconditions, etag, list_params_from_query,
+    list_params_from_search, list_response, not_modified, projection_from_query, read_json,
+    resource_response, scim_json,
+};
 use crate::AppState;
 use crate::domain::query::{Cond, Page, Query as DirQuery};
 use crate::store::query::{Fetched, Table};

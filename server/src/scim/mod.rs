@@ -6,15 +6,16 @@ pub mod discovery;
 pub mod error;
 pub mod filter;
 pub mod groups;
-pub mod http;
 pub mod index;
 pub mod limits;
 pub mod patch;
 pub mod projection;
 pub mod query;
 pub mod resource;
+pub mod routes;
 pub mod schema;
 pub mod users;
+pub mod wire;
 
 /// Writes the search index of every user and group that has none yet (rows from before the
 /// index existed, and admins created by the console or CLI), in batches. Returns how many.

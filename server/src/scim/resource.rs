@@ -5,10 +5,10 @@ use serde_json::{Map, Value, json};
 
 use super::error::{ScimError, ScimResult};
 use super::filter::{AttrPath, Filter, matches, sort_key};
-use super::http::{ListParams, etag, list_response};
 use super::patch::{PatchOpKind, PatchOperation, apply_patch};
 use super::projection::project;
 use super::schema::ResourceKind;
+use super::wire::{ListParams, etag, list_response};
 use crate::clock::rfc3339;
 
 /// Removes `keys` from `obj`, ignoring case.

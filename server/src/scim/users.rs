@@ -10,15 +10,15 @@ use std::collections::HashMap;
 
 use super::error::{ScimError, ScimResult};
 use super::filter::{CompareOp, Filter};
-use super::http::{
-    ListParams, ScimTenant, check_preconditions, list_params_from_query, list_params_from_search,
-    list_response, not_modified, projection_from_query, read_json, resource_response, scim_json,
-};
 use super::patch::{PatchRequest, apply_patch};
 use super::projection::project;
 use super::query::Target;
 use super::resource::{conjuncts, meta, normalize, stored_doc};
 use super::schema::ResourceKind;
+use super::wire::{
+    ListParams, ScimTenant, check_preconditions, list_params_from_query, list_params_from_search,
+    list_response, not_modified, projection_from_query, read_json, resource_response, scim_json,
+};
 use crate::AppState;
 use crate::domain::query::{Column, Cond, Page, Query as DirQuery, TextOp};
 use crate::store::query::{Fetched, Table};
@@ -299,7 +299,7 @@ pub async fn get_one(
 ) -> ScimResult<Response> {
     let proj = projection_from_query(&q)?;
     let rec = load(&state, &t, &id).await?;
-    if not_modified(&headers, &super::http::etag(rec.version)) {
+    if not_modified(&headers, &super::wire::etag(rec.version)) {
         return Ok(StatusCode::NOT_MODIFIED.into_response());
     }
     let doc = render_one(&state, &t, &rec).await?;
@@ -425,7 +425,7 @@ pub async fn replace(
 ) -> ScimResult<Response> {
     let proj = projection_from_query(&q)?;
     let rec = load(&state, &t, &id).await?;
-    check_preconditions(&headers, &super::http::etag(rec.version))?;
+    check_preconditions(&headers, &super::wire::etag(rec.version))?;
     let body = read_json(body).await?;
     if let Some(sent) = body
         .as_object()
@@ -465,7 +465,7 @@ pub async fn patch(
     let if_match = headers.contains_key(axum::http::header::IF_MATCH);
     for _ in 0..PATCH_ATTEMPTS {
         let rec = load(&state, &t, &id).await?;
-        check_preconditions(&headers, &super::http::etag(rec.version))?;
+        check_preconditions(&headers, &super::wire::etag(rec.version))?;
         let mut doc = render(&rec, &[], &t);
         if let Some(o) = doc.as_object_mut() {
             super::resource::strip_keys(o, &["meta"]);
@@ -539,7 +539,7 @@ async fn respond(
     state: &AppState,
     t: &ScimTenant,
     saved: &UserRecord,
-    proj: &super::http::Projection,
+    proj: &super::wire::Projection,
 ) -> ScimResult<Response> {
     let full = render_one(state, t, saved).await?;
     Ok(resource_response(
@@ -556,7 +556,7 @@ pub async fn delete(
     headers: HeaderMap,
 ) -> ScimResult<Response> {
     let rec = load(&state, &t, &id).await?;
-    check_preconditions(&headers, &super::http::etag(rec.version))?;
+    check_preconditions(&headers, &super::wire::etag(rec.version))?;
     scim_users::deprovision(&state.db, &t.id, &id, state.clock.now_ms()).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
