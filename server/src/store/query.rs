@@ -718,6 +718,51 @@ where
     Ok((count(db, table, tenant_id, &q.cond).await?, page))
 }
 
+/// Rows of `table` (live users, or groups) of the tenant with these ids, in the order of `ids`;
+/// `id_of` reads a row's id.
+pub async fn rows_by_ids<R>(
+    db: &super::Db,
+    table: Table,
+    tenant_id: &str,
+    columns: &str,
+    ids: &[String],
+    id_of: impl Fn(&R) -> &str,
+) -> super::StoreResult<Vec<R>>
+where
+    R: Send
+        + Unpin
+        + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+        + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+{
+    let mut rows: Vec<R> = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        let mut sql = Sql::new(db.dialect());
+        base(&mut sql, table, columns, tenant_id);
+        sql.push(" AND r.id IN (");
+        for (i, id) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.text_arg(id);
+        }
+        sql.push(")");
+        let part: Vec<R> = super::on_db!(db, |p| bind_args!(
+            sqlx::query_as(sqlx::AssertSqlSafe(sql.text.as_str())),
+            &sql.args
+        )
+        .fetch_all(p)
+        .await)?;
+        rows.extend(part);
+    }
+    let pos: std::collections::HashMap<&str, usize> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (id.as_str(), i))
+        .collect();
+    rows.sort_by_key(|r| pos.get(id_of(r)).copied().unwrap_or(usize::MAX));
+    Ok(rows)
+}
+
 /// How many rows `cond` selects.
 pub async fn count(
     db: &super::Db,

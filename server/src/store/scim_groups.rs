@@ -414,28 +414,15 @@ pub async fn delete(db: &Db, tenant_id: &str, id: &str) -> StoreResult<()> {
 
 /// These groups of the tenant, in the order of `ids`.
 pub async fn by_ids(db: &Db, tenant_id: &str, ids: &[String]) -> StoreResult<Vec<GroupRecord>> {
-    let mut rows: Vec<GroupRecord> = Vec::with_capacity(ids.len());
-    for chunk in ids.chunks(500) {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM scim_groups WHERE tenant_id = $1 AND id IN ({})",
-            placeholders(2, chunk.len())
-        );
-        let part: Vec<GroupRecord> = on_db!(db, |p| {
-            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(tenant_id);
-            for id in chunk {
-                q = q.bind(id.clone());
-            }
-            q.fetch_all(p).await
-        })?;
-        rows.extend(part);
-    }
-    let pos: HashMap<&str, usize> = ids
-        .iter()
-        .enumerate()
-        .map(|(i, id)| (id.as_str(), i))
-        .collect();
-    rows.sort_by_key(|r| pos.get(r.id.as_str()).copied().unwrap_or(usize::MAX));
-    Ok(rows)
+    super::query::rows_by_ids(
+        db,
+        super::query::Table::Groups,
+        tenant_id,
+        COLUMNS,
+        ids,
+        |r: &GroupRecord| r.id.as_str(),
+    )
+    .await
 }
 
 /// Groups written before they had a search index, with their tenant.

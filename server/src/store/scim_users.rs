@@ -337,29 +337,15 @@ pub async fn update(
 
 /// These users (live ones of the tenant), in the order of `ids`.
 pub async fn by_ids(db: &Db, tenant_id: &str, ids: &[String]) -> StoreResult<Vec<UserRecord>> {
-    let mut rows: Vec<UserRecord> = Vec::with_capacity(ids.len());
-    for chunk in ids.chunks(500) {
-        let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
-        let sql = format!(
-            "SELECT {COLUMNS} FROM users WHERE tenant_id = $1 AND deleted_at IS NULL AND id IN ({})",
-            marks.join(", ")
-        );
-        let part: Vec<UserRecord> = on_db!(db, |p| {
-            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(tenant_id);
-            for id in chunk {
-                q = q.bind(id.clone());
-            }
-            q.fetch_all(p).await
-        })?;
-        rows.extend(part);
-    }
-    let pos: HashMap<&str, usize> = ids
-        .iter()
-        .enumerate()
-        .map(|(i, id)| (id.as_str(), i))
-        .collect();
-    rows.sort_by_key(|r| pos.get(r.id.as_str()).copied().unwrap_or(usize::MAX));
-    Ok(rows)
+    super::query::rows_by_ids(
+        db,
+        super::query::Table::Users,
+        tenant_id,
+        COLUMNS,
+        ids,
+        |r: &UserRecord| r.id.as_str(),
+    )
+    .await
 }
 
 /// Users (live or not) written before they had a search index, with their tenant.
