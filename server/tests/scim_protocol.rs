@@ -849,6 +849,7 @@ async fn discovery_describes_the_server_without_nulls() {
     assert_eq!(spc["bulk"]["maxPayloadSize"], 1024 * 1024);
     assert!(spc["bulk"]["maxOperations"].as_u64().unwrap() > 0);
     assert_eq!(spc["authenticationSchemes"][0]["type"], "oauthbearertoken");
+    assert_eq!(spc["authenticationSchemes"][1]["type"], "oauth2");
 
     let r = app.scim("GET", &t, "/ResourceTypes", None).await;
     let (total, types) = list_of(&r);
