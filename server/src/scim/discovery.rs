@@ -35,9 +35,8 @@ pub fn service_provider_config_json(t: &ScimTenant) -> Value {
         }, {
             "type": "oauth2",
             "name": "OAuth 2.0 client credentials",
-            "description": "An access token from the token endpoint (RFC 6749 §4.4), with the client identifier and client secret from SETUP ADMIN > INTEGRATION > Microsoft Entra provisioning; sent as a bearer token.",
+            "description": format!("An access token from the token endpoint {}/oauth/token (RFC 6749 §4.4, client credentials from SETUP ADMIN > INTEGRATION > Microsoft Entra provisioning), sent as a bearer token.", t.base_url),
             "specUri": "https://www.rfc-editor.org/rfc/rfc6749",
-            "documentationUri": format!("{}/oauth/token", t.base_url),
         }],
         "meta": {
             "resourceType": "ServiceProviderConfig",
