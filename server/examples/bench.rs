@@ -117,7 +117,15 @@ async fn main() -> anyhow::Result<()> {
     let token = provisioning::issue_token(&db, &t.id, &who, now)
         .await?
         .secret;
+    // BENCH_PROVLOG=off measures SCIM without the provisioning log.
+    let provlog = if std::env::var("BENCH_PROVLOG").as_deref() == Ok("off") {
+        server::provlog::ProvLog::off(clock.clone())
+    } else {
+        server::provlog::ProvLog::start(db.clone(), clock.clone())
+    };
+    let log_on = provlog.is_on();
     let state = AppState {
+        provlog,
         db: db.clone(),
         clock,
         settings: Arc::new(Settings {
@@ -132,7 +140,11 @@ async fn main() -> anyhow::Result<()> {
         token,
     };
     let b = &b;
-    println!("database: {} · users: {users}", db.kind());
+    println!(
+        "database: {} · users: {users} · provisioning log: {}",
+        db.kind(),
+        if log_on { "on" } else { "off" }
+    );
     println!("RSS at start: {} KiB", rss_kib("VmRSS:"));
 
     // The token check alone: SHA-256 of the presented token plus one indexed lookup.

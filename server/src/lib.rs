@@ -7,6 +7,7 @@ pub mod config;
 pub mod console;
 pub mod domain;
 pub mod provisioning;
+pub mod provlog;
 pub mod scim;
 pub mod store;
 pub mod web;
@@ -40,6 +41,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub settings: Arc<Settings>,
     pub leptos: LeptosOptions,
+    /// The provisioning log's queue (SCIM requests are recorded off the request path).
+    pub provlog: provlog::ProvLog,
 }
 
 /// Leptos options for a site whose bundle is `<site_root>/pkg/bitabiz{.js,_bg.wasm}`.

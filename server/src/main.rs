@@ -146,7 +146,9 @@ async fn serve(
         tenants::save_setup_code(&db, &auth::sha256_hex(&code), clock.now_ms()).await?;
         tracing::warn!("first-run setup code (needed on the setup page): {code}");
     }
+    let provlog = server::provlog::ProvLog::start(db.clone(), clock.clone());
     let state = AppState {
+        provlog: provlog.clone(),
         db,
         clock,
         settings: Arc::new(Settings {
@@ -181,5 +183,7 @@ async fn serve(
         let _ = tokio::signal::ctrl_c().await;
     })
     .await?;
+    // Writes the provisioning log entries still queued.
+    provlog.drain().await;
     Ok(())
 }

@@ -7,10 +7,12 @@ use leptos_router::components::A;
 
 use crate::api::{
     IssueToken, RevokeToken, SetProvisioning, SetTokenOverlap, error_text, load_integration,
+    load_provisioning_health,
 };
 use crate::components::copy::CopyField;
 use crate::components::notice::ErrorNotice;
 use crate::model::{AuditView, IntegrationView, TokenState, TokenView};
+use crate::pages::provisioning_log::HealthPanel;
 
 const OVERLAP_CHOICES: [(i64, &str); 9] = [
     (0, "No overlap (old token stops at once)"),
@@ -32,6 +34,7 @@ fn action_label(action: &str) -> &'static str {
         "token_rotated" => "Bearer token rotated",
         "token_revoked" => "Bearer token revoked",
         "overlap_changed" => "Rotation overlap changed",
+        "log_retention_changed" => "Provisioning log retention changed",
         _ => "Change",
     }
 }
@@ -53,6 +56,10 @@ pub fn EntraProvisioningPage() -> impl IntoView {
         },
         |_| load_integration(),
     );
+    let health = Resource::new(
+        move || toggle.version().get(),
+        |_| load_provisioning_health(),
+    );
     let errors = Signal::derive(move || {
         [
             toggle.value().get().and_then(|r| r.err()),
@@ -73,6 +80,14 @@ pub fn EntraProvisioningPage() -> impl IntoView {
         </nav>
         <h1>"Microsoft Entra provisioning"</h1>
         <ErrorNotice error=errors />
+        <Transition fallback=|| ()>
+            {move || Suspend::new(async move {
+                match health.await {
+                    Err(e) => view! { <p class="notice error" role="alert">{error_text(&e)}</p> }.into_any(),
+                    Ok(h) => view! { <HealthPanel health=h /> }.into_any(),
+                }
+            })}
+        </Transition>
         <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match data.await {

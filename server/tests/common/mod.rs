@@ -102,6 +102,7 @@ impl TestApp {
         let (db, dir) = fresh_db().await;
         let clock = ManualClock::new(START_MS);
         let state = AppState {
+            provlog: server::provlog::ProvLog::start(db.clone(), Arc::new(clock.clone())),
             db: db.clone(),
             clock: Arc::new(clock.clone()) as Arc<dyn Clock>,
             settings: Arc::new(settings),
