@@ -542,7 +542,12 @@ impl Console {
             }
             let label = if k.to_ascii_lowercase().starts_with("urn:") {
                 // urn:ietf:params:scim:schemas:extension:Contoso:2.0:User → Contoso
-                k.split(':').nth(5).unwrap_or(k).to_string()
+                let parts: Vec<&str> = k.split(':').collect();
+                parts
+                    .iter()
+                    .position(|p| p.eq_ignore_ascii_case("extension"))
+                    .and_then(|i| parts.get(i + 1))
+                    .map_or_else(|| k.clone(), |s| s.to_string())
             } else {
                 k.clone()
             };

@@ -345,7 +345,7 @@ async fn users_containing(
     let lim = w.arg(Arg::Int(limit + 1));
     let order = order_sql(db, q.sort);
     let sql = format!(
-        "SELECT * FROM (SELECT {cols} FROM users WHERE tenant_id = $1{window_where}{order} LIMIT {win}) w \
+        "SELECT * FROM (SELECT {cols}, user_name_lc, email_lc FROM users WHERE tenant_id = $1{window_where}{order} LIMIT {win}) w \
          WHERE (user_name_lc LIKE {pat} ESCAPE '\\' OR email_lc LIKE {pat} ESCAPE '\\' \
          OR name_key LIKE {pat_db} ESCAPE '\\'){outer}{outer_order} LIMIT {lim}",
         cols = user_columns(db),
