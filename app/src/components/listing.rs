@@ -83,7 +83,8 @@ pub fn BarChart(#[prop(into)] title: String, bars: Vec<ChartBar>) -> impl IntoVi
     let labels = bars
         .iter()
         .enumerate()
-        .filter(|(i, _)| i % label_every == 0)
+        // Offset from the edges so the first and last labels are not cut off.
+        .filter(|(i, _)| i % label_every == label_every / 2)
         .map(|(i, b)| {
             let x = i as f64 * slot + slot / 2.0;
             view! { <text x=format!("{x:.1}") y=format!("{:.1}", h + 14.0) text-anchor="middle">{b.label.clone()}</text> }
