@@ -13,6 +13,8 @@ CREATE INDEX users_console_family ON users (tenant_id, (lower(family_name) COLLA
 CREATE INDEX users_console_deprovisioned ON users (tenant_id, updated_at, id) WHERE deleted_at IS NOT NULL;
 CREATE INDEX users_console_disabled ON users (tenant_id, updated_at, id) WHERE active = FALSE AND deleted_at IS NULL;
 CREATE INDEX users_console_local ON users (tenant_id, (lower(COALESCE(display_name, user_name)) COLLATE "C"), id) WHERE source <> 'scim';
+-- Home lists the organisation's admins (few): without this it walked every user (3.5 s at 1M).
+CREATE INDEX users_console_admins ON users (tenant_id, created_at, id) WHERE is_admin = TRUE;
 -- Groups: sort and prefix search by lower-cased name (display_name_lc).
 CREATE INDEX scim_groups_console_name ON scim_groups (tenant_id, display_name_lc COLLATE "C", id);
 

@@ -649,7 +649,7 @@ pub async fn group_members(
     let lim = w.arg(Arg::Int(limit + 1));
     let cols = user_columns(db);
     let order = order_sql(db, UserSort::Name);
-    let sql = if member_count <= SORT_MEMBERS_UP_TO || term.is_some() {
+    let sql = if member_count <= SORT_MEMBERS_UP_TO {
         format!(
             "SELECT {cols} FROM users WHERE tenant_id = $1 AND id IN \
              (SELECT member_id FROM group_members WHERE group_id = {g}){}{order} LIMIT {lim}",
