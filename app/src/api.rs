@@ -281,3 +281,81 @@ pub async fn load_credential_warnings() -> Result<Vec<CredentialWarningView>, Se
         .await
         .map_err(ctx::fail)
 }
+
+// ---- Users, Groups, Provisioning log and health ----
+
+#[server(endpoint = "load_users")]
+pub async fn load_users(query: UserListQuery) -> Result<UserListView, ServerFnError> {
+    let session = ctx::require_session()?;
+    ctx::backend()
+        .list_users(&session, query)
+        .await
+        .map_err(ctx::fail)
+}
+
+#[server(endpoint = "load_user")]
+pub async fn load_user(id: String) -> Result<UserDetailView, ServerFnError> {
+    let session = ctx::require_session()?;
+    ctx::backend()
+        .user_detail(&session, &id)
+        .await
+        .map_err(ctx::fail)
+}
+
+#[server(endpoint = "load_groups")]
+pub async fn load_groups(q: String, after: String) -> Result<GroupListView, ServerFnError> {
+    let session = ctx::require_session()?;
+    ctx::backend()
+        .list_groups(&session, &q, &after)
+        .await
+        .map_err(ctx::fail)
+}
+
+#[server(endpoint = "load_group")]
+pub async fn load_group(
+    id: String,
+    q: String,
+    after: String,
+) -> Result<GroupDetailView, ServerFnError> {
+    let session = ctx::require_session()?;
+    ctx::backend()
+        .group_detail(&session, &id, &q, &after)
+        .await
+        .map_err(ctx::fail)
+}
+
+#[server(endpoint = "load_provisioning_log")]
+pub async fn load_provisioning_log(query: LogQuery) -> Result<LogView, ServerFnError> {
+    let session = ctx::require_session()?;
+    ctx::backend()
+        .provisioning_log(&session, query)
+        .await
+        .map_err(ctx::fail)
+}
+
+#[server(endpoint = "load_log_entry")]
+pub async fn load_log_entry(id: String) -> Result<LogEntryView, ServerFnError> {
+    let session = ctx::require_session()?;
+    ctx::backend()
+        .log_entry(&session, &id)
+        .await
+        .map_err(ctx::fail)
+}
+
+#[server(endpoint = "set_log_retention")]
+pub async fn set_log_retention(days: i64) -> Result<(), ServerFnError> {
+    let session = ctx::require_session()?;
+    ctx::backend()
+        .set_log_retention(&session, days, &ctx::client())
+        .await
+        .map_err(ctx::fail)
+}
+
+#[server(endpoint = "load_provisioning_health")]
+pub async fn load_provisioning_health() -> Result<HealthView, ServerFnError> {
+    let session = ctx::require_session()?;
+    ctx::backend()
+        .provisioning_health(&session)
+        .await
+        .map_err(ctx::fail)
+}

@@ -167,4 +167,38 @@ pub trait ConsoleBackend: Send + Sync + 'static {
         &self,
         session: &str,
     ) -> Result<Vec<CredentialWarningView>, ConsoleError>;
+
+    // Users, Groups, Provisioning log and health (the directory console)
+    async fn list_users(
+        &self,
+        session: &str,
+        query: UserListQuery,
+    ) -> Result<UserListView, ConsoleError>;
+    async fn user_detail(&self, session: &str, id: &str) -> Result<UserDetailView, ConsoleError>;
+    async fn list_groups(
+        &self,
+        session: &str,
+        search: &str,
+        after: &str,
+    ) -> Result<GroupListView, ConsoleError>;
+    async fn group_detail(
+        &self,
+        session: &str,
+        id: &str,
+        search: &str,
+        after: &str,
+    ) -> Result<GroupDetailView, ConsoleError>;
+    async fn provisioning_log(
+        &self,
+        session: &str,
+        query: LogQuery,
+    ) -> Result<LogView, ConsoleError>;
+    async fn log_entry(&self, session: &str, id: &str) -> Result<LogEntryView, ConsoleError>;
+    async fn set_log_retention(
+        &self,
+        session: &str,
+        days: i64,
+        client: &ClientAddr,
+    ) -> Result<(), ConsoleError>;
+    async fn provisioning_health(&self, session: &str) -> Result<HealthView, ConsoleError>;
 }

@@ -87,11 +87,23 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/sign-in") view=pages::sign_in::SignInPage />
                 <ParentRoute path=path!("") view=components::layout::ConsoleLayout>
                     <Route path=path!("/") view=pages::home::HomePage />
+                    <Route path=path!("/users") view=pages::users::UsersPage />
+                    <Route path=path!("/users/:id") view=pages::users::UserPage />
+                    <Route path=path!("/groups") view=pages::groups::GroupsPage />
+                    <Route path=path!("/groups/:id") view=pages::groups::GroupPage />
                     <Route path=path!("/setup-admin") view=pages::setup_admin::SetupAdminPage />
                     <Route path=path!("/setup-admin/integration") view=pages::setup_admin::IntegrationPage />
                     <Route
                         path=path!("/setup-admin/integration/microsoft-entra")
                         view=pages::entra::EntraProvisioningPage
+                    />
+                    <Route
+                        path=path!("/setup-admin/integration/microsoft-entra/log")
+                        view=pages::provisioning_log::LogPage
+                    />
+                    <Route
+                        path=path!("/setup-admin/integration/microsoft-entra/log/:id")
+                        view=pages::provisioning_log::LogEntryPage
                     />
                 </ParentRoute>
             </Routes>

@@ -38,6 +38,8 @@ pub struct HomeData {
     pub admins: Vec<AdminAccount>,
     pub provisioned_users: i64,
     pub provisioning_enabled: bool,
+    /// One line on provisioning health (last request, requests and failures in 24 h).
+    pub provisioning_summary: String,
 }
 
 /// An organisation in which one email is an admin; offered when the email is ambiguous.
@@ -175,4 +177,257 @@ pub struct NewClientSecretView {
 pub struct CredentialWarningView {
     pub lapsed: bool,
     pub text: String,
+}
+
+// ---- Users, Groups, Provisioning log and health (the directory console) ----
+
+/// A user's state as the console names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum UserStatus {
+    Active,
+    Disabled,
+    Deprovisioned,
+}
+
+impl UserStatus {
+    pub fn label(self) -> &'static str {
+        match self {
+            UserStatus::Active => "Active",
+            UserStatus::Disabled => "Disabled",
+            UserStatus::Deprovisioned => "Deprovisioned",
+        }
+    }
+    pub fn code(self) -> &'static str {
+        match self {
+            UserStatus::Active => "active",
+            UserStatus::Disabled => "disabled",
+            UserStatus::Deprovisioned => "deprovisioned",
+        }
+    }
+}
+
+/// The Users page's query, as it appears in the page URL.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct UserListQuery {
+    pub q: String,
+    /// "contains" for substring search; anything else is "starts with".
+    pub r#match: String,
+    /// "active" | "disabled" | "deprovisioned" | "" (all)
+    pub status: String,
+    /// "entra" | "local" | "" (all)
+    pub source: String,
+    /// "name" (default) | "changed"
+    pub sort: String,
+    /// Opaque cursor of the page to show ("" = first page).
+    pub after: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UserRowView {
+    pub id: String,
+    pub name: String,
+    pub user_name: String,
+    pub email: String,
+    pub status: UserStatus,
+    /// "Microsoft Entra ID" or "Local"
+    pub source: String,
+    pub last_change: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UserListView {
+    pub rows: Vec<UserRowView>,
+    /// Cursor of the next page, if any.
+    pub next: Option<String>,
+    /// "1,234 users", "More than 10,000 users", or empty when not counted.
+    pub count_text: String,
+    /// A contains search stopped before filling the page (it looked at a bounded window).
+    pub partial: bool,
+}
+
+/// A labelled value on a detail page; `href` makes it a link.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Fact {
+    pub label: String,
+    pub value: String,
+    pub href: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FactSection {
+    pub title: String,
+    pub facts: Vec<Fact>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    pub attribute: String,
+    pub from: Option<String>,
+    pub to: Option<String>,
+}
+
+/// One thing provisioning did (or tried to do) to a user.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HistoryItem {
+    pub entry_id: String,
+    pub at: String,
+    /// "Created", "Updated", "Disabled", "Re-enabled", "Deprovisioned"
+    pub what: String,
+    pub outcome: LogOutcome,
+    pub changes: Vec<Change>,
+    /// When earlier values are no longer in the log: the attributes the request named.
+    pub touched: Vec<String>,
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UserDetailView {
+    pub id: String,
+    pub name: String,
+    pub user_name: String,
+    pub status: UserStatus,
+    pub source: String,
+    pub sections: Vec<FactSection>,
+    pub groups: Vec<LinkView>,
+    pub history: Vec<HistoryItem>,
+    /// More history exists in the log than is shown.
+    pub history_more: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LinkView {
+    pub href: String,
+    pub text: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GroupRowView {
+    pub id: String,
+    pub name: String,
+    pub members: i64,
+    pub last_change: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GroupListView {
+    pub rows: Vec<GroupRowView>,
+    pub next: Option<String>,
+    pub count_text: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GroupDetailView {
+    pub id: String,
+    pub name: String,
+    pub facts: Vec<Fact>,
+    pub member_count: i64,
+    pub members: Vec<UserRowView>,
+    pub nested_groups: Vec<LinkView>,
+    pub next: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LogOutcome {
+    Success,
+    Failure,
+    Rejected,
+}
+
+impl LogOutcome {
+    pub fn label(self) -> &'static str {
+        match self {
+            LogOutcome::Success => "Success",
+            LogOutcome::Failure => "Failure",
+            LogOutcome::Rejected => "Rejected",
+        }
+    }
+    pub fn class(self) -> &'static str {
+        match self {
+            LogOutcome::Success => "state-active",
+            LogOutcome::Failure => "state-bad",
+            LogOutcome::Rejected => "state-retiring",
+        }
+    }
+}
+
+/// The Provisioning log page's query, as it appears in the page URL.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LogQuery {
+    /// "success" | "failure" | "rejected" | ""
+    pub outcome: String,
+    /// An operation code (see `LogView::operations`) or "".
+    pub operation: String,
+    /// "1h" | "24h" | "7d" | "30d" | "" (all kept)
+    pub range: String,
+    /// Optional bounds, `YYYY-MM-DDTHH:MM` (UTC).
+    pub from: String,
+    pub to: String,
+    pub before: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LogRowView {
+    pub id: String,
+    pub at: String,
+    pub action: String,
+    pub target: Option<LinkView>,
+    pub outcome: LogOutcome,
+    pub status: i64,
+    pub error: Option<String>,
+    pub duration: String,
+    pub client_addr: String,
+    pub in_bulk: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LogView {
+    pub rows: Vec<LogRowView>,
+    pub next: Option<String>,
+    pub retention_days: i64,
+    /// (code, label) of the operations one can filter by.
+    pub operations: Vec<(String, String)>,
+    /// A readable error about the query (e.g. a bad date), shown above the table.
+    pub notice: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LogEntryView {
+    pub row: LogRowView,
+    pub method: String,
+    pub path: String,
+    pub scim_type: Option<String>,
+    pub request: Option<String>,
+    pub response: Option<String>,
+    /// The Bulk request this operation belongs to.
+    pub parent: Option<String>,
+    /// A Bulk request's operations.
+    pub operations: Vec<LogRowView>,
+}
+
+/// One bar of a chart: requests and failures (rejections included) in a period.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChartBar {
+    pub label: String,
+    pub requests: i64,
+    pub failures: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HealthView {
+    pub enabled: bool,
+    pub last_request: Option<String>,
+    /// "12 minutes ago"
+    pub last_request_ago: Option<String>,
+    /// Enabled, and nothing received for longer than two of Entra's 40-minute cycles.
+    pub silent: bool,
+    pub requests_24h: i64,
+    pub failures_24h: i64,
+    pub rejected_24h: i64,
+    /// Entries lost in the last 24 h because the log writer could not keep up.
+    pub lost_24h: i64,
+    pub last_error: Option<LogEntryView>,
+    pub hourly: Vec<ChartBar>,
+    pub daily: Vec<ChartBar>,
 }

@@ -335,6 +335,13 @@ async fn serve(url: &str, addr: &str, token: String) -> anyhow::Result<()> {
         },
         server::leptos_options("target/site"),
     );
+    // BENCH_PROVLOG=off measures SCIM without the provisioning log.
+    let state = if std::env::var("BENCH_PROVLOG").as_deref() == Ok("off") {
+        let clock = state.clock.clone();
+        state.with_provlog(server::provlog::ProvLog::off(clock))
+    } else {
+        state
+    };
     let expected = format!("Bearer {token}");
     let bare = get(move |headers: HeaderMap| {
         let ok = headers

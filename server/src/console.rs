@@ -1,5 +1,7 @@
 //! The console's backend: implements the UI's `ConsoleBackend` contract over the store.
 
+mod views;
+
 use app::backend::{
     ClientAddr, ConsoleBackend, ConsoleError, NewSession, SetupForm, SignInOutcome,
 };
@@ -299,12 +301,14 @@ impl ConsoleBackend for Console {
         let provisioned_users = users::count_provisioned(db, &s.tenant_id)
             .await
             .map_err(internal)?;
+        let provisioning_summary = self.health_summary(&s.tenant_id).await?;
         Ok(HomeData {
             tenant_name: tenant.name,
             tenant_slug: tenant.slug,
             created_at: display_time(tenant.created_at),
             provisioning_enabled: tenant.provisioning_enabled,
             provisioned_users,
+            provisioning_summary,
             admins: admins
                 .into_iter()
                 .map(|a| AdminAccount {
@@ -493,10 +497,67 @@ impl ConsoleBackend for Console {
     ) -> Result<Vec<CredentialWarningView>, ConsoleError> {
         self.oauth_warnings(secret).await
     }
+
+    // Users, Groups, Provisioning log and health: see `views`.
+    async fn list_users(
+        &self,
+        secret: &str,
+        query: UserListQuery,
+    ) -> Result<UserListView, ConsoleError> {
+        self.users_view(secret, query).await
+    }
+
+    async fn user_detail(&self, secret: &str, id: &str) -> Result<UserDetailView, ConsoleError> {
+        self.user_view(secret, id).await
+    }
+
+    async fn list_groups(
+        &self,
+        secret: &str,
+        search: &str,
+        after: &str,
+    ) -> Result<GroupListView, ConsoleError> {
+        self.groups_view(secret, search, after).await
+    }
+
+    async fn group_detail(
+        &self,
+        secret: &str,
+        id: &str,
+        search: &str,
+        after: &str,
+    ) -> Result<GroupDetailView, ConsoleError> {
+        self.group_view(secret, id, search, after).await
+    }
+
+    async fn provisioning_log(
+        &self,
+        secret: &str,
+        query: LogQuery,
+    ) -> Result<LogView, ConsoleError> {
+        self.log_view(secret, query).await
+    }
+
+    async fn log_entry(&self, secret: &str, id: &str) -> Result<LogEntryView, ConsoleError> {
+        self.log_entry_view(secret, id).await
+    }
+
+    async fn set_log_retention(
+        &self,
+        secret: &str,
+        days: i64,
+        client: &ClientAddr,
+    ) -> Result<(), ConsoleError> {
+        self.set_retention(secret, days, client).await
+    }
+
+    async fn provisioning_health(&self, secret: &str) -> Result<HealthView, ConsoleError> {
+        self.health_view(secret).await
+    }
 }
 
 /// The audit actions shown as "Recent changes" on the Microsoft Entra provisioning page.
-pub const INTEGRATION_ACTIONS: [&str; 7] = [
+pub const INTEGRATION_ACTIONS: [&str; 8] = [
     "provisioning_enabled",
     "provisioning_disabled",
     "token_generated",
@@ -504,6 +565,7 @@ pub const INTEGRATION_ACTIONS: [&str; 7] = [
     "token_revoked",
     "overlap_changed",
     "admin_email_changed",
+    "log_retention_changed",
 ];
 
 fn token_view(t: &tokens::TokenRow, now: i64) -> TokenView {

@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod net;
 pub mod oauth;
 pub mod provisioning;
+pub mod provlog;
 pub mod scim;
 pub mod serve;
 pub mod store;
@@ -76,11 +77,15 @@ pub struct AppState {
     pub leptos: LeptosOptions,
     pub hasher: Arc<PasswordHasher>,
     pub metrics: Arc<Metrics>,
+    /// The provisioning log's queue (SCIM requests are recorded off the request path).
+    pub provlog: provlog::ProvLog,
 }
 
 impl AppState {
     pub fn new(db: Db, clock: Arc<dyn Clock>, settings: Settings, leptos: LeptosOptions) -> Self {
         let hasher = Arc::new(PasswordHasher::new(settings.hash_slots, settings.hash_wait));
+        // Starts the log's writer task: call from within the runtime.
+        let (db_for_log, clock_for_log) = (db.clone(), clock.clone());
         AppState {
             db,
             clock,
@@ -88,7 +93,14 @@ impl AppState {
             leptos,
             hasher,
             metrics: Arc::new(Metrics::default()),
+            provlog: provlog::ProvLog::start(db_for_log, clock_for_log),
         }
+    }
+
+    /// The same state with another provisioning log (switched off, or with other options).
+    pub fn with_provlog(mut self, provlog: provlog::ProvLog) -> Self {
+        self.provlog = provlog;
+        self
     }
 }
 

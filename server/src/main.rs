@@ -197,6 +197,7 @@ async fn serve(
         hash_wait: args.hash_queue_wait,
     };
     let state = AppState::new(db, clock, settings, server::leptos_options(&args.site_root));
+    let provlog = state.provlog.clone();
     let pruner = state.clone();
     tokio::spawn(async move {
         loop {
@@ -232,6 +233,8 @@ async fn serve(
         server::serve::shutdown_signal(),
     )
     .await?;
+    // Writes the provisioning log entries still queued.
+    provlog.drain().await;
     tracing::info!("BitaBIZ stopped");
     Ok(())
 }

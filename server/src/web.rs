@@ -298,7 +298,7 @@ pub struct PageGuard {
 }
 
 pub async fn guard_pages(State(g): State<PageGuard>, req: Request, next: Next) -> Response {
-    if req.method() != Method::GET || !g.pages.contains(req.uri().path()) {
+    if req.method() != Method::GET || !is_page(&g.pages, req.uri().path()) {
         return next.run(req).await;
     }
     let installed = match tenants::install_completed(&g.state.db).await {
@@ -332,6 +332,22 @@ pub async fn guard_pages(State(g): State<PageGuard>, req: Request, next: Next) -
         (false, false) => Redirect::to("/sign-in").into_response(),
         _ => next.run(req).await,
     }
+}
+
+/// True when `path` is one of the console's routes; `:id` / `{id}` segments match any one
+/// segment (a user's or a log entry's page needs the same sign-in as the rest).
+pub fn is_page(pages: &HashSet<String>, path: &str) -> bool {
+    if pages.contains(path) {
+        return true;
+    }
+    let segs: Vec<&str> = path.split('/').collect();
+    pages.iter().any(|p| {
+        let pat: Vec<&str> = p.split('/').collect();
+        pat.len() == segs.len()
+            && pat.iter().zip(&segs).all(|(a, b)| {
+                a == b || ((a.starts_with(':') || a.starts_with('{')) && !b.is_empty())
+            })
+    })
 }
 
 pub async fn healthz(State(state): State<AppState>) -> Response {
@@ -413,6 +429,20 @@ mod tests {
             h.insert(k.clone(), HeaderValue::from_str(v).unwrap());
         }
         h
+    }
+
+    #[test]
+    fn dynamic_routes_are_pages() {
+        let pages: HashSet<String> = ["/", "/users", "/users/{id}", "/x/:id/y"]
+            .into_iter()
+            .map(String::from)
+            .collect();
+        assert!(is_page(&pages, "/users"));
+        assert!(is_page(&pages, "/users/abc"));
+        assert!(is_page(&pages, "/x/1/y"));
+        assert!(!is_page(&pages, "/users/"));
+        assert!(!is_page(&pages, "/users/a/b"));
+        assert!(!is_page(&pages, "/pkg/bitabiz.js"));
     }
 
     #[test]

@@ -23,6 +23,8 @@ pub fn ConsoleLayout() -> impl IntoView {
             </div>
             <nav class="mainnav" aria-label="Console">
                 <A href="/" exact=true>"Home"</A>
+                <A href="/users">"Users"</A>
+                <A href="/groups">"Groups"</A>
                 <A href="/setup-admin">"SETUP ADMIN"</A>
             </nav>
             <div class="who">

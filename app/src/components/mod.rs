@@ -1,3 +1,4 @@
 pub mod copy;
 pub mod layout;
+pub mod listing;
 pub mod notice;

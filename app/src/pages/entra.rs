@@ -8,13 +8,14 @@ use leptos_router::components::A;
 use crate::api::{
     IssueClientSecret, IssueToken, RevokeClientSecret, RevokeToken, SetAccessTokenLifetime,
     SetBearerMaxLifetime, SetProvisioning, SetTokenOverlap, error_text, load_credential_warnings,
-    load_integration, load_oauth_clients,
+    load_integration, load_oauth_clients, load_provisioning_health,
 };
 use crate::components::copy::CopyField;
 use crate::components::notice::ErrorNotice;
 use crate::model::{
     AuditView, ClientSecretView, IntegrationView, OAuthView, TokenState, TokenView,
 };
+use crate::pages::provisioning_log::HealthPanel;
 
 const OVERLAP_CHOICES: [(i64, &str); 9] = [
     (0, "No overlap (old token stops at once)"),
@@ -37,6 +38,7 @@ fn action_label(action: &str) -> &'static str {
         "token_revoked" => "Bearer token revoked",
         "overlap_changed" => "Rotation overlap changed",
         "admin_email_changed" => "Admin sign-in email changed by provisioning",
+        "log_retention_changed" => "Provisioning log retention changed",
         _ => "Change",
     }
 }
@@ -59,6 +61,10 @@ pub fn EntraProvisioningPage() -> impl IntoView {
             )
         },
         |_| load_integration(),
+    );
+    let health = Resource::new(
+        move || toggle.version().get(),
+        |_| load_provisioning_health(),
     );
     let errors = Signal::derive(move || {
         [
@@ -89,6 +95,14 @@ pub fn EntraProvisioningPage() -> impl IntoView {
         </nav>
         <h1>"Microsoft Entra provisioning"</h1>
         <ErrorNotice error=errors />
+        <Transition fallback=|| ()>
+            {move || Suspend::new(async move {
+                match health.await {
+                    Err(e) => view! { <p class="notice error" role="alert">{error_text(&e)}</p> }.into_any(),
+                    Ok(h) => view! { <HealthPanel health=h /> }.into_any(),
+                }
+            })}
+        </Transition>
         <CredentialWarnings version=warnings_version />
         <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {

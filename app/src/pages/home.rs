@@ -23,10 +23,18 @@ pub fn HomePage() -> impl IntoView {
                                 <dt>"Name"</dt><dd>{home.tenant_name}</dd>
                                 <dt>"Identifier"</dt><dd><code>{home.tenant_slug}</code></dd>
                                 <dt>"Created"</dt><dd>{home.created_at}</dd>
-                                <dt>"Provisioned users"</dt><dd>{home.provisioned_users}</dd>
+                                <dt>"Provisioned users"</dt>
+                                <dd><a href="/users?source=entra">{if home.provisioned_users > 10_000 {
+                                    "More than 10,000".to_string()
+                                } else {
+                                    home.provisioned_users.to_string()
+                                }}</a></dd>
                                 <dt>"Automatic user provisioning"</dt>
                                 <dd>{if home.provisioning_enabled { "Enabled" } else { "Disabled" }}</dd>
                             </dl>
+                            <p class="summary" data-testid="provisioning-summary">
+                                <a href="/setup-admin/integration/microsoft-entra">{home.provisioning_summary.clone()}</a>
+                            </p>
                         </section>
                         <section class="panel">
                             <h2>"Admin accounts"</h2>

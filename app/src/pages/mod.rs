@@ -1,6 +1,9 @@
 pub mod entra;
+pub mod groups;
 pub mod home;
 pub mod not_found;
+pub mod provisioning_log;
 pub mod setup;
 pub mod setup_admin;
 pub mod sign_in;
+pub mod users;

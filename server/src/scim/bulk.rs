@@ -79,6 +79,7 @@ fn error_result(method: &str, bulk_id: Option<&str>, e: ScimError) -> Value {
 pub async fn bulk(
     State(state): State<AppState>,
     Extension(t): Extension<ScimTenant>,
+    log_tag: Option<Extension<crate::provlog::LogTag>>,
     headers: HeaderMap,
     body: Body,
 ) -> ScimResult<Response> {
@@ -111,7 +112,11 @@ pub async fn bulk(
         .and_then(Value::as_u64)
         .filter(|n| *n > 0);
 
-    let router = super::routes::router(state.clone());
+    let mut router = super::routes::router(state.clone());
+    // Each operation's provisioning log entry links to this request's.
+    if let Some(Extension(tag)) = log_tag {
+        router = router.layer(Extension(crate::provlog::BulkParent(tag)));
+    }
     let auth = headers.get(header::AUTHORIZATION).cloned();
     let mut created: HashMap<String, String> = HashMap::new();
     let mut results = Vec::new();

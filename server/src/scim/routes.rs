@@ -59,6 +59,11 @@ pub fn router(state: AppState) -> Router {
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), gate))
+        // Outside the gate, so rejected requests are logged too.
+        .layer(middleware::from_fn_with_state(
+            state.provlog.clone(),
+            crate::provlog::record,
+        ))
         .with_state(state);
     Router::new().nest("/scim/v2/{tenant}", api)
 }

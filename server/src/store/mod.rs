@@ -2,7 +2,9 @@
 //! shared (`$1` placeholders work in both) and `on_db!` runs the same body on either pool.
 
 pub mod audit;
+pub mod directory_view;
 pub mod oauth;
+pub mod provlog;
 pub mod query;
 pub mod scim_groups;
 pub mod scim_users;

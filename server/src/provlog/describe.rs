@@ -1,0 +1,1010 @@
+//! Turns one SCIM exchange (method, path, status, bodies) into a log entry an admin can read:
+//! what it did in words, its target, its outcome, and the bodies with secrets removed and long
+//! lists summarised. Pure: no I/O, so it runs in the log writer, off the request path.
+
+use serde_json::{Map, Value, json};
+
+/// What a request did, as one of a few kinds the log page filters by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    CreateUser,
+    UpdateUser,
+    DisableUser,
+    EnableUser,
+    DeprovisionUser,
+    ReadUsers,
+    CreateGroup,
+    UpdateGroup,
+    DeleteGroup,
+    ReadGroups,
+    Bulk,
+    Discovery,
+    Other,
+}
+
+impl Operation {
+    pub const ALL: [Operation; 13] = [
+        Operation::CreateUser,
+        Operation::UpdateUser,
+        Operation::DisableUser,
+        Operation::EnableUser,
+        Operation::DeprovisionUser,
+        Operation::ReadUsers,
+        Operation::CreateGroup,
+        Operation::UpdateGroup,
+        Operation::DeleteGroup,
+        Operation::ReadGroups,
+        Operation::Bulk,
+        Operation::Discovery,
+        Operation::Other,
+    ];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Operation::CreateUser => "user_create",
+            Operation::UpdateUser => "user_update",
+            Operation::DisableUser => "user_disable",
+            Operation::EnableUser => "user_enable",
+            Operation::DeprovisionUser => "user_deprovision",
+            Operation::ReadUsers => "user_read",
+            Operation::CreateGroup => "group_create",
+            Operation::UpdateGroup => "group_update",
+            Operation::DeleteGroup => "group_delete",
+            Operation::ReadGroups => "group_read",
+            Operation::Bulk => "bulk",
+            Operation::Discovery => "discovery",
+            Operation::Other => "other",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Operation::CreateUser => "Create user",
+            Operation::UpdateUser => "Update user",
+            Operation::DisableUser => "Disable user",
+            Operation::EnableUser => "Re-enable user",
+            Operation::DeprovisionUser => "Deprovision user",
+            Operation::ReadUsers => "Look up users",
+            Operation::CreateGroup => "Create group",
+            Operation::UpdateGroup => "Update group or members",
+            Operation::DeleteGroup => "Delete group",
+            Operation::ReadGroups => "Look up groups",
+            Operation::Bulk => "Bulk request",
+            Operation::Discovery => "Discovery",
+            Operation::Other => "Other",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<Operation> {
+        Operation::ALL.into_iter().find(|o| o.code() == code)
+    }
+
+    /// Operations that change a user: its provisioning history.
+    pub fn changes_user(self) -> bool {
+        matches!(
+            self,
+            Operation::CreateUser
+                | Operation::UpdateUser
+                | Operation::DisableUser
+                | Operation::EnableUser
+                | Operation::DeprovisionUser
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    Failure,
+    /// Refused by the gate: bad token, or provisioning switched off.
+    Rejected,
+}
+
+impl Outcome {
+    pub fn of_status(status: u16) -> Outcome {
+        match status {
+            401 | 403 => Outcome::Rejected,
+            s if s >= 400 => Outcome::Failure,
+            _ => Outcome::Success,
+        }
+    }
+    pub fn code(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Failure => "failure",
+            Outcome::Rejected => "rejected",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetType {
+    User,
+    Group,
+}
+
+impl TargetType {
+    pub fn code(self) -> &'static str {
+        match self {
+            TargetType::User => "User",
+            TargetType::Group => "Group",
+        }
+    }
+}
+
+/// One exchange as the middleware saw it. Bodies are the bytes as sent (bounded).
+#[derive(Debug, Clone, Default)]
+pub struct Seen<'a> {
+    pub method: &'a str,
+    /// The path below `/scim/v2/{slug}`, e.g. `/Users/abc`.
+    pub path: &'a str,
+    pub query: &'a str,
+    pub status: u16,
+    pub request: Option<&'a [u8]>,
+    pub response: Option<&'a [u8]>,
+}
+
+/// The readable entry. `action` may contain `{target}`, filled in by the writer once it knows the
+/// target's name (a DELETE carries no name).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Described {
+    pub operation: Operation,
+    pub outcome: Outcome,
+    pub action: String,
+    pub target_type: Option<TargetType>,
+    pub target_id: Option<String>,
+    pub target_name: Option<String>,
+    pub scim_type: Option<String>,
+    pub error_detail: Option<String>,
+    pub request_text: Option<String>,
+    pub response_text: Option<String>,
+}
+
+pub const TARGET: &str = "{target}";
+/// A stored body is cut at this many bytes (the full answer went to the client).
+pub const MAX_STORED_BODY: usize = 32 * 1024;
+/// Lists longer than this are summarised (`members`, `Resources`, `Operations`).
+pub const MAX_LIST_ITEMS: usize = 10;
+const REMOVED: &str = "(removed)";
+
+fn parse(bytes: Option<&[u8]>) -> Option<Value> {
+    bytes
+        .filter(|b| !b.is_empty())
+        .and_then(|b| serde_json::from_slice(b).ok())
+}
+
+fn get_ci<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
+    v.as_object()?
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(key))
+        .map(|(_, v)| v)
+}
+
+fn str_ci(v: &Value, key: &str) -> Option<String> {
+    get_ci(v, key)
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {many}")
+    }
+}
+
+/// True for keys whose values are secrets (passwords, tokens, client secrets).
+fn is_secret_key(k: &str) -> bool {
+    let k = k.to_ascii_lowercase();
+    k.contains("password")
+        || k.contains("secret")
+        || k.contains("token")
+        || k == "authorization"
+        || k.contains("credential")
+}
+
+/// Removes secrets and summarises long lists, in place.
+pub fn redact(v: &mut Value) {
+    match v {
+        Value::Object(o) => {
+            for (k, x) in o.iter_mut() {
+                if is_secret_key(k) {
+                    *x = json!(REMOVED);
+                } else {
+                    redact(x);
+                }
+            }
+            // A PATCH `value` object keyed by paths (`{"password": ...}`) is covered above; an
+            // operation whose path names a secret carries it in `value`.
+            let path_is_secret = o
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("path"))
+                .and_then(|(_, p)| p.as_str())
+                .is_some_and(is_secret_key);
+            if path_is_secret {
+                for (k, x) in o.iter_mut() {
+                    if k.eq_ignore_ascii_case("value") {
+                        *x = json!(REMOVED);
+                    }
+                }
+            }
+        }
+        Value::Array(a) => {
+            if a.len() > MAX_LIST_ITEMS {
+                let total = a.len();
+                a.truncate(MAX_LIST_ITEMS);
+                a.push(json!(format!(
+                    "… and {} more ({} in all; not stored)",
+                    total - MAX_LIST_ITEMS,
+                    total
+                )));
+            }
+            for x in a.iter_mut() {
+                redact(x);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The text stored for a body: redacted JSON, pretty-printed, cut at `MAX_STORED_BODY`.
+/// A body that is not JSON is not stored (it may hold anything); its size is.
+pub fn stored_text(bytes: Option<&[u8]>) -> Option<String> {
+    let bytes = bytes.filter(|b| !b.is_empty())?;
+    let Ok(mut v) = serde_json::from_slice::<Value>(bytes) else {
+        return Some(format!("({} bytes, not JSON; not stored)", bytes.len()));
+    };
+    redact(&mut v);
+    let mut text = serde_json::to_string_pretty(&v).unwrap_or_default();
+    if text.len() > MAX_STORED_BODY {
+        let mut cut = MAX_STORED_BODY;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push_str("\n… (cut: longer than 32 KB)");
+    }
+    Some(text)
+}
+
+/// The resource path split into (`Users`|`Groups`|…, optional id).
+fn split_path(path: &str) -> (String, Option<String>) {
+    let mut parts = path.trim_matches('/').splitn(3, '/');
+    let first = parts.next().unwrap_or("").to_string();
+    let second = parts.next().filter(|s| !s.is_empty()).map(str::to_string);
+    (first, second)
+}
+
+/// `filter=userName eq "x"` → ("userName", "x") for the simple equality lookups Entra sends.
+fn lookup_term(query: &str) -> Option<(String, String)> {
+    let filter = form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k.eq_ignore_ascii_case("filter"))
+        .map(|(_, v)| v.into_owned())?;
+    let (attr, rest) = filter.trim().split_once(char::is_whitespace)?;
+    let rest = rest.trim_start();
+    let value = rest
+        .strip_prefix("eq ")
+        .or_else(|| rest.strip_prefix("EQ "))
+        .or_else(|| rest.strip_prefix("Eq "))?
+        .trim();
+    let value = value.strip_prefix('"')?;
+    let end = value.find('"')?;
+    if !value[end + 1..].trim().is_empty() {
+        // `id eq "g" and members eq "u"`: a membership check.
+        return Some(("membership".into(), value[..end].to_string()));
+    }
+    Some((attr.to_string(), value[..end].to_string()))
+}
+
+/// PATCH operations as (op, path, value), with Entra's path-less value objects spread out.
+fn patch_ops(req: &Value) -> Vec<(String, String, Value)> {
+    let mut out = Vec::new();
+    let Some(ops) = get_ci(req, "Operations").and_then(Value::as_array) else {
+        return out;
+    };
+    for op in ops {
+        let kind = str_ci(op, "op").unwrap_or_default().to_ascii_lowercase();
+        let value = get_ci(op, "value").cloned().unwrap_or(Value::Null);
+        match str_ci(op, "path") {
+            Some(p) => out.push((kind, p, value)),
+            None => {
+                if let Value::Object(o) = &value {
+                    for (k, v) in o {
+                        out.push((kind.clone(), k.clone(), v.clone()));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+fn as_bool(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) if s.eq_ignore_ascii_case("true") => Some(true),
+        Value::String(s) if s.eq_ignore_ascii_case("false") => Some(false),
+        _ => None,
+    }
+}
+
+/// A path as an admin reads it: the attribute after any schema URN.
+pub fn short_path(p: &str) -> String {
+    let p = p.trim();
+    if p.to_ascii_lowercase().starts_with("urn:") {
+        // urn:…:User:department → department
+        if let Some(i) = p.rfind(':') {
+            return p[i + 1..].to_string();
+        }
+    }
+    p.to_string()
+}
+
+fn member_count(v: &Value) -> usize {
+    match v {
+        Value::Array(a) => a.len(),
+        Value::Null => 0,
+        _ => 1,
+    }
+}
+
+pub fn describe(s: &Seen<'_>) -> Described {
+    let outcome = Outcome::of_status(s.status);
+    let req = parse(s.request);
+    let res = parse(s.response);
+    let (resource, id) = split_path(s.path);
+    let method = s.method.to_ascii_uppercase();
+    let mut d = Described {
+        operation: Operation::Other,
+        outcome,
+        action: String::new(),
+        target_type: None,
+        target_id: None,
+        target_name: None,
+        scim_type: None,
+        error_detail: None,
+        request_text: stored_text(s.request),
+        response_text: stored_text(s.response),
+    };
+    if outcome != Outcome::Success {
+        d.scim_type = res.as_ref().and_then(|r| str_ci(r, "scimType"));
+        d.error_detail = res.as_ref().and_then(|r| str_ci(r, "detail"));
+    }
+    let res_doc = res.as_ref().filter(|_| outcome == Outcome::Success);
+    let is_users = resource.eq_ignore_ascii_case("Users");
+    let is_groups = resource.eq_ignore_ascii_case("Groups");
+    let is_search = id.as_deref() == Some(".search");
+    if is_users || is_groups {
+        d.target_type = Some(if is_users {
+            TargetType::User
+        } else {
+            TargetType::Group
+        });
+        if !is_search {
+            d.target_id = id.clone();
+        }
+        if let Some(r) = res_doc
+            && d.target_id.is_none()
+            && method == "POST"
+            && !is_search
+        {
+            d.target_id = str_ci(r, "id");
+        }
+        let name_key = if is_users { "userName" } else { "displayName" };
+        d.target_name = res_doc
+            .and_then(|r| str_ci(r, name_key))
+            .or_else(|| req.as_ref().and_then(|r| str_ci(r, name_key)));
+    }
+    let noun = if is_users { "user" } else { "group" };
+    let shown = d.target_name.clone().unwrap_or_else(|| TARGET.to_string());
+    let name = || shown.clone();
+    let ok = outcome == Outcome::Success;
+    let (operation, action) = match (method.as_str(), is_users, is_groups, &id) {
+        (_, _, _, _) if resource.eq_ignore_ascii_case("Bulk") => {
+            let n = req
+                .as_ref()
+                .and_then(|r| get_ci(r, "Operations"))
+                .map(member_count)
+                .unwrap_or(0);
+            let failed = res
+                .as_ref()
+                .and_then(|r| get_ci(r, "Operations"))
+                .and_then(Value::as_array)
+                .map(|ops| {
+                    ops.iter()
+                        .filter(|o| {
+                            str_ci(o, "status")
+                                .and_then(|s| s.parse::<u16>().ok())
+                                .is_some_and(|s| s >= 400)
+                        })
+                        .count()
+                })
+                .unwrap_or(0);
+            let mut a = format!("Bulk request with {}", plural(n, "operation", "operations"));
+            if ok && failed > 0 {
+                a.push_str(&format!(" ({failed} failed)"));
+            }
+            (Operation::Bulk, a)
+        }
+        ("GET", true, _, None)
+        | ("GET", _, true, None)
+        | ("POST", true, _, Some(_))
+        | ("POST", _, true, Some(_))
+            if id.is_none() || is_search =>
+        {
+            let op = if is_users {
+                Operation::ReadUsers
+            } else {
+                Operation::ReadGroups
+            };
+            let total = res_doc
+                .and_then(|r| get_ci(r, "totalResults"))
+                .and_then(Value::as_i64);
+            let found = |n: i64| {
+                if n == 0 {
+                    "not found".to_string()
+                } else if n == 1 {
+                    "found".to_string()
+                } else {
+                    format!("{n} found")
+                }
+            };
+            let a = match (is_search, lookup_term(s.query)) {
+                (false, Some((attr, v))) if attr == "membership" => {
+                    format!(
+                        "Checked a membership of group {v}{}",
+                        total
+                            .map(|n| if n == 0 {
+                                " (not a member)".to_string()
+                            } else {
+                                " (member)".to_string()
+                            })
+                            .unwrap_or_default()
+                    )
+                }
+                (false, Some((attr, v))) => {
+                    d.target_name.get_or_insert(v.clone());
+                    format!(
+                        "Looked up {noun} {attr} = {v}{}",
+                        total
+                            .map(|n| format!(" ({})", found(n)))
+                            .unwrap_or_default()
+                    )
+                }
+                _ => format!(
+                    "Listed {noun}s{}",
+                    total
+                        .map(|n| format!(" ({})", plural(n as usize, "result", "results")))
+                        .unwrap_or_default()
+                ),
+            };
+            if total == Some(1)
+                && let Some(first) = res_doc
+                    .and_then(|r| get_ci(r, "Resources"))
+                    .and_then(Value::as_array)
+                    .and_then(|a| a.first())
+            {
+                d.target_id = str_ci(first, "id");
+            }
+            (op, a)
+        }
+        ("GET", _, _, Some(_)) => {
+            let op = if is_users {
+                Operation::ReadUsers
+            } else {
+                Operation::ReadGroups
+            };
+            (op, format!("Read {noun} {}", name()))
+        }
+        ("POST", true, _, None) => {
+            let a = if ok {
+                format!("Created user {}", name())
+            } else {
+                format!("Could not create user {}", name())
+            };
+            (Operation::CreateUser, a)
+        }
+        ("POST", _, true, None) => {
+            let n = req
+                .as_ref()
+                .and_then(|r| get_ci(r, "members"))
+                .map(member_count)
+                .unwrap_or(0);
+            let with = if n > 0 {
+                format!(" with {}", plural(n, "member", "members"))
+            } else {
+                String::new()
+            };
+            let a = if ok {
+                format!("Created group {}{with}", name())
+            } else {
+                format!("Could not create group {}", name())
+            };
+            (Operation::CreateGroup, a)
+        }
+        ("PUT", true, _, Some(_)) => {
+            let active = req
+                .as_ref()
+                .and_then(|r| get_ci(r, "active"))
+                .and_then(as_bool);
+            let verb = if ok { "Replaced" } else { "Could not replace" };
+            let mut a = format!("{verb} user {}", name());
+            if ok && active == Some(false) {
+                a.push_str(" (inactive)");
+            }
+            (Operation::UpdateUser, a)
+        }
+        ("PUT", _, true, Some(_)) => {
+            let n = req
+                .as_ref()
+                .and_then(|r| get_ci(r, "members"))
+                .map(member_count)
+                .unwrap_or(0);
+            let verb = if ok { "Replaced" } else { "Could not replace" };
+            (
+                Operation::UpdateGroup,
+                format!(
+                    "{verb} group {} ({})",
+                    name(),
+                    plural(n, "member", "members")
+                ),
+            )
+        }
+        ("PATCH", true, _, Some(_)) => {
+            let ops = req.as_ref().map(patch_ops).unwrap_or_default();
+            let active = ops
+                .iter()
+                .filter(|(_, p, _)| p.eq_ignore_ascii_case("active"))
+                .filter_map(|(_, _, v)| as_bool(v))
+                .next_back();
+            let mut others: Vec<String> = ops
+                .iter()
+                .filter(|(_, p, _)| !p.eq_ignore_ascii_case("active"))
+                .map(|(_, p, _)| short_path(p))
+                .collect();
+            others.dedup();
+            let list = |v: &[String]| {
+                if v.len() > 4 {
+                    format!("{} and {} more", v[..4].join(", "), v.len() - 4)
+                } else {
+                    v.join(", ")
+                }
+            };
+            let (op, mut a) = match active {
+                Some(false) => (Operation::DisableUser, format!("Disabled user {}", name())),
+                Some(true) => (Operation::EnableUser, format!("Re-enabled user {}", name())),
+                None => (Operation::UpdateUser, format!("Updated user {}", name())),
+            };
+            if !others.is_empty() {
+                if active.is_some() {
+                    a.push_str(&format!(" and changed {}", list(&others)));
+                } else {
+                    a.push_str(&format!(": {}", list(&others)));
+                }
+            }
+            if !ok {
+                a = format!("Could not apply: {a}");
+            }
+            (op, a)
+        }
+        ("PATCH", _, true, Some(_)) => {
+            let ops = req.as_ref().map(patch_ops).unwrap_or_default();
+            let mut added = 0usize;
+            let mut removed = 0usize;
+            let mut removed_all = false;
+            let mut renamed: Option<String> = None;
+            let mut other = 0usize;
+            for (op, p, v) in &ops {
+                let lp = p.to_ascii_lowercase();
+                if lp == "members" {
+                    match op.as_str() {
+                        "add" => added += member_count(v),
+                        "remove" if v.is_null() => removed_all = true,
+                        "remove" => removed += member_count(v),
+                        "replace" => {
+                            removed_all = true;
+                            added += member_count(v);
+                        }
+                        _ => other += 1,
+                    }
+                } else if lp.starts_with("members[") {
+                    removed += 1;
+                } else if lp == "displayname" {
+                    renamed = v.as_str().map(str::to_string);
+                } else {
+                    other += 1;
+                }
+            }
+            let g = name();
+            let mut parts = Vec::new();
+            if removed_all {
+                parts.push(format!("Removed all members from {g}"));
+            }
+            if added > 0 {
+                parts.push(format!(
+                    "Added {} to {g}",
+                    plural(added, "member", "members")
+                ));
+            }
+            if removed > 0 {
+                parts.push(format!(
+                    "Removed {} from {g}",
+                    plural(removed, "member", "members")
+                ));
+            }
+            if let Some(n) = renamed {
+                parts.push(format!("Renamed group {g} to {n}"));
+            }
+            if parts.is_empty() || other > 0 {
+                parts.push(format!("Updated group {g}"));
+            }
+            let mut a = parts.join("; ");
+            if !ok {
+                a = format!("Could not apply: {a}");
+            }
+            (Operation::UpdateGroup, a)
+        }
+        ("DELETE", true, _, Some(_)) => {
+            let verb = if ok {
+                "Deprovisioned"
+            } else {
+                "Could not deprovision"
+            };
+            (
+                Operation::DeprovisionUser,
+                format!("{verb} user {}", name()),
+            )
+        }
+        ("DELETE", _, true, Some(_)) => {
+            let verb = if ok { "Deleted" } else { "Could not delete" };
+            (Operation::DeleteGroup, format!("{verb} group {}", name()))
+        }
+        _ if ["ServiceProviderConfig", "ResourceTypes", "Schemas"]
+            .iter()
+            .any(|r| resource.eq_ignore_ascii_case(r)) =>
+        {
+            (Operation::Discovery, format!("Read {resource}"))
+        }
+        _ if resource == ".search" => (Operation::Other, "Searched users and groups".to_string()),
+        _ => (Operation::Other, format!("{method} {}", s.path)),
+    };
+    d.operation = operation;
+    d.action = match outcome {
+        Outcome::Rejected => {
+            let why = if s.status == 401 {
+                "invalid token"
+            } else {
+                "provisioning is disabled"
+            };
+            format!("Rejected: {why} ({})", lower_first(&action))
+        }
+        _ => action,
+    };
+    if outcome == Outcome::Rejected {
+        // The gate stopped it: nothing was read or changed.
+        d.target_id = None;
+    }
+    d
+}
+
+fn lower_first(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_lowercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+/// Fills `{target}` with the target's name, else its id, else a neutral word.
+pub fn fill_target(action: &str, name: Option<&str>, id: Option<&str>) -> String {
+    if !action.contains(TARGET) {
+        return action.to_string();
+    }
+    action.replace(TARGET, name.or(id).unwrap_or("(unknown)"))
+}
+
+/// Keys of a user document flattened to readable attribute paths with display values, for the
+/// history's "from → to". Metadata and derived attributes are left out.
+pub fn flatten_user(doc: &Value) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    if let Some(o) = doc.as_object() {
+        flatten_obj(o, "", &mut out);
+    }
+    out.sort();
+    out
+}
+
+fn flatten_obj(o: &Map<String, Value>, prefix: &str, out: &mut Vec<(String, String)>) {
+    for (k, v) in o {
+        if prefix.is_empty()
+            && ["id", "meta", "schemas", "groups", "password"]
+                .iter()
+                .any(|s| k.eq_ignore_ascii_case(s))
+        {
+            continue;
+        }
+        let key = if k.to_ascii_lowercase().starts_with("urn:") {
+            // Extension attributes: named without the URN (department, not urn:…:department).
+            String::new()
+        } else if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        match v {
+            Value::Object(inner) => flatten_obj(inner, &key, out),
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    let label = item
+                        .get("type")
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                        .unwrap_or_else(|| (i + 1).to_string());
+                    let base = format!("{key}[{label}]");
+                    match item {
+                        Value::Object(io) => {
+                            let mut tmp = Vec::new();
+                            flatten_obj(io, &base, &mut tmp);
+                            out.extend(tmp.into_iter().filter(|(p, _)| !p.ends_with(".type")));
+                        }
+                        other => out.push((base, scalar(other))),
+                    }
+                }
+            }
+            Value::Null => {}
+            other => out.push((key, scalar(other))),
+        }
+    }
+}
+
+fn scalar(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// What changed between two user documents: (attribute, from, to).
+pub fn diff_users(before: &Value, after: &Value) -> Vec<(String, Option<String>, Option<String>)> {
+    let a: std::collections::BTreeMap<_, _> = flatten_user(before).into_iter().collect();
+    let b: std::collections::BTreeMap<_, _> = flatten_user(after).into_iter().collect();
+    let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .filter(|k| a.get(*k) != b.get(*k))
+        .map(|k| (k.clone(), a.get(k).cloned(), b.get(k).cloned()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(
+        method: &str,
+        path: &str,
+        query: &str,
+        status: u16,
+        req: Value,
+        res: Value,
+    ) -> Described {
+        let rq = if req.is_null() {
+            Vec::new()
+        } else {
+            req.to_string().into_bytes()
+        };
+        let rs = if res.is_null() {
+            Vec::new()
+        } else {
+            res.to_string().into_bytes()
+        };
+        describe(&Seen {
+            method,
+            path,
+            query,
+            status,
+            request: Some(&rq),
+            response: Some(&rs),
+        })
+    }
+
+    #[test]
+    fn user_writes_read_as_sentences() {
+        let d = run(
+            "POST",
+            "/Users",
+            "",
+            201,
+            json!({"userName": "alice@contoso.com", "password": "Secret1!"}),
+            json!({"id": "u1", "userName": "alice@contoso.com"}),
+        );
+        assert_eq!(d.action, "Created user alice@contoso.com");
+        assert_eq!(
+            (d.operation, d.outcome),
+            (Operation::CreateUser, Outcome::Success)
+        );
+        assert_eq!(d.target_id.as_deref(), Some("u1"));
+        let req = d.request_text.unwrap();
+        assert!(!req.contains("Secret1!") && req.contains(REMOVED), "{req}");
+
+        let disable =
+            json!({"Operations": [{"op": "Replace", "path": "active", "value": "False"}]});
+        let d = run(
+            "PATCH",
+            "/Users/u1",
+            "",
+            200,
+            disable,
+            json!({"id": "u1", "userName": "alice@contoso.com"}),
+        );
+        assert_eq!(d.action, "Disabled user alice@contoso.com");
+        assert_eq!(d.operation, Operation::DisableUser);
+
+        let flagged = json!({"Operations": [{"op": "replace", "value": {"active": true, "title": "CEO", "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department": "Sales"}}]});
+        let d = run(
+            "PATCH",
+            "/Users/u1",
+            "",
+            200,
+            flagged,
+            json!({"id": "u1", "userName": "a"}),
+        );
+        assert_eq!(d.action, "Re-enabled user a and changed title, department");
+
+        let d = run("DELETE", "/Users/u1", "", 204, Value::Null, Value::Null);
+        assert_eq!(d.action, "Deprovisioned user {target}");
+        assert_eq!(
+            fill_target(&d.action, Some("bob"), Some("u1")),
+            "Deprovisioned user bob"
+        );
+        assert_eq!(d.target_id.as_deref(), Some("u1"));
+    }
+
+    #[test]
+    fn failures_keep_the_scim_error() {
+        let d = run(
+            "POST",
+            "/Users",
+            "",
+            400,
+            json!({"userName": "nolast@contoso.com", "name": {"givenName": "No"}}),
+            json!({"status": "400", "scimType": "invalidValue", "detail": "name.familyName is required by BitaBIZ and is missing or empty."}),
+        );
+        assert_eq!(d.outcome, Outcome::Failure);
+        assert_eq!(d.action, "Could not create user nolast@contoso.com");
+        assert_eq!(d.scim_type.as_deref(), Some("invalidValue"));
+        assert!(d.error_detail.unwrap().contains("name.familyName"));
+        assert_eq!(d.target_id, None);
+    }
+
+    #[test]
+    fn rejections_say_why() {
+        let d = run(
+            "GET",
+            "/Users",
+            "filter=userName+eq+%22x%22",
+            401,
+            Value::Null,
+            json!({"detail": "Authorization failed"}),
+        );
+        assert_eq!(d.outcome, Outcome::Rejected);
+        assert!(
+            d.action.starts_with("Rejected: invalid token"),
+            "{}",
+            d.action
+        );
+        let d = run(
+            "POST",
+            "/Users",
+            "",
+            403,
+            json!({"userName": "a"}),
+            json!({"detail": "disabled"}),
+        );
+        assert!(
+            d.action.starts_with("Rejected: provisioning is disabled"),
+            "{}",
+            d.action
+        );
+    }
+
+    #[test]
+    fn group_membership_changes_are_counted() {
+        let add = json!({"Operations": [{"op": "Add", "path": "members", "value": [{"value": "a"}, {"value": "b"}, {"value": "c"}]}]});
+        let d = run("PATCH", "/Groups/g1", "", 204, add, Value::Null);
+        assert_eq!(d.action, "Added 3 members to {target}");
+        assert_eq!(
+            fill_target(&d.action, Some("Sales"), None),
+            "Added 3 members to Sales"
+        );
+        let rm = json!({"Operations": [{"op": "remove", "path": "members[value eq \"a\"]"}]});
+        let d = run("PATCH", "/Groups/g1", "", 204, rm, Value::Null);
+        assert_eq!(d.action, "Removed 1 member from {target}");
+        let d = run(
+            "POST",
+            "/Groups",
+            "",
+            201,
+            json!({"displayName": "Sales", "members": []}),
+            json!({"id": "g1", "displayName": "Sales"}),
+        );
+        assert_eq!(d.action, "Created group Sales");
+    }
+
+    #[test]
+    fn lookups_name_the_term_and_the_result() {
+        let d = run(
+            "GET",
+            "/Users",
+            "filter=userName+eq+%22alice%40contoso.com%22",
+            200,
+            Value::Null,
+            json!({"totalResults": 0, "Resources": []}),
+        );
+        assert_eq!(
+            d.action,
+            "Looked up user userName = alice@contoso.com (not found)"
+        );
+        assert_eq!(d.operation, Operation::ReadUsers);
+    }
+
+    #[test]
+    fn long_lists_are_summarised_and_bodies_bounded() {
+        let members: Vec<Value> = (0..5000)
+            .map(|i| json!({"value": format!("user-{i}")}))
+            .collect();
+        let t = stored_text(Some(
+            json!({"displayName": "Big", "members": members})
+                .to_string()
+                .as_bytes(),
+        ))
+        .unwrap();
+        assert!(
+            t.contains("… and 4990 more (5000 in all; not stored)"),
+            "{t}"
+        );
+        assert!(t.len() < MAX_STORED_BODY);
+        let t = stored_text(Some(b"password=hunter2")).unwrap();
+        assert!(!t.contains("hunter2"));
+        let big = json!({"x": "y".repeat(100_000)}).to_string();
+        let t = stored_text(Some(big.as_bytes())).unwrap();
+        assert!(t.len() <= MAX_STORED_BODY + 64);
+    }
+
+    #[test]
+    fn secrets_are_removed_everywhere() {
+        let mut v = json!({"Operations": [{"op": "replace", "path": "password", "value": "p1"},
+                                          {"op": "replace", "value": {"password": "p2"}}],
+                           "client_secret": "s", "access_token": "t", "nested": {"Password": "p3"}});
+        redact(&mut v);
+        let s = v.to_string();
+        for secret in ["p1", "p2", "p3", "\"s\"", "\"t\""] {
+            assert!(!s.contains(secret), "{secret} in {s}");
+        }
+    }
+
+    #[test]
+    fn user_diffs_name_attributes() {
+        let a = json!({"userName": "a", "title": "Engineer", "emails": [{"type": "work", "value": "a@x"}],
+                       "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"department": "R&D"}, "meta": {"version": "1"}});
+        let b = json!({"userName": "a", "title": "Lead", "emails": [{"type": "work", "value": "a@x"}],
+                       "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"department": "Sales"}, "meta": {"version": "2"}, "active": false});
+        let d = diff_users(&a, &b);
+        assert_eq!(
+            d,
+            vec![
+                ("active".into(), None, Some("false".into())),
+                (
+                    "department".into(),
+                    Some("R&D".into()),
+                    Some("Sales".into())
+                ),
+                ("title".into(), Some("Engineer".into()), Some("Lead".into())),
+            ]
+        );
+    }
+}

@@ -1,0 +1,302 @@
+//! The provisioning log: one entry per SCIM request (and per Bulk operation), written off the
+//! request path.
+//!
+//! The SCIM router's outermost layer ([`record`]) copies what it needs (method, path, status,
+//! the bodies as bytes, timing, client address) into a bounded queue and answers at once; one
+//! writer task describes each exchange in words, removes secrets, and writes entries in batches
+//! together with per-hour counters (so health and charts never read the raw log). A full queue
+//! never slows or fails SCIM: the entry is dropped and counted, and the count is shown on the
+//! console. [`ProvLog::drain`] writes everything queued (graceful shutdown); a crash loses at
+//! most what is queued (≤ `capacity` entries, normally the last few milliseconds).
+
+mod capture;
+pub mod describe;
+mod writer;
+
+use app::backend::ClientAddr;
+use axum::body::{Body, Bytes};
+use axum::extract::{OriginalUri, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use http_body_util::BodyExt;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::clock::Clock;
+use crate::store::Db;
+
+pub use writer::{Writer, prune};
+
+/// Entries waiting to be written, at most.
+pub const DEFAULT_CAPACITY: usize = 20_000;
+/// Bytes of bodies waiting to be written, at most; beyond it entries are kept without bodies.
+pub const DEFAULT_BODY_BUDGET: usize = 64 * 1024 * 1024;
+/// Bodies larger than this are not kept (the SCIM limit for requests is 1 MiB).
+pub const MAX_KEPT_BODY: usize = 1024 * 1024 + 1;
+pub const HOUR_MS: i64 = 3_600_000;
+pub const DAY_MS: i64 = 24 * HOUR_MS;
+pub const DEFAULT_RETENTION_DAYS: i64 = 30;
+
+/// One SCIM exchange as seen by the middleware, before it is described.
+#[derive(Debug, Clone)]
+pub struct Exchange {
+    pub id: String,
+    pub slug: String,
+    pub at: i64,
+    pub duration_us: i64,
+    pub method: String,
+    /// Below `/scim/v2/{slug}`.
+    pub path: String,
+    pub query: String,
+    pub status: u16,
+    pub client_addr: String,
+    pub request: Option<Bytes>,
+    pub response: Option<Bytes>,
+    /// True when the bodies were left out because the queue held too many bytes.
+    pub bodies_dropped: bool,
+    pub parent_id: Option<String>,
+}
+
+impl Exchange {
+    fn body_bytes(&self) -> usize {
+        self.request.as_ref().map_or(0, Bytes::len) + self.response.as_ref().map_or(0, Bytes::len)
+    }
+}
+
+enum Msg {
+    Entry(Box<Exchange>),
+    Flush(oneshot::Sender<()>),
+}
+
+/// Counts of requests whose entries were lost, per organisation slug and hour.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LostCounts {
+    pub requests: i64,
+    pub failures: i64,
+    pub rejected: i64,
+}
+
+struct Inner {
+    tx: Option<mpsc::Sender<Msg>>,
+    clock: Arc<dyn Clock>,
+    lost: Mutex<HashMap<(String, i64), LostCounts>>,
+    lost_total: AtomicU64,
+    queued_bytes: AtomicUsize,
+    body_budget: usize,
+}
+
+/// Handle to the log: cheap to clone, shared by the SCIM router and the server's shutdown.
+#[derive(Clone)]
+pub struct ProvLog {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub capacity: usize,
+    pub body_budget: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            capacity: DEFAULT_CAPACITY,
+            body_budget: DEFAULT_BODY_BUDGET,
+        }
+    }
+}
+
+/// Put in a SCIM request's extensions by [`record`]: the entry id, so Bulk can link its
+/// operations to it.
+#[derive(Debug, Clone)]
+pub struct LogTag {
+    pub entry_id: String,
+    pub client_addr: String,
+}
+
+/// Put in each Bulk operation's sub-request by the Bulk handler.
+#[derive(Debug, Clone)]
+pub struct BulkParent(pub LogTag);
+
+impl ProvLog {
+    /// Starts the writer and the hourly retention pruner on the current runtime.
+    pub fn start(db: Db, clock: Arc<dyn Clock>) -> ProvLog {
+        let (log, writer) = ProvLog::new(db.clone(), clock.clone(), Options::default());
+        writer.spawn();
+        writer::spawn_pruner(db, clock);
+        log
+    }
+
+    /// A log whose writer the caller starts (tests hold it back to fill the queue).
+    pub fn new(db: Db, clock: Arc<dyn Clock>, opts: Options) -> (ProvLog, Writer) {
+        let (tx, rx) = mpsc::channel(opts.capacity.max(1));
+        let inner = Arc::new(Inner {
+            tx: Some(tx),
+            clock,
+            lost: Mutex::new(HashMap::new()),
+            lost_total: AtomicU64::new(0),
+            queued_bytes: AtomicUsize::new(0),
+            body_budget: opts.body_budget,
+        });
+        let writer = Writer::new(rx, db, inner.clone());
+        (ProvLog { inner }, writer)
+    }
+
+    /// A log that records nothing (benchmarks compare SCIM with and without the log).
+    pub fn off(clock: Arc<dyn Clock>) -> ProvLog {
+        ProvLog {
+            inner: Arc::new(Inner {
+                tx: None,
+                clock,
+                lost: Mutex::new(HashMap::new()),
+                lost_total: AtomicU64::new(0),
+                queued_bytes: AtomicUsize::new(0),
+                body_budget: 0,
+            }),
+        }
+    }
+
+    pub fn is_on(&self) -> bool {
+        self.inner.tx.is_some()
+    }
+
+    /// Entries lost since the start because the queue was full (or the database failed).
+    pub fn lost_total(&self) -> u64 {
+        self.inner.lost_total.load(Ordering::Relaxed)
+    }
+
+    /// Waits until every entry queued before this call is written.
+    pub async fn flush(&self) {
+        let Some(tx) = &self.inner.tx else { return };
+        let (done, wait) = oneshot::channel();
+        if tx.send(Msg::Flush(done)).await.is_ok() {
+            let _ = wait.await;
+        }
+    }
+
+    /// Graceful shutdown: writes everything queued. Call once the server has stopped taking
+    /// requests (after `axum::serve(...).with_graceful_shutdown(...)` returns).
+    pub async fn drain(&self) {
+        self.flush().await;
+    }
+
+    fn enqueue(&self, mut e: Exchange) {
+        let Some(tx) = &self.inner.tx else { return };
+        let bytes = e.body_bytes();
+        let queued = self.inner.queued_bytes.fetch_add(bytes, Ordering::Relaxed);
+        if queued + bytes > self.inner.body_budget {
+            self.inner.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
+            e.request = None;
+            e.response = None;
+            e.bodies_dropped = true;
+        }
+        let kept = e.body_bytes();
+        let (slug, at, status) = (e.slug.clone(), e.at, e.status);
+        if let Err(err) = tx.try_send(Msg::Entry(Box::new(e))) {
+            self.inner.queued_bytes.fetch_sub(kept, Ordering::Relaxed);
+            if let mpsc::error::TrySendError::Full(_) = err {
+                tracing::warn!("provisioning log queue full: entry dropped and counted");
+            }
+            self.inner.count_lost(&slug, at, status, 1);
+        }
+    }
+}
+
+impl Inner {
+    fn count_lost(&self, slug: &str, at: i64, status: u16, n: i64) {
+        self.lost_total.fetch_add(n as u64, Ordering::Relaxed);
+        let hour = at - at.rem_euclid(HOUR_MS);
+        let mut lost = self.lost.lock().unwrap_or_else(|p| p.into_inner());
+        // Bounded: an unknown slug cannot grow this beyond what one flush clears.
+        if lost.len() > 100_000 {
+            return;
+        }
+        let c = lost.entry((slug.to_string(), hour)).or_default();
+        c.requests += n;
+        match describe::Outcome::of_status(status) {
+            describe::Outcome::Failure => c.failures += n,
+            describe::Outcome::Rejected => c.rejected += n,
+            describe::Outcome::Success => {}
+        }
+    }
+}
+
+static SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// Entry ids sort like the requests arrived (time, then a per-process sequence), so entries of
+/// one millisecond list in order; the random tail keeps ids of several servers apart.
+fn entry_id(at: i64) -> String {
+    let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+    let tail = &uuid::Uuid::new_v4().simple().to_string()[..8];
+    format!("{:012x}-{:010x}-{tail}", at.max(0), seq)
+}
+
+/// The layer on the SCIM router: records every request, whatever its outcome (the gate's
+/// rejections included), without delaying the answer.
+pub async fn record(State(log): State<ProvLog>, req: Request, next: Next) -> Response {
+    if !log.is_on() {
+        return next.run(req).await;
+    }
+    let started = Instant::now();
+    let at = log.inner.clock.now_ms();
+    let full_path = req
+        .extensions()
+        .get::<OriginalUri>()
+        .map_or_else(|| req.uri().path().to_string(), |u| u.0.path().to_string());
+    let rest = full_path.strip_prefix("/scim/v2/").unwrap_or("");
+    let (slug, path) = match rest.split_once('/') {
+        Some((s, p)) => (s.to_string(), format!("/{p}")),
+        None => (rest.to_string(), "/".to_string()),
+    };
+    let query = req.uri().query().unwrap_or("").to_string();
+    let method = req.method().as_str().to_string();
+    let parent = req.extensions().get::<BulkParent>().cloned();
+    let client_addr = match &parent {
+        Some(p) => p.0.client_addr.clone(),
+        None => req
+            .extensions()
+            .get::<ClientAddr>()
+            .map(|c| c.0.clone())
+            .unwrap_or_default(),
+    };
+    let id = entry_id(at);
+    let (mut parts, body) = req.into_parts();
+    parts.extensions.insert(LogTag {
+        entry_id: id.clone(),
+        client_addr: client_addr.clone(),
+    });
+    let (body, seen) = capture::Tee::wrap(body, MAX_KEPT_BODY);
+    let res = next.run(Request::from_parts(parts, Body::new(body))).await;
+
+    let status = res.status().as_u16();
+    let (parts, body) = res.into_parts();
+    // SCIM answers are built in memory; collecting them costs no copy.
+    let bytes = match body.collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(e) => {
+            tracing::warn!(error = %e, "SCIM answer body failed");
+            Bytes::new()
+        }
+    };
+    let res = Response::from_parts(parts, Body::from(bytes.clone()));
+    let request = seen.take();
+    log.enqueue(Exchange {
+        id,
+        slug,
+        at,
+        duration_us: started.elapsed().as_micros().min(i64::MAX as u128) as i64,
+        method,
+        path,
+        query,
+        status,
+        client_addr,
+        request: request.filter(|b| !b.is_empty() && b.len() < MAX_KEPT_BODY),
+        response: Some(bytes).filter(|b| !b.is_empty() && b.len() < MAX_KEPT_BODY),
+        bodies_dropped: false,
+        parent_id: parent.map(|p| p.0.entry_id),
+    });
+    res
+}

@@ -1,0 +1,425 @@
+//! The provisioning log and its hourly counters: batch writes from the log writer, keyset
+//! listings for the console, retention pruning.
+
+use super::{Db, StoreResult, on_db};
+use std::collections::HashMap;
+
+/// One stored log entry.
+#[derive(sqlx::FromRow, Debug, Clone, PartialEq)]
+pub struct LogRow {
+    pub id: String,
+    pub tenant_id: String,
+    pub at: i64,
+    pub duration_us: i64,
+    pub method: String,
+    pub path: String,
+    pub operation: String,
+    pub action: String,
+    pub target_type: Option<String>,
+    pub target_id: Option<String>,
+    pub target_name: Option<String>,
+    pub outcome: String,
+    pub status: i64,
+    pub scim_type: Option<String>,
+    pub error_detail: Option<String>,
+    pub client_addr: String,
+    pub request_body: Option<String>,
+    pub response_body: Option<String>,
+    pub parent_id: Option<String>,
+}
+
+const COLUMNS: &str = "id, tenant_id, at, duration_us, method, path, operation, action, target_type, \
+     target_id, target_name, outcome, status, scim_type, error_detail, client_addr, request_body, \
+     response_body, parent_id";
+/// Listings leave the bodies out; an entry's page reads them.
+const LIST_COLUMNS: &str = "id, tenant_id, at, duration_us, method, path, operation, action, \
+     target_type, target_id, target_name, outcome, status, scim_type, error_detail, client_addr, \
+     NULL AS request_body, NULL AS response_body, parent_id";
+const NCOLS: usize = 19;
+const DAY_MS: i64 = 86_400_000;
+/// Rows per INSERT statement (19 parameters each, far below both databases' limits).
+const INSERT_CHUNK: usize = 50;
+
+/// Requests of one organisation in one hour, added to the stored counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HourCounts {
+    pub requests: i64,
+    pub failures: i64,
+    pub rejected: i64,
+    pub dropped: i64,
+    pub last_at: i64,
+}
+
+#[derive(sqlx::FromRow, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HourRow {
+    pub hour: i64,
+    pub requests: i64,
+    pub failures: i64,
+    pub rejected: i64,
+    pub dropped: i64,
+    pub last_at: i64,
+}
+
+fn insert_sql(n: usize) -> String {
+    let rows: Vec<String> = (0..n)
+        .map(|r| {
+            let marks: Vec<String> = (1..=NCOLS).map(|c| format!("${}", r * NCOLS + c)).collect();
+            format!("({})", marks.join(", "))
+        })
+        .collect();
+    format!(
+        "INSERT INTO provisioning_log ({COLUMNS}) VALUES {}",
+        rows.join(", ")
+    )
+}
+
+const UPSERT_HOUR: &str = "INSERT INTO provisioning_hourly \
+     (tenant_id, hour, requests, failures, rejected, dropped, last_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7) \
+     ON CONFLICT (tenant_id, hour) DO UPDATE SET \
+     requests = provisioning_hourly.requests + excluded.requests, \
+     failures = provisioning_hourly.failures + excluded.failures, \
+     rejected = provisioning_hourly.rejected + excluded.rejected, \
+     dropped = provisioning_hourly.dropped + excluded.dropped, \
+     last_at = CASE WHEN excluded.last_at > provisioning_hourly.last_at \
+               THEN excluded.last_at ELSE provisioning_hourly.last_at END";
+
+/// Writes a batch of entries and the counters they add, in one transaction.
+pub async fn write_batch(
+    db: &Db,
+    rows: &[LogRow],
+    hours: &HashMap<(String, i64), HourCounts>,
+) -> StoreResult<()> {
+    on_db!(db, |p| {
+        let mut tx = p.begin().await?;
+        for chunk in rows.chunks(INSERT_CHUNK) {
+            let sql = insert_sql(chunk.len());
+            // The text holds only column names and placeholders; every value is bound.
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
+            for r in chunk {
+                q = q
+                    .bind(&r.id)
+                    .bind(&r.tenant_id)
+                    .bind(r.at)
+                    .bind(r.duration_us)
+                    .bind(&r.method)
+                    .bind(&r.path)
+                    .bind(&r.operation)
+                    .bind(&r.action)
+                    .bind(&r.target_type)
+                    .bind(&r.target_id)
+                    .bind(&r.target_name)
+                    .bind(&r.outcome)
+                    .bind(r.status)
+                    .bind(&r.scim_type)
+                    .bind(&r.error_detail)
+                    .bind(&r.client_addr)
+                    .bind(&r.request_body)
+                    .bind(&r.response_body)
+                    .bind(&r.parent_id);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        for ((tenant, hour), c) in hours {
+            sqlx::query(UPSERT_HOUR)
+                .bind(tenant)
+                .bind(hour)
+                .bind(c.requests)
+                .bind(c.failures)
+                .bind(c.rejected)
+                .bind(c.dropped)
+                .bind(c.last_at)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    })
+}
+
+/// `$first, …` (`n` placeholders).
+fn marks(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Names of these users (userName, deprovisioned ones included) or groups (displayName).
+pub async fn target_names(
+    db: &Db,
+    tenant_id: &str,
+    groups: bool,
+    ids: &[String],
+) -> StoreResult<HashMap<String, String>> {
+    let mut out = HashMap::new();
+    for chunk in ids.chunks(500) {
+        let sql = if groups {
+            format!(
+                "SELECT id, display_name FROM scim_groups WHERE tenant_id = $1 AND id IN ({})",
+                marks(2, chunk.len())
+            )
+        } else {
+            format!(
+                "SELECT id, user_name FROM users WHERE tenant_id = $1 AND id IN ({})",
+                marks(2, chunk.len())
+            )
+        };
+        let rows: Vec<(String, String)> = on_db!(db, |p| {
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(tenant_id);
+            for id in chunk {
+                q = q.bind(id);
+            }
+            q.fetch_all(p).await
+        })?;
+        out.extend(rows);
+    }
+    Ok(out)
+}
+
+/// The name an earlier entry knew for this target (a deleted group has no row any more).
+pub async fn last_known_name(
+    db: &Db,
+    tenant_id: &str,
+    target_id: &str,
+) -> StoreResult<Option<String>> {
+    let name = on_db!(db, |p| sqlx::query_scalar(
+        "SELECT target_name FROM provisioning_log WHERE tenant_id = $1 AND target_id = $2 \
+         AND target_name IS NOT NULL ORDER BY at DESC LIMIT 1"
+    )
+    .bind(tenant_id)
+    .bind(target_id)
+    .fetch_optional(p)
+    .await)?;
+    Ok(name)
+}
+
+pub async fn tenant_id_by_slug(db: &Db, slug: &str) -> StoreResult<Option<String>> {
+    let id = on_db!(db, |p| sqlx::query_scalar(
+        "SELECT id FROM tenants WHERE slug = $1"
+    )
+    .bind(slug)
+    .fetch_optional(p)
+    .await)?;
+    Ok(id)
+}
+
+pub async fn retention_days(db: &Db, tenant_id: &str) -> StoreResult<Option<i64>> {
+    let d = on_db!(db, |p| sqlx::query_scalar(
+        "SELECT retention_days FROM provisioning_log_settings WHERE tenant_id = $1"
+    )
+    .bind(tenant_id)
+    .fetch_optional(p)
+    .await)?;
+    Ok(d)
+}
+
+pub async fn set_retention_days(db: &Db, tenant_id: &str, days: i64) -> StoreResult<()> {
+    super::execute!(
+        db,
+        sqlx::query(
+            "INSERT INTO provisioning_log_settings (tenant_id, retention_days) VALUES ($1, $2) \
+             ON CONFLICT (tenant_id) DO UPDATE SET retention_days = excluded.retention_days"
+        )
+        .bind(tenant_id)
+        .bind(days)
+    )?;
+    Ok(())
+}
+
+/// Rows deleted per statement while pruning, so no transaction holds the log for long.
+const PRUNE_CHUNK: i64 = 5_000;
+
+/// Deletes entries older than each organisation's retention, and counters older than
+/// `keep_hours_ms`. Returns the number of entries deleted.
+pub async fn prune(db: &Db, now: i64, default_days: i64, keep_hours_ms: i64) -> StoreResult<u64> {
+    let tenants: Vec<(String, Option<i64>)> = on_db!(db, |p| sqlx::query_as(
+        "SELECT t.id, s.retention_days FROM tenants t \
+         LEFT JOIN provisioning_log_settings s ON s.tenant_id = t.id"
+    )
+    .fetch_all(p)
+    .await)?;
+    let mut deleted = 0;
+    for (tenant, days) in tenants {
+        let before = now - days.unwrap_or(default_days) * DAY_MS;
+        loop {
+            let n = super::execute!(
+                db,
+                sqlx::query(
+                    "DELETE FROM provisioning_log WHERE id IN (SELECT id FROM provisioning_log \
+                     WHERE tenant_id = $1 AND at < $2 LIMIT $3)"
+                )
+                .bind(&tenant)
+                .bind(before)
+                .bind(PRUNE_CHUNK)
+            )?;
+            deleted += n;
+            if n < PRUNE_CHUNK as u64 {
+                break;
+            }
+        }
+    }
+    super::execute!(
+        db,
+        sqlx::query("DELETE FROM provisioning_hourly WHERE hour < $1").bind(now - keep_hours_ms)
+    )?;
+    Ok(deleted)
+}
+
+/// What the log page filters by; every field optional.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LogFilter {
+    pub outcome: Option<String>,
+    pub operation: Option<String>,
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    /// Only entries about this target (a user's history).
+    pub target_id: Option<String>,
+    /// Only these operations (a user's history: the ones that change users).
+    pub operations: Vec<String>,
+    /// Only the operations of this Bulk request.
+    pub parent_id: Option<String>,
+}
+
+/// Newest first, `limit` rows strictly older than `before` (at, id).
+pub async fn list(
+    db: &Db,
+    tenant_id: &str,
+    f: &LogFilter,
+    before: Option<(i64, String)>,
+    limit: i64,
+    with_bodies: bool,
+) -> StoreResult<Vec<LogRow>> {
+    let cols = if with_bodies { COLUMNS } else { LIST_COLUMNS };
+    let mut sql = format!("SELECT {cols} FROM provisioning_log WHERE tenant_id = $1");
+    let mut n = 1;
+    let mut next = || {
+        n += 1;
+        format!("${n}")
+    };
+    if f.outcome.is_some() {
+        sql.push_str(&format!(" AND outcome = {}", next()));
+    }
+    if f.operation.is_some() {
+        sql.push_str(&format!(" AND operation = {}", next()));
+    }
+    if !f.operations.is_empty() {
+        let m: Vec<String> = f.operations.iter().map(|_| next()).collect();
+        sql.push_str(&format!(" AND operation IN ({})", m.join(", ")));
+    }
+    if f.from.is_some() {
+        sql.push_str(&format!(" AND at >= {}", next()));
+    }
+    if f.to.is_some() {
+        sql.push_str(&format!(" AND at < {}", next()));
+    }
+    if f.target_id.is_some() {
+        sql.push_str(&format!(" AND target_id = {}", next()));
+    }
+    if f.parent_id.is_some() {
+        sql.push_str(&format!(" AND parent_id = {}", next()));
+    }
+    if before.is_some() {
+        let (a, b, c) = (next(), next(), next());
+        sql.push_str(&format!(" AND (at < {a} OR (at = {b} AND id < {c}))"));
+    }
+    let lim = next();
+    sql.push_str(&format!(" ORDER BY at DESC, id DESC LIMIT {lim}"));
+    let rows = on_db!(db, |p| {
+        let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(tenant_id);
+        if let Some(v) = &f.outcome {
+            q = q.bind(v);
+        }
+        if let Some(v) = &f.operation {
+            q = q.bind(v);
+        }
+        for v in &f.operations {
+            q = q.bind(v);
+        }
+        if let Some(v) = f.from {
+            q = q.bind(v);
+        }
+        if let Some(v) = f.to {
+            q = q.bind(v);
+        }
+        if let Some(v) = &f.target_id {
+            q = q.bind(v);
+        }
+        if let Some(v) = &f.parent_id {
+            q = q.bind(v);
+        }
+        if let Some((at, id)) = &before {
+            q = q.bind(*at).bind(*at).bind(id);
+        }
+        q.bind(limit).fetch_all(p).await
+    })?;
+    Ok(rows)
+}
+
+pub async fn get(db: &Db, tenant_id: &str, id: &str) -> StoreResult<Option<LogRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM provisioning_log WHERE tenant_id = $1 AND id = $2");
+    let row = on_db!(db, |p| sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+        .bind(tenant_id)
+        .bind(id)
+        .fetch_optional(p)
+        .await)?;
+    Ok(row)
+}
+
+/// Counters of the hours in `[from, to)`.
+pub async fn hours(db: &Db, tenant_id: &str, from: i64, to: i64) -> StoreResult<Vec<HourRow>> {
+    let rows = on_db!(db, |p| sqlx::query_as(
+        "SELECT hour, requests, failures, rejected, dropped, last_at FROM provisioning_hourly \
+         WHERE tenant_id = $1 AND hour >= $2 AND hour < $3 ORDER BY hour"
+    )
+    .bind(tenant_id)
+    .bind(from)
+    .bind(to)
+    .fetch_all(p)
+    .await)?;
+    Ok(rows)
+}
+
+/// When the organisation's SCIM endpoint was last called (from the counters: one row).
+pub async fn last_request_at(db: &Db, tenant_id: &str) -> StoreResult<Option<i64>> {
+    let at: Option<i64> = on_db!(db, |p| {
+        sqlx::query_scalar(
+        "SELECT last_at FROM provisioning_hourly WHERE tenant_id = $1 ORDER BY hour DESC LIMIT 1"
+    )
+    .bind(tenant_id)
+    .fetch_optional(p)
+    .await
+    })?;
+    Ok(at.filter(|a| *a > 0))
+}
+
+/// The newest entry with this outcome (an index seek, not a scan).
+pub async fn latest_with_outcome(
+    db: &Db,
+    tenant_id: &str,
+    outcome: &str,
+) -> StoreResult<Option<LogRow>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM provisioning_log WHERE tenant_id = $1 AND outcome = $2 \
+         ORDER BY at DESC, id DESC LIMIT 1"
+    );
+    let row = on_db!(db, |p| sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+        .bind(tenant_id)
+        .bind(outcome)
+        .fetch_optional(p)
+        .await)?;
+    Ok(row)
+}
+
+/// The newest entry of all.
+pub async fn latest(db: &Db, tenant_id: &str) -> StoreResult<Option<LogRow>> {
+    let sql = format!(
+        "SELECT {LIST_COLUMNS} FROM provisioning_log WHERE tenant_id = $1 \
+         ORDER BY at DESC, id DESC LIMIT 1"
+    );
+    let row = on_db!(db, |p| sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+        .bind(tenant_id)
+        .fetch_optional(p)
+        .await)?;
+    Ok(row)
+}
