@@ -156,11 +156,33 @@ const BUSY_RESPONSE: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nconnection: c
 content-type: text/plain; charset=utf-8\r\nretry-after: 5\r\ncontent-length: 50\r\n\r\n\
 Too many connections are open. Try again shortly.\n";
 
+/// Refusals being answered at once; beyond this, refused connections are closed unanswered.
+static REFUSING: AtomicUsize = AtomicUsize::new(0);
+const MAX_REFUSING: usize = 64;
+
 fn refuse(stream: TcpStream, metrics: &Metrics) {
     metrics.connections_refused.fetch_add(1, Ordering::Relaxed);
-    // Best effort, never waiting: the point is to free the descriptor at once.
-    let _ = stream.try_write(BUSY_RESPONSE);
-    drop(stream);
+    if REFUSING.fetch_add(1, Ordering::Relaxed) >= MAX_REFUSING {
+        REFUSING.fetch_sub(1, Ordering::Relaxed);
+        drop(stream);
+        return;
+    }
+    // Answer 503 and read what the client already sent before closing (closing with unread
+    // data makes the kernel reset the connection, and the client never sees the 503). Bounded
+    // in time and in number, so refusing cannot itself hold many descriptors.
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = stream;
+        let _ = tokio::time::timeout(Duration::from_millis(500), async {
+            stream.write_all(BUSY_RESPONSE).await?;
+            stream.shutdown().await?;
+            let mut sink = [0u8; 4096];
+            while stream.read(&mut sink).await? > 0 {}
+            Ok::<_, io::Error>(())
+        })
+        .await;
+        REFUSING.fetch_sub(1, Ordering::Relaxed);
+    });
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then drains for at most
