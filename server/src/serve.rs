@@ -156,35 +156,32 @@ const BUSY_RESPONSE: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nconnection: c
 content-type: text/plain; charset=utf-8\r\nretry-after: 5\r\ncontent-length: 50\r\n\r\n\
 Too many connections are open. Try again shortly.\n";
 
-/// Refused connections still being closed politely; beyond this many they are dropped at once.
-const MAX_LINGERING: usize = 64;
-static LINGERING: AtomicUsize = AtomicUsize::new(0);
+/// Refusals being answered at once; beyond this, refused connections are closed unanswered.
+static REFUSING: AtomicUsize = AtomicUsize::new(0);
+const MAX_REFUSING: usize = 64;
 
 fn refuse(stream: TcpStream, metrics: &Metrics) {
     metrics.connections_refused.fetch_add(1, Ordering::Relaxed);
-    let _ = stream.try_write(BUSY_RESPONSE);
-    // Closing a socket whose request was not read makes the kernel answer with a reset, which
-    // can destroy the 503 before the client reads it. So, a few at a time and for at most a
-    // quarter of a second, half-close and read what the client sent before letting go; under a
-    // flood the rest are dropped at once, which keeps descriptors free.
-    if LINGERING.fetch_add(1, Ordering::Relaxed) >= MAX_LINGERING {
-        LINGERING.fetch_sub(1, Ordering::Relaxed);
+    if REFUSING.fetch_add(1, Ordering::Relaxed) >= MAX_REFUSING {
+        REFUSING.fetch_sub(1, Ordering::Relaxed);
+        drop(stream);
         return;
     }
+    // Answer 503 and read what the client already sent before closing (closing with unread
+    // data makes the kernel reset the connection, and the client never sees the 503). Bounded
+    // in time and in number, so refusing cannot itself hold many descriptors.
     tokio::spawn(async move {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let mut stream = stream;
-        let _ = stream.shutdown().await;
-        let mut sink = [0u8; 4096];
-        let _ = tokio::time::timeout(Duration::from_millis(250), async {
-            while let Ok(n) = stream.read(&mut sink).await {
-                if n == 0 {
-                    break;
-                }
-            }
+        let _ = tokio::time::timeout(Duration::from_millis(500), async {
+            stream.write_all(BUSY_RESPONSE).await?;
+            stream.shutdown().await?;
+            let mut sink = [0u8; 4096];
+            while stream.read(&mut sink).await? > 0 {}
+            Ok::<_, io::Error>(())
         })
         .await;
-        LINGERING.fetch_sub(1, Ordering::Relaxed);
+        REFUSING.fetch_sub(1, Ordering::Relaxed);
     });
 }
 
