@@ -58,10 +58,10 @@ test('OAuth 2.0 client credentials: generate a secret, fetch a token, provision 
     headers: scim(firstToken),
     data: {
       schemas: ['urn:ietf:params:scim:schemas:core:2.0:User'],
-      userName: 'grace@contoso.example',
+      userName: 'oauth.grace@contoso.example',
       externalId: 'e2e-oauth-grace',
       name: { givenName: 'Grace', familyName: 'Hopper' },
-      emails: [{ value: 'grace@contoso.example', type: 'work', primary: true }],
+      emails: [{ value: 'oauth.grace@contoso.example', type: 'work', primary: true }],
       active: true,
     },
   });
@@ -69,7 +69,7 @@ test('OAuth 2.0 client credentials: generate a secret, fetch a token, provision 
   const user = await res.json();
   res = await request.get(`${endpoint}/Users/${user.id}`, { headers: scim(firstToken) });
   expect(res.status()).toBe(200);
-  expect((await res.json()).userName).toBe('grace@contoso.example');
+  expect((await res.json()).userName).toBe('oauth.grace@contoso.example');
 
   // Rotate: a new secret, the old one retiring and still working for the overlap.
   await page.getByRole('button', { name: 'Rotate client secret' }).click();
