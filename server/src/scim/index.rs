@@ -20,7 +20,7 @@ use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::filter::{AttrPath, SortKey, is_present, sort_key};
+use super::filter::{AttrPath, SortKey, get_ci, is_present, sort_key};
 use super::schema::{AttributeDef, ResourceKind, resolve};
 
 /// Attributes that live outside the document: memberships, and `meta`, which the database
@@ -33,13 +33,6 @@ fn flat(v: &Value) -> Vec<&Value> {
         Value::Array(items) => items.iter().filter(|x| !x.is_null()).collect(),
         other => vec![other],
     }
-}
-
-fn get_ci<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
-    v.as_object()?
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(key))
-        .map(|(_, v)| v)
 }
 
 /// A comparable value as the evaluator sees it through `def`: strings folded unless case-exact.

@@ -4,11 +4,10 @@
 use serde_json::{Map, Value, json};
 
 use super::error::{ScimError, ScimResult};
-use super::filter::{AttrPath, Filter, matches, sort_key};
+use super::filter::{AttrPath, Filter, sort_key};
 use super::patch::{PatchOpKind, PatchOperation, apply_patch};
-use super::projection::project;
 use super::schema::ResourceKind;
-use super::wire::{ListParams, etag, list_response};
+use super::wire::etag;
 use crate::clock::rfc3339;
 
 /// Removes `keys` from `obj`, ignoring case.
@@ -73,26 +72,6 @@ pub fn meta(
     })
 }
 
-/// Filters, sorts and pages documents in memory (used when the database cannot answer the
-/// filter exactly), then projects them.
-pub fn list_in_memory(kind: ResourceKind, docs: Vec<Value>, p: &ListParams) -> Value {
-    let mut docs: Vec<Value> = match &p.filter {
-        Some(f) => docs.into_iter().filter(|d| matches(f, d, kind)).collect(),
-        None => docs,
-    };
-    if let Some(by) = &p.sort_by {
-        sort_docs(kind, &mut docs, by, p.descending);
-    }
-    let total = docs.len() as i64;
-    let page: Vec<Value> = docs
-        .into_iter()
-        .skip((p.start_index - 1) as usize)
-        .take(p.count as usize)
-        .map(|d| project(&d, kind, &p.attributes, &p.excluded))
-        .collect();
-    list_response(total, p.start_index, page)
-}
-
 /// Sorts by `by`; resources without a value go last whatever the order (RFC 7644 §3.4.2.3).
 pub fn sort_docs(kind: ResourceKind, docs: &mut [Value], by: &AttrPath, descending: bool) {
     docs.sort_by(|a, b| {
@@ -116,35 +95,5 @@ pub fn conjuncts(f: &Filter) -> Vec<&Filter> {
             v
         }
         other => vec![other],
-    }
-}
-
-/// The string of an `attr eq "string"` term, when `f` is one for this attribute.
-pub fn eq_string<'a>(
-    f: &'a Filter,
-    kind: ResourceKind,
-    urn: Option<&str>,
-    attr: &str,
-    sub: Option<&str>,
-) -> Option<&'a str> {
-    match f {
-        Filter::Compare {
-            path,
-            op: super::filter::CompareOp::Eq,
-            value: Value::String(s),
-        } if path.refers_to(kind, urn, attr, sub) => Some(s),
-        _ => None,
-    }
-}
-
-/// Sets `slot` to `v`; false when it already held a different value (the filter then can't be
-/// answered by one exact lookup).
-pub fn set_once(slot: &mut Option<String>, v: &str) -> bool {
-    match slot {
-        Some(existing) => existing == v,
-        None => {
-            *slot = Some(v.to_string());
-            true
-        }
     }
 }

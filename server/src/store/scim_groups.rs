@@ -15,15 +15,6 @@ pub struct GroupRecord {
     pub updated_at: i64,
 }
 
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct GroupSelector {
-    pub id: Option<String>,
-    pub display_name: Option<String>,
-    pub external_id: Option<String>,
-    /// Only groups with this direct member.
-    pub member: Option<String>,
-}
-
 #[derive(Debug, Clone, PartialEq)]
 pub struct Member {
     pub id: String,
@@ -81,90 +72,8 @@ fn insert_members_sql(n: usize) -> String {
     )
 }
 
-fn select_sql(sel: &GroupSelector, what: &str, tail: &str) -> String {
-    let mut sql = format!("SELECT {what} FROM scim_groups g WHERE tenant_id = $1");
-    let mut n = 1;
-    let mut cond = |c: &str| {
-        n += 1;
-        sql.push_str(&c.replace('?', &format!("${n}")));
-    };
-    if sel.id.is_some() {
-        cond(" AND id = ?");
-    }
-    if sel.display_name.is_some() {
-        cond(" AND display_name_lc = ?");
-    }
-    if sel.external_id.is_some() {
-        cond(" AND external_id = ?");
-    }
-    if sel.member.is_some() {
-        cond(
-            " AND EXISTS (SELECT 1 FROM group_members m WHERE m.group_id = g.id AND m.member_id = ?)",
-        );
-    }
-    sql.push_str(tail);
-    sql
-}
-
-macro_rules! bind_selector {
-    ($q:expr, $tenant:expr, $sel:expr) => {{
-        let mut q = $q.bind($tenant);
-        if let Some(v) = &$sel.id {
-            q = q.bind(v.clone());
-        }
-        if let Some(v) = &$sel.display_name {
-            q = q.bind(v.to_lowercase());
-        }
-        if let Some(v) = &$sel.external_id {
-            q = q.bind(v.clone());
-        }
-        if let Some(v) = &$sel.member {
-            q = q.bind(v.clone());
-        }
-        q
-    }};
-}
-
-pub async fn select(
-    db: &Db,
-    tenant_id: &str,
-    sel: &GroupSelector,
-    page: Option<(i64, i64)>,
-) -> StoreResult<Vec<GroupRecord>> {
-    let tail = match page {
-        Some((limit, offset)) => format!(" ORDER BY created_at, id LIMIT {limit} OFFSET {offset}"),
-        None => " ORDER BY created_at, id".to_string(),
-    };
-    let sql = select_sql(sel, COLUMNS, &tail);
-    // Only column names, placeholders and two integers are in the text; values are bound.
-    let rows = on_db!(db, |p| bind_selector!(
-        sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())),
-        tenant_id,
-        sel
-    )
-    .fetch_all(p)
-    .await)?;
-    Ok(rows)
-}
-
-pub async fn count(db: &Db, tenant_id: &str, sel: &GroupSelector) -> StoreResult<i64> {
-    let sql = select_sql(sel, "COUNT(*)", "");
-    let n = on_db!(db, |p| bind_selector!(
-        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.as_str())),
-        tenant_id,
-        sel
-    )
-    .fetch_one(p)
-    .await)?;
-    Ok(n)
-}
-
 pub async fn get(db: &Db, tenant_id: &str, id: &str) -> StoreResult<GroupRecord> {
-    let sel = GroupSelector {
-        id: Some(id.to_string()),
-        ..Default::default()
-    };
-    select(db, tenant_id, &sel, None)
+    by_ids(db, tenant_id, &[id.to_string()])
         .await?
         .into_iter()
         .next()

@@ -34,15 +34,6 @@ pub struct UserColumns {
     pub active: bool,
 }
 
-/// Exact conditions on indexed columns; every one set must hold. `None` everywhere = all users.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct UserSelector {
-    pub id: Option<String>,
-    pub user_name: Option<String>,
-    pub external_id: Option<String>,
-    pub email: Option<String>,
-}
-
 pub const COLUMNS: &str = "id, user_name, external_id, given_name, family_name, display_name, email, \
                        active, resource, version, created_at, updated_at, is_admin";
 
@@ -60,89 +51,8 @@ fn keeps_an_admin(keep: usize, t: usize, id: usize) -> String {
 /// cannot each see the other admin still active. (SQLite writers are serialised already.)
 const LOCK_TENANT_PG: &str = "SELECT id FROM tenants WHERE id = $1 FOR UPDATE";
 
-fn select_sql(sel: &UserSelector, what: &str, tail: &str) -> String {
-    let mut sql = format!("SELECT {what} FROM users WHERE tenant_id = $1 AND deleted_at IS NULL");
-    let mut n = 1;
-    let mut cond = |col: &str| {
-        n += 1;
-        sql.push_str(&format!(" AND {col} = ${n}"));
-    };
-    if sel.id.is_some() {
-        cond("id");
-    }
-    if sel.user_name.is_some() {
-        cond("user_name_lc");
-    }
-    if sel.external_id.is_some() {
-        cond("external_id");
-    }
-    if sel.email.is_some() {
-        cond("email_lc");
-    }
-    sql.push_str(tail);
-    sql
-}
-
-macro_rules! bind_selector {
-    ($q:expr, $tenant:expr, $sel:expr) => {{
-        let mut q = $q.bind($tenant);
-        if let Some(v) = &$sel.id {
-            q = q.bind(v.clone());
-        }
-        if let Some(v) = &$sel.user_name {
-            q = q.bind(v.to_lowercase());
-        }
-        if let Some(v) = &$sel.external_id {
-            q = q.bind(v.clone());
-        }
-        if let Some(v) = &$sel.email {
-            q = q.bind(v.to_lowercase());
-        }
-        q
-    }};
-}
-
-/// Users matching `sel`, oldest first; `page` = (limit, offset) for database-side paging.
-pub async fn select(
-    db: &Db,
-    tenant_id: &str,
-    sel: &UserSelector,
-    page: Option<(i64, i64)>,
-) -> StoreResult<Vec<UserRecord>> {
-    let tail = match page {
-        Some((limit, offset)) => format!(" ORDER BY created_at, id LIMIT {limit} OFFSET {offset}"),
-        None => " ORDER BY created_at, id".to_string(),
-    };
-    let sql = select_sql(sel, COLUMNS, &tail);
-    // The text holds only column names, placeholders and two integers; every value is bound.
-    let rows = on_db!(db, |p| bind_selector!(
-        sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())),
-        tenant_id,
-        sel
-    )
-    .fetch_all(p)
-    .await)?;
-    Ok(rows)
-}
-
-pub async fn count(db: &Db, tenant_id: &str, sel: &UserSelector) -> StoreResult<i64> {
-    let sql = select_sql(sel, "COUNT(*)", "");
-    let n = on_db!(db, |p| bind_selector!(
-        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.as_str())),
-        tenant_id,
-        sel
-    )
-    .fetch_one(p)
-    .await)?;
-    Ok(n)
-}
-
 pub async fn get(db: &Db, tenant_id: &str, id: &str) -> StoreResult<UserRecord> {
-    let sel = UserSelector {
-        id: Some(id.to_string()),
-        ..Default::default()
-    };
-    select(db, tenant_id, &sel, None)
+    by_ids(db, tenant_id, &[id.to_string()])
         .await?
         .into_iter()
         .next()
