@@ -74,11 +74,14 @@ pub struct AppState {
     pub db: Db,
     pub clock: Arc<dyn Clock>,
     pub settings: Arc<Settings>,
-    pub leptos: LeptosOptions,
+    /// Shared: the state is cloned for every layer of every request.
+    pub leptos: Arc<LeptosOptions>,
     pub hasher: Arc<PasswordHasher>,
     pub metrics: Arc<Metrics>,
     /// The provisioning log's queue (SCIM requests are recorded off the request path).
     pub provlog: provlog::ProvLog,
+    /// Recent answers of the SCIM token gate (see `store::gate_cache`).
+    pub gate_cache: Arc<store::gate_cache::GateCache>,
 }
 
 impl AppState {
@@ -90,10 +93,11 @@ impl AppState {
             db,
             clock,
             settings: Arc::new(settings),
-            leptos,
+            leptos: Arc::new(leptos),
             hasher,
             metrics: Arc::new(Metrics::default()),
             provlog: provlog::ProvLog::start(db_for_log, clock_for_log),
+            gate_cache: Arc::default(),
         }
     }
 
@@ -117,7 +121,7 @@ pub fn leptos_options(site_root: &str) -> LeptosOptions {
 pub fn router(state: AppState) -> Router {
     let console = Arc::new(Console::new(state.clone()));
     let backend: Arc<dyn ConsoleBackend> = console.clone();
-    let options = state.leptos.clone();
+    let options = (*state.leptos).clone();
     let routes = generate_route_list(app::App);
     let pages: HashSet<String> = routes.iter().map(|r| r.path().to_string()).collect();
 

@@ -176,8 +176,8 @@ fn entry_view(r: &LogRow, operations: Vec<LogRowView>) -> LogEntryView {
         method: r.method.clone(),
         path: r.path.clone(),
         scim_type: r.scim_type.clone(),
-        request: r.request_body.clone(),
-        response: r.response_body.clone(),
+        request: r.request_body.as_deref().map(describe::shown_text),
+        response: r.response_body.as_deref().map(describe::shown_text),
         parent: r.parent_id.clone(),
         operations,
     }

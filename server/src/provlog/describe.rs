@@ -250,15 +250,21 @@ pub fn redact(v: &mut Value) {
     }
 }
 
-/// The text stored for a body: redacted JSON, pretty-printed, cut at `MAX_STORED_BODY`.
-/// A body that is not JSON is not stored (it may hold anything); its size is.
+/// The text stored for a body: redacted JSON (compact: the console pretty-prints it when
+/// shown), cut at `MAX_STORED_BODY`. A body that is not JSON is not stored (it may hold
+/// anything); its size is.
 pub fn stored_text(bytes: Option<&[u8]>) -> Option<String> {
+    stored_from(bytes, parse(bytes))
+}
+
+/// As [`stored_text`], from the body already parsed (`parsed` is `parse(bytes)`).
+fn stored_from(bytes: Option<&[u8]>, parsed: Option<Value>) -> Option<String> {
     let bytes = bytes.filter(|b| !b.is_empty())?;
-    let Ok(mut v) = serde_json::from_slice::<Value>(bytes) else {
+    let Some(mut v) = parsed else {
         return Some(format!("({} bytes, not JSON; not stored)", bytes.len()));
     };
     redact(&mut v);
-    let mut text = serde_json::to_string_pretty(&v).unwrap_or_default();
+    let mut text = serde_json::to_string(&v).unwrap_or_default();
     if text.len() > MAX_STORED_BODY {
         let mut cut = MAX_STORED_BODY;
         while !text.is_char_boundary(cut) {
@@ -268,6 +274,14 @@ pub fn stored_text(bytes: Option<&[u8]>) -> Option<String> {
         text.push_str("\n… (cut: longer than 32 KB)");
     }
     Some(text)
+}
+
+/// A stored body as shown: indented when it is whole JSON, else as stored.
+pub fn shown_text(stored: &str) -> String {
+    serde_json::from_str::<Value>(stored)
+        .ok()
+        .and_then(|v| serde_json::to_string_pretty(&v).ok())
+        .unwrap_or_else(|| stored.to_string())
 }
 
 /// The resource path split into (`Users`|`Groups`|…, optional id).
@@ -366,8 +380,8 @@ pub fn describe(s: &Seen<'_>) -> Described {
         target_name: None,
         scim_type: None,
         error_detail: None,
-        request_text: stored_text(s.request),
-        response_text: stored_text(s.response),
+        request_text: None,
+        response_text: None,
     };
     if outcome != Outcome::Success {
         d.scim_type = res.as_ref().and_then(|r| str_ci(r, "scimType"));
@@ -687,6 +701,9 @@ pub fn describe(s: &Seen<'_>) -> Described {
         // The gate stopped it: nothing was read or changed.
         d.target_id = None;
     }
+    // Each body is parsed once: what was read above, redacted, is what is stored.
+    d.request_text = stored_from(s.request, req);
+    d.response_text = stored_from(s.response, res);
     d
 }
 

@@ -13,6 +13,7 @@ use super::wire::ScimTenant;
 use super::{bulk, discovery, groups, users};
 use crate::AppState;
 use crate::auth::{constant_time_eq, sha256_hex};
+use crate::store::gate_cache;
 
 /// `last_used_at` is written at most this often per token.
 const TOKEN_TOUCH_MS: i64 = 60_000;
@@ -119,11 +120,23 @@ async fn gate(State(state): State<AppState>, mut req: Request, next: Next) -> Re
     // One lookup by hash whatever is wrong (unknown token, other tenant, unknown slug), so the
     // answer takes the same time and says the same thing.
     let hash = sha256_hex(token);
-    let row = match crate::oauth::gate_lookup(&state.db, token, &hash).await {
-        Ok(row) => row,
-        Err(e) => {
-            outcome("error");
-            return ScimError::from(e).into_response();
+    let row = match state.gate_cache.get(&hash) {
+        Some(kept) => Some(kept),
+        None => {
+            let generation = gate_cache::generation();
+            let read_at = std::time::Instant::now();
+            match crate::oauth::gate_lookup(&state.db, token, &hash).await {
+                Ok(row) => {
+                    if let Some(r) = &row {
+                        state.gate_cache.put(&hash, r, generation, read_at);
+                    }
+                    row
+                }
+                Err(e) => {
+                    outcome("error");
+                    return ScimError::from(e).into_response();
+                }
+            }
         }
     };
     let now = state.clock.now_ms();
@@ -144,10 +157,11 @@ async fn gate(State(state): State<AppState>, mut req: Request, next: Next) -> Re
         )
         .into_response();
     }
-    if row.last_used_at.is_none_or(|t| now - t >= TOKEN_TOUCH_MS)
-        && let Err(e) = crate::oauth::touch(&state.db, &row, now).await
-    {
-        tracing::warn!(error = %e, "could not record SCIM token use");
+    if row.last_used_at.is_none_or(|t| now - t >= TOKEN_TOUCH_MS) {
+        match crate::oauth::touch(&state.db, &row, now).await {
+            Ok(()) => state.gate_cache.touched(&hash, now),
+            Err(e) => tracing::warn!(error = %e, "could not record SCIM token use"),
+        }
     }
     outcome("ok");
     let base_url = format!("{}/scim/v2/{}", state.settings.public_url, row.tenant_slug);

@@ -363,17 +363,25 @@ async fn run_list(state: &AppState, t: &ScimTenant, p: &ListParams) -> ScimResul
             limit: p.count,
         },
     };
-    let (total, page) =
-        crate::store::query::page_of(&state.db, Table::Users, &t.id, scim_users::COLUMNS, &query)
-            .await?;
-    let rows = match page {
-        Fetched::Rows(rows) => rows,
-        Fetched::Ids(ids) => scim_users::by_ids(&state.db, &t.id, &ids).await?,
-    };
-    let docs = if p.count == 0 {
-        Vec::new()
-    } else {
-        render_all(state, t, &rows).await?
+    let columns = scim_users::columns_with_groups(state.db.dialect());
+    let (total, page) = crate::store::query::page_of::<scim_users::UserWithGroups>(
+        &state.db,
+        Table::Users,
+        &t.id,
+        columns,
+        &query,
+    )
+    .await?;
+    let docs = match page {
+        _ if p.count == 0 => Vec::new(),
+        Fetched::Rows(rows) => rows
+            .iter()
+            .map(|r| render(&r.user, &r.group_list(), t))
+            .collect(),
+        Fetched::Ids(ids) => {
+            let rows = scim_users::by_ids(&state.db, &t.id, &ids).await?;
+            render_all(state, t, &rows).await?
+        }
     };
     let page = docs
         .iter()

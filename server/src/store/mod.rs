@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod directory_view;
+pub mod gate_cache;
 pub mod oauth;
 pub mod provlog;
 pub mod query;
@@ -172,6 +173,9 @@ impl Db {
                     .map_err(|e| OpenError::Folder(dir.display().to_string(), e))?;
             }
             let pool = SqlitePoolOptions::new()
+                // A connection to a local file does not go stale; the check before each use
+                // would cost every query a second round trip to the connection's thread.
+                .test_before_acquire(false)
                 .max_connections(size.max.unwrap_or(8))
                 .min_connections(size.min)
                 .acquire_timeout(size.acquire_timeout)

@@ -33,6 +33,7 @@ pub async fn set_access_token_lifetime(db: &Db, tenant_id: &str, secs: i64) -> S
     if n == 0 {
         return Err(StoreError::NotFound);
     }
+    super::gate_cache::credentials_changed();
     Ok(())
 }
 
@@ -50,6 +51,7 @@ pub async fn set_bearer_max_lifetime(
     if n == 0 {
         return Err(StoreError::NotFound);
     }
+    super::gate_cache::credentials_changed();
     Ok(())
 }
 
@@ -148,6 +150,7 @@ pub async fn issue_secret(
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        super::gate_cache::credentials_changed();
         Ok::<_, StoreError>((id, retiring))
     })
 }
@@ -185,6 +188,7 @@ pub async fn revoke_secret(
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        super::gate_cache::credentials_changed();
         Ok::<_, StoreError>(hint)
     })
 }

@@ -37,6 +37,48 @@ pub struct UserColumns {
 pub const COLUMNS: &str = "id, user_name, external_id, given_name, family_name, display_name, email, \
                        active, resource, version, created_at, updated_at, is_admin";
 
+/// A user with their groups, read in the same query (list pages answer in one round trip).
+#[derive(sqlx::FromRow, Debug, Clone)]
+pub struct UserWithGroups {
+    #[sqlx(flatten)]
+    pub user: UserRecord,
+    /// JSON `[[id, displayName, sort key], ...]` (`NULL` or `[]` without groups).
+    pub groups: Option<String>,
+}
+
+/// [`COLUMNS`] plus `groups` (see [`UserWithGroups`]) for a query whose users row is `r`.
+pub fn columns_with_groups(dialect: super::query::Dialect) -> &'static str {
+    match dialect {
+        super::query::Dialect::Sqlite => {
+            "id, user_name, external_id, given_name, family_name, display_name, email, active, \
+             resource, version, created_at, updated_at, is_admin, \
+             (SELECT json_group_array(json_array(g.id, g.display_name, g.display_name_lc)) \
+              FROM group_members m JOIN scim_groups g ON g.id = m.group_id \
+              WHERE m.member_id = r.id AND g.tenant_id = r.tenant_id) AS groups"
+        }
+        super::query::Dialect::Postgres => {
+            "id, user_name, external_id, given_name, family_name, display_name, email, active, \
+             resource, version, created_at, updated_at, is_admin, \
+             (SELECT json_agg(json_build_array(g.id, g.display_name, g.display_name_lc))::text \
+              FROM group_members m JOIN scim_groups g ON g.id = m.group_id \
+              WHERE m.member_id = r.id AND g.tenant_id = r.tenant_id) AS groups"
+        }
+    }
+}
+
+impl UserWithGroups {
+    /// The groups as (id, displayName), in the order [`groups_of`] gives them.
+    pub fn group_list(&self) -> Vec<(String, String)> {
+        let mut parsed: Vec<(String, String, String)> = self
+            .groups
+            .as_deref()
+            .and_then(|t| serde_json::from_str(t).ok())
+            .unwrap_or_default();
+        parsed.sort_by(|a, b| a.2.cmp(&b.2));
+        parsed.into_iter().map(|(id, name, _)| (id, name)).collect()
+    }
+}
+
 /// Holds when the row is not the organisation's last active admin (or stays active: `$keep`),
 /// so no SCIM request can lock the organisation out of its console. `$t`/`$id` name the row.
 fn keeps_an_admin(keep: usize, t: usize, id: usize) -> String {

@@ -158,6 +158,7 @@ pub async fn set_provisioning(db: &Db, tenant_id: &str, enabled: bool) -> StoreR
     if n == 0 {
         return Err(StoreError::NotFound);
     }
+    super::gate_cache::credentials_changed();
     Ok(())
 }
 

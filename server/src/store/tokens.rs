@@ -126,6 +126,7 @@ pub async fn issue(
             .execute(&mut *$tx)
             .await?;
             $tx.commit().await?;
+            super::gate_cache::credentials_changed();
             Ok::<_, StoreError>((id, retiring))
         }};
     }
@@ -164,6 +165,7 @@ pub async fn revoke(db: &Db, tenant_id: &str, token_id: &str, now: i64) -> Store
         .bind(token_id)
         .bind(tenant_id)
     )?;
+    super::gate_cache::credentials_changed();
     Ok(hint)
 }
 
