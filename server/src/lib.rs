@@ -82,6 +82,8 @@ pub struct AppState {
     pub provlog: provlog::ProvLog,
     /// Recent answers of the SCIM token gate (see `store::gate_cache`).
     pub gate_cache: Arc<store::gate_cache::GateCache>,
+    /// SQLite: group commit for the SCIM write path (`store::batch`); `None` on PostgreSQL.
+    pub writes: Option<store::batch::Batcher>,
 }
 
 impl AppState {
@@ -89,6 +91,10 @@ impl AppState {
         let hasher = Arc::new(PasswordHasher::new(settings.hash_slots, settings.hash_wait));
         // Starts the log's writer task: call from within the runtime.
         let (db_for_log, clock_for_log) = (db.clone(), clock.clone());
+        let writes = match &db {
+            Db::Sqlite(p) => Some(store::batch::Batcher::start(p.clone())),
+            Db::Postgres(_) => None,
+        };
         AppState {
             db,
             clock,
@@ -98,6 +104,7 @@ impl AppState {
             metrics: Arc::new(Metrics::default()),
             provlog: provlog::ProvLog::start(db_for_log, clock_for_log),
             gate_cache: Arc::default(),
+            writes,
         }
     }
 

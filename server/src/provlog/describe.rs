@@ -257,12 +257,47 @@ pub fn stored_text(bytes: Option<&[u8]>) -> Option<String> {
     stored_from(bytes, parse(bytes))
 }
 
+/// Attributes a list answer keeps of each resource: enough to see what was found.
+const LISTED_KEYS: [&str; 5] = ["id", "userName", "displayName", "externalId", "active"];
+
+/// A list answer (lookups, searches) is stored as its counts and, per resource, the attributes
+/// that identify it: lookups are most of Entra's traffic, and the whole resources are on the
+/// user's and group's pages.
+fn summarise_list(v: &mut Value) {
+    let Some(resources) = v
+        .as_object_mut()
+        .and_then(|o| {
+            o.iter_mut()
+                .find(|(k, _)| k.eq_ignore_ascii_case("Resources"))
+        })
+        .and_then(|(_, r)| r.as_array_mut())
+    else {
+        return;
+    };
+    let mut trimmed = false;
+    for r in resources.iter_mut() {
+        if let Value::Object(o) = r {
+            let before = o.len();
+            o.retain(|k, _| LISTED_KEYS.iter().any(|l| l.eq_ignore_ascii_case(k)));
+            trimmed |= o.len() < before;
+        }
+    }
+    if trimmed {
+        resources.push(json!(LIST_SUMMARY));
+    }
+}
+
+/// Marks a list answer stored as a summary.
+pub const LIST_SUMMARY: &str =
+    "… other attributes not stored (list answers keep what identifies each resource)";
+
 /// As [`stored_text`], from the body already parsed (`parsed` is `parse(bytes)`).
 fn stored_from(bytes: Option<&[u8]>, parsed: Option<Value>) -> Option<String> {
     let bytes = bytes.filter(|b| !b.is_empty())?;
     let Some(mut v) = parsed else {
         return Some(format!("({} bytes, not JSON; not stored)", bytes.len()));
     };
+    summarise_list(&mut v);
     redact(&mut v);
     let mut text = serde_json::to_string(&v).unwrap_or_default();
     if text.len() > MAX_STORED_BODY {
@@ -927,6 +962,38 @@ mod tests {
             "{}",
             d.action
         );
+    }
+
+    #[test]
+    fn list_answers_keep_what_identifies_each_resource() {
+        let answer = json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
+            "totalResults": 1, "startIndex": 1, "itemsPerPage": 1,
+            "Resources": [{"id": "u1", "userName": "alice@contoso.com", "active": true,
+                           "externalId": "e1", "title": "Engineer",
+                           "emails": [{"value": "alice@contoso.com"}],
+                           "groups": [{"value": "g1"}]}],
+        });
+        let t = stored_text(Some(answer.to_string().as_bytes())).unwrap();
+        let v: Value = serde_json::from_str(&t).unwrap();
+        assert_eq!(v["totalResults"], 1);
+        let kept = &v["Resources"][0];
+        assert_eq!(kept["id"], "u1");
+        assert_eq!(kept["userName"], "alice@contoso.com");
+        assert_eq!(kept["externalId"], "e1");
+        assert_eq!(kept["active"], true);
+        assert!(
+            kept.get("title").is_none() && kept.get("emails").is_none(),
+            "{t}"
+        );
+        assert_eq!(v["Resources"][1], LIST_SUMMARY);
+        // A lookup that found nothing is stored whole, and so is a single resource.
+        let empty = json!({"totalResults": 0, "Resources": []});
+        let t = stored_text(Some(empty.to_string().as_bytes())).unwrap();
+        assert_eq!(serde_json::from_str::<Value>(&t).unwrap(), empty);
+        let one = json!({"id": "u1", "userName": "a", "title": "Engineer"});
+        let t = stored_text(Some(one.to_string().as_bytes())).unwrap();
+        assert_eq!(serde_json::from_str::<Value>(&t).unwrap(), one);
     }
 
     #[test]

@@ -225,13 +225,16 @@ impl Inner {
 }
 
 static SEQ: AtomicU64 = AtomicU64::new(0);
+/// Drawn once per process: keeps the ids of several servers apart.
+static PROCESS_TAIL: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| uuid::Uuid::new_v4().simple().to_string()[..8].to_string());
 
 /// Entry ids sort like the requests arrived (time, then a per-process sequence), so entries of
-/// one millisecond list in order; the random tail keeps ids of several servers apart.
+/// one millisecond list in order; the per-process random tail keeps ids of several servers
+/// apart (the sequence keeps one server's apart).
 fn entry_id(at: i64) -> String {
     let seq = SEQ.fetch_add(1, Ordering::Relaxed);
-    let tail = &uuid::Uuid::new_v4().simple().to_string()[..8];
-    format!("{:012x}-{:010x}-{tail}", at.max(0), seq)
+    format!("{:012x}-{:010x}-{}", at.max(0), seq, *PROCESS_TAIL)
 }
 
 /// The layer on the SCIM router: records every request, whatever its outcome (the gate's

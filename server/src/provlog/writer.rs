@@ -76,6 +76,22 @@ impl Writer {
 
     async fn write(&mut self, entries: Vec<Exchange>) {
         let bytes: usize = entries.iter().map(Exchange::body_bytes).sum();
+        let keys: Vec<(String, i64, u16)> = entries
+            .iter()
+            .map(|e| (e.slug.clone(), e.at, e.status))
+            .collect();
+        let entries = match describe_batch(entries).await {
+            Ok(described) => described,
+            Err(e) => {
+                // A bug, not a database failure: the batch is counted as lost, never silently.
+                tracing::error!(error = %e, "describing provisioning log entries failed");
+                for (slug, at, status) in keys {
+                    self.inner.count_lost(&slug, at, status, 1);
+                }
+                self.inner.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
+                return;
+            }
+        };
         let lost = std::mem::take(&mut *self.inner.lost.lock().unwrap_or_else(|p| p.into_inner()));
         if entries.is_empty() && lost.is_empty() {
             return;
@@ -92,7 +108,7 @@ impl Writer {
                 Err(e) => {
                     tracing::error!(error = %e, entries = entries.len(), "provisioning log write failed; entries lost");
                     // Counted as lost; the counters are retried with the next batch.
-                    for e in &entries {
+                    for (e, _) in &entries {
                         self.inner.count_lost(&e.slug, e.at, e.status, 1);
                     }
                     let mut l = self.inner.lost.lock().unwrap_or_else(|p| p.into_inner());
@@ -125,24 +141,17 @@ impl Writer {
 
     async fn try_write(
         &mut self,
-        entries: &[Exchange],
+        entries: &[(Exchange, describe::Described)],
         lost: &HashMap<(String, i64), LostCounts>,
     ) -> StoreResult<()> {
         let mut rows: Vec<LogRow> = Vec::with_capacity(entries.len());
         let mut hours: HashMap<(String, i64), HourCounts> = HashMap::new();
-        for e in entries {
+        for (e, d) in entries {
             // Requests for an organisation that does not exist are not anyone's log.
             let Some(tenant) = self.tenant_of(&e.slug).await? else {
                 continue;
             };
-            let d = describe::describe(&Seen {
-                method: &e.method,
-                path: &e.path,
-                query: &e.query,
-                status: e.status,
-                request: e.request.as_deref(),
-                response: e.response.as_deref(),
-            });
+            let d = d.clone();
             let skipped = e.bodies_dropped.then(|| {
                 "(not kept: the log writer was busy; the request was answered normally)".to_string()
             });
@@ -243,6 +252,32 @@ impl Writer {
         }
         Ok(())
     }
+}
+
+/// Describes a batch on a blocking thread: parsing and redacting hundreds of bodies must not
+/// hold a runtime worker away from answering requests.
+async fn describe_batch(
+    entries: Vec<Exchange>,
+) -> Result<Vec<(Exchange, describe::Described)>, String> {
+    let describe_all = |entries: Vec<Exchange>| -> Vec<(Exchange, describe::Described)> {
+        entries
+            .into_iter()
+            .map(|e| {
+                let d = describe::describe(&Seen {
+                    method: &e.method,
+                    path: &e.path,
+                    query: &e.query,
+                    status: e.status,
+                    request: e.request.as_deref(),
+                    response: e.response.as_deref(),
+                });
+                (e, d)
+            })
+            .collect()
+    };
+    tokio::task::spawn_blocking(move || describe_all(entries))
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// Deletes entries past each organisation's retention and old hourly counters.

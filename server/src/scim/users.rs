@@ -277,7 +277,18 @@ pub async fn create(
     let resource = storable(&doc);
     let id = crate::store::new_id();
     let ix = search_index(&record(id.clone(), &cols, &resource, now));
-    let rec = match scim_users::insert(&state.db, &t.id, &id, &cols, &resource, &ix, now).await {
+    let rec = match scim_users::insert(
+        &state.db,
+        state.writes.as_ref(),
+        &t.id,
+        &id,
+        &cols,
+        &resource,
+        &ix,
+        now,
+    )
+    .await
+    {
         Ok(r) => r,
         Err(StoreError::Conflict(key)) => return Err(conflict(&key, &cols)),
         Err(e) => return Err(e.into()),

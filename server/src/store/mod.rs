@@ -2,6 +2,7 @@
 //! shared (`$1` placeholders work in both) and `on_db!` runs the same body on either pool.
 
 pub mod audit;
+pub mod batch;
 pub mod directory_view;
 pub mod gate_cache;
 pub mod oauth;

@@ -36,6 +36,10 @@ const LIST_COLUMNS: &str = "id, tenant_id, at, duration_us, method, path, operat
      target_type, target_id, target_name, outcome, status, scim_type, error_detail, client_addr, \
      NULL AS request_body, NULL AS response_body, parent_id";
 const NCOLS: usize = 19;
+/// Entries that change their target. Must read exactly as the predicate of the partial index
+/// `provisioning_log_target` (migration 0010): both databases use the index only when the
+/// query repeats it.
+const CHANGES_ONLY: &str = "operation <> 'user_read' AND operation <> 'group_read'";
 const DAY_MS: i64 = 86_400_000;
 /// Rows per INSERT statement (19 parameters each, far below both databases' limits). SQLite
 /// gets fewer: binding looks each `$n` name up in a list, so a statement's binding cost grows
@@ -190,10 +194,10 @@ pub async fn last_known_name(
     tenant_id: &str,
     target_id: &str,
 ) -> StoreResult<Option<String>> {
-    let name = on_db!(db, |p| sqlx::query_scalar(
+    let name = on_db!(db, |p| sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "SELECT target_name FROM provisioning_log WHERE tenant_id = $1 AND target_id = $2 \
-         AND target_name IS NOT NULL ORDER BY at DESC LIMIT 1"
-    )
+             AND {CHANGES_ONLY} AND target_name IS NOT NULL ORDER BY at DESC LIMIT 1"
+    )))
     .bind(tenant_id)
     .bind(target_id)
     .fetch_optional(p)
@@ -280,7 +284,7 @@ pub struct LogFilter {
     pub operation: Option<String>,
     pub from: Option<i64>,
     pub to: Option<i64>,
-    /// Only entries about this target (a user's history).
+    /// Only the entries that changed this target (a user's history; lookups are left out).
     pub target_id: Option<String>,
     /// Only these operations (a user's history: the ones that change users).
     pub operations: Vec<String>,
@@ -321,7 +325,7 @@ pub async fn list(
         sql.push_str(&format!(" AND at < {}", next()));
     }
     if f.target_id.is_some() {
-        sql.push_str(&format!(" AND target_id = {}", next()));
+        sql.push_str(&format!(" AND target_id = {} AND {CHANGES_ONLY}", next()));
     }
     if f.parent_id.is_some() {
         sql.push_str(&format!(" AND parent_id = {}", next()));

@@ -110,8 +110,12 @@ pub struct SearchIndex {
     pub family_name_lc: Option<String>,
 }
 
+/// Stores a new user; with `writes` (SQLite), through the group commit. The record returned
+/// is what was stored (no read back).
+#[allow(clippy::too_many_arguments)]
 pub async fn insert(
     db: &Db,
+    writes: Option<&super::batch::Batcher>,
     tenant_id: &str,
     id: &str,
     cols: &UserColumns,
@@ -128,28 +132,60 @@ pub async fn insert(
          {}, $15, $16, $17)",
         db.json_param(14)
     );
-    execute!(
-        db,
-        sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
-            .bind(id)
-            .bind(tenant_id)
-            .bind(&cols.user_name)
-            .bind(cols.user_name.to_lowercase())
-            .bind(&cols.external_id)
-            .bind(&cols.given_name)
-            .bind(&cols.family_name)
-            .bind(&cols.display_name)
-            .bind(&cols.email)
-            .bind(cols.email.as_ref().map(|e| e.to_lowercase()))
-            .bind(cols.active)
-            .bind(resource)
-            .bind(now)
-            .bind(&ix.doc)
-            .bind(&ix.display_name_lc)
-            .bind(&ix.given_name_lc)
-            .bind(&ix.family_name_lc)
-    )?;
-    get(db, tenant_id, id).await
+    let rec = UserRecord {
+        id: id.to_string(),
+        user_name: cols.user_name.clone(),
+        external_id: cols.external_id.clone(),
+        given_name: cols.given_name.clone(),
+        family_name: cols.family_name.clone(),
+        display_name: cols.display_name.clone(),
+        email: cols.email.clone(),
+        active: cols.active,
+        resource: resource.to_string(),
+        version: 1,
+        created_at: now,
+        updated_at: now,
+        is_admin: false,
+    };
+    let (t, ix) = (tenant_id.to_string(), ix.clone());
+    macro_rules! insert_query {
+        ($r:expr, $t:expr, $ix:expr) => {
+            sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(&$r.id)
+                .bind(&$t)
+                .bind(&$r.user_name)
+                .bind($r.user_name.to_lowercase())
+                .bind(&$r.external_id)
+                .bind(&$r.given_name)
+                .bind(&$r.family_name)
+                .bind(&$r.display_name)
+                .bind(&$r.email)
+                .bind($r.email.as_ref().map(|e| e.to_lowercase()))
+                .bind($r.active)
+                .bind(&$r.resource)
+                .bind(now)
+                .bind(&$ix.doc)
+                .bind(&$ix.display_name_lc)
+                .bind(&$ix.given_name_lc)
+                .bind(&$ix.family_name_lc)
+        };
+    }
+    match (db, writes) {
+        (Db::Sqlite(_), Some(w)) => {
+            let r = rec.clone();
+            w.write(move |c| {
+                Box::pin(async move {
+                    insert_query!(r, t, ix).execute(&mut *c).await?;
+                    Ok(())
+                })
+            })
+            .await?;
+        }
+        _ => {
+            execute!(db, insert_query!(rec, t, ix))?;
+        }
+    }
+    Ok(rec)
 }
 
 /// One user of a bulk load (the benchmark's seeding).
