@@ -51,12 +51,15 @@ impl Writer {
             if self.rx.recv_many(&mut buf, BATCH).await == 0 {
                 return;
             }
-            let deadline = tokio::time::Instant::now() + LINGER;
-            while buf.len() < BATCH && !buf.iter().any(|m| matches!(m, Msg::Flush(_))) {
-                let room = BATCH - buf.len();
-                match tokio::time::timeout_at(deadline, self.rx.recv_many(&mut buf, room)).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {}
+            if buf.len() < BATCH && !buf.iter().any(|m| matches!(m, Msg::Flush(_))) {
+                // Sleep while the batch gathers rather than wake for every entry: a wake per
+                // SCIM request cost more than writing the entry.
+                tokio::time::sleep(LINGER).await;
+                while buf.len() < BATCH {
+                    match self.rx.try_recv() {
+                        Ok(m) => buf.push(m),
+                        Err(_) => break,
+                    }
                 }
             }
             let mut entries = Vec::new();
