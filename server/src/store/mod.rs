@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod directory_view;
 pub mod oauth;
+pub mod leases;
 pub mod provlog;
 pub mod query;
 pub mod scim_groups;
