@@ -19,7 +19,8 @@ use crate::metrics::Metrics;
 use crate::store::{Db, leases};
 
 /// A job's work: what it removed (for the log), or why it failed.
-pub type JobRun = Box<dyn Fn() -> Pin<Box<dyn Future<Output = Result<u64, String>> + Send>> + Send + Sync>;
+pub type JobRun =
+    Box<dyn Fn() -> Pin<Box<dyn Future<Output = Result<u64, String>> + Send>> + Send + Sync>;
 
 /// A job's name (the lease key and the `job` label), how often it runs, how long after this
 /// process starts it may first run here, and its work.

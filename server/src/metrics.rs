@@ -171,7 +171,11 @@ impl Metrics {
                  # TYPE bitabiz_job_lease_held gauge\n",
             );
             for (job, held) in leases {
-                let _ = writeln!(out, "bitabiz_job_lease_held{{job=\"{job}\"}} {}", held as u8);
+                let _ = writeln!(
+                    out,
+                    "bitabiz_job_lease_held{{job=\"{job}\"}} {}",
+                    held as u8
+                );
             }
         }
         let gauges: [(&str, &str, &str, String); 12] = [
@@ -362,9 +366,18 @@ mod tests {
         ));
         assert!(text.contains("bitabiz_sign_in_total{outcome=\"wrong\"} 2"));
         assert!(text.contains("bitabiz_db_pool_max_connections 8"));
-        assert!(text.contains("\nbitabiz_password_hash_waiting 3\n"), "{text}");
-        assert!(!text.contains("bitabiz_job_lease_held"), "no jobs, no lease lines");
-        m.set_lease("sessions_prune", Some(Instant::now() + Duration::from_secs(60)));
+        assert!(
+            text.contains("\nbitabiz_password_hash_waiting 3\n"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("bitabiz_job_lease_held"),
+            "no jobs, no lease lines"
+        );
+        m.set_lease(
+            "sessions_prune",
+            Some(Instant::now() + Duration::from_secs(60)),
+        );
         m.set_lease("provisioning_log_prune", None);
         m.set_lease("expired", Some(Instant::now()));
         let text = m.render(&Gauges {
@@ -380,7 +393,10 @@ mod tests {
         });
         assert!(text.contains("bitabiz_job_lease_held{job=\"sessions_prune\"} 1\n"));
         assert!(text.contains("bitabiz_job_lease_held{job=\"provisioning_log_prune\"} 0\n"));
-        assert!(text.contains("bitabiz_job_lease_held{job=\"expired\"} 0\n"), "{text}");
+        assert!(
+            text.contains("bitabiz_job_lease_held{job=\"expired\"} 0\n"),
+            "{text}"
+        );
         assert_eq!(m.outcome(SIGN_IN, "wrong"), 2);
     }
 }

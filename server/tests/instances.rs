@@ -224,7 +224,10 @@ async fn one_holder_each(instances: &[&Proc], within: Duration) -> Vec<(&'static
     loop {
         let now = holders(instances).await;
         for (job, who) in &now {
-            assert!(who.len() <= 1, "{job} held by several instances at once: {who:?}");
+            assert!(
+                who.len() <= 1,
+                "{job} held by several instances at once: {who:?}"
+            );
         }
         if now.iter().all(|(_, who)| who.len() == 1) {
             return now.into_iter().map(|(job, who)| (job, who[0])).collect();

@@ -79,11 +79,7 @@ async fn of_many_concurrent_lease_takers_exactly_one_holds_the_lease() {
     );
 
     // The schedule travels with the lease, and a released lease is free at once.
-    assert!(
-        leases::mark_run(&db, job, &successor, later)
-            .await
-            .unwrap()
-    );
+    assert!(leases::mark_run(&db, job, &successor, later).await.unwrap());
     assert!(!leases::mark_run(&db, job, &holder, later).await.unwrap());
     assert_eq!(leases::release_all(&db, &successor).await.unwrap(), 1);
     let next = leases::acquire(&db, job, "c", later + 1, later + 1 + LEASE_MS)

@@ -17,7 +17,8 @@ pub async fn acquire(
     now: i64,
     until: i64,
 ) -> StoreResult<Option<i64>> {
-    let last_run: Option<i64> = on_db!(db, |p| sqlx::query_scalar(
+    let last_run: Option<i64> = on_db!(db, |p| {
+        sqlx::query_scalar(
         "INSERT INTO job_leases (job, holder, expires_at) VALUES ($1, $2, $3) \
          ON CONFLICT (job) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at \
          WHERE job_leases.holder = excluded.holder OR job_leases.expires_at <= $4 \
@@ -28,7 +29,8 @@ pub async fn acquire(
     .bind(until)
     .bind(now)
     .fetch_optional(p)
-    .await)?;
+    .await
+    })?;
     Ok(last_run)
 }
 

@@ -3,8 +3,8 @@
 
 pub mod audit;
 pub mod directory_view;
-pub mod oauth;
 pub mod leases;
+pub mod oauth;
 pub mod provlog;
 pub mod query;
 pub mod scim_groups;
