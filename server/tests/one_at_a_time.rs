@@ -1,7 +1,8 @@
 //! What must exist once across every instance sharing the database, raced through the real
 //! store (SQLite, and PostgreSQL when TEST_DATABASE_URL is set): a background job's lease has
 //! exactly one holder among many concurrent takers, and of many concurrent setup-code issues
-//! exactly one code is live; the setup page tells an expired or replaced code from a wrong one.
+//! exactly one code is live; the setup page tells an expired or replaced code from a wrong one;
+//! two job runners on one database run a job once per period and hand its lease over.
 
 mod common;
 
@@ -172,4 +173,88 @@ async fn of_many_concurrent_setup_code_issues_exactly_one_code_is_live() {
     assert!(r.body.contains("replaced by a newer one"), "{}", r.body);
     let r = setup_with(&app, "fresh").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+}
+
+fn counting_job(runs: Arc<std::sync::atomic::AtomicUsize>) -> server::jobs::Job {
+    server::jobs::Job {
+        name: "count",
+        period: std::time::Duration::from_secs(3600),
+        first_after: std::time::Duration::ZERO,
+        run: Box::new(move || {
+            let runs = runs.clone();
+            Box::pin(async move {
+                runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                Ok(0)
+            })
+        }),
+    }
+}
+
+fn holds(m: &server::metrics::Metrics) -> bool {
+    m.leases_held()
+        .iter()
+        .any(|(job, held)| *job == "count" && *held)
+}
+
+/// Two job runners (as two instances would) on one database: the job runs once for its
+/// period, on the one that holds the lease; stopping that one hands the lease over without
+/// running the job again before its period is up.
+#[tokio::test]
+async fn two_job_runners_share_one_schedule_and_hand_the_lease_over() {
+    use server::clock::{Clock, SystemClock};
+    use server::jobs::Jobs;
+    use server::metrics::Metrics;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
+
+    let (db, _dir) = fresh_db().await;
+    let runs = Arc::new(AtomicUsize::new(0));
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let lease = Duration::from_secs(1);
+    let metrics = [Arc::new(Metrics::default()), Arc::new(Metrics::default())];
+    let mut runners: Vec<Option<Jobs>> = metrics
+        .iter()
+        .map(|m| {
+            Some(Jobs::start(
+                db.clone(),
+                clock.clone(),
+                m.clone(),
+                lease,
+                vec![counting_job(runs.clone())],
+            ))
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let holder = loop {
+        let held: Vec<usize> = (0..2).filter(|i| holds(&metrics[*i])).collect();
+        assert!(held.len() <= 1, "both hold the lease");
+        if held.len() == 1 && runs.load(Ordering::SeqCst) == 1 {
+            break held[0];
+        }
+        assert!(Instant::now() < deadline, "no runner took the job");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    // Several renewal rounds of both: still one holder, still one run.
+    tokio::time::sleep(lease * 2).await;
+    assert!(holds(&metrics[holder]) && !holds(&metrics[1 - holder]));
+    assert_eq!(runs.load(Ordering::SeqCst), 1, "one run per period");
+
+    // The holder stops cleanly (gives the lease up): the other takes it at its next round.
+    runners[holder].take().unwrap().stop().await;
+    let other = 1 - holder;
+    let deadline = Instant::now() + lease * 3;
+    while !holds(&metrics[other]) {
+        assert!(
+            Instant::now() < deadline,
+            "the other runner did not take over"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(lease).await;
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        1,
+        "the schedule moved with the lease: no second run within the period"
+    );
+    runners[other].take().unwrap().stop().await;
 }
