@@ -72,8 +72,9 @@ pub fn server_jobs(state: &crate::AppState) -> Vec<Job> {
 /// The running job loops of this process.
 pub struct Jobs {
     db: Db,
+    metrics: Arc<Metrics>,
     holder: String,
-    tasks: Vec<JoinHandle<()>>,
+    tasks: Vec<(&'static str, JoinHandle<()>)>,
 }
 
 struct Runner {
@@ -109,7 +110,7 @@ impl Jobs {
         let runner = Arc::new(Runner {
             db: db.clone(),
             clock,
-            metrics,
+            metrics: metrics.clone(),
             holder: holder.clone(),
             lease,
         });
@@ -118,10 +119,15 @@ impl Jobs {
             .into_iter()
             .map(|job| {
                 runner.metrics.set_lease(job.name, None);
-                tokio::spawn(runner.clone().run(job, started))
+                (job.name, tokio::spawn(runner.clone().run(job, started)))
             })
             .collect();
-        Jobs { db, holder, tasks }
+        Jobs {
+            db,
+            metrics,
+            holder,
+            tasks,
+        }
     }
 
     /// This process's holder id.
@@ -132,11 +138,12 @@ impl Jobs {
     /// Stops the loops (a job in progress is abandoned; each is safe to cut short) and gives
     /// this process's leases up so another instance takes over without waiting for expiry.
     pub async fn stop(self) {
-        for t in &self.tasks {
+        for (_, t) in &self.tasks {
             t.abort();
         }
-        for t in self.tasks {
+        for (name, t) in self.tasks {
             let _ = t.await;
+            self.metrics.set_lease(name, None);
         }
         if let Err(e) = leases::release_all(&self.db, &self.holder).await {
             tracing::warn!(error = %e, "giving up the background job leases failed; they expire on their own");
