@@ -241,6 +241,17 @@ impl Db {
         ))
     }
 
+    /// The statement that opens a transaction which will write: SQLite's `BEGIN IMMEDIATE`
+    /// takes the write lock at once (a deferred transaction that reads first fails with
+    /// "database is locked" when another writer commits before its first write); PostgreSQL's
+    /// plain `BEGIN`.
+    pub fn begin_write(&self) -> &'static str {
+        match self {
+            Db::Sqlite(_) => "BEGIN IMMEDIATE",
+            Db::Postgres(_) => "BEGIN",
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             Db::Sqlite(_) => "sqlite",
