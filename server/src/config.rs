@@ -147,6 +147,23 @@ pub struct ServeArgs {
     #[arg(long, env = "BITABIZ_SHUTDOWN_GRACE", default_value = "20s", value_parser = parse_duration, global = true)]
     pub shutdown_grace: Duration,
 
+    /// Ask for the first-run setup code even when listening on a loopback address (as behind
+    /// a reverse proxy on the same host). Without it, the code is asked for only when the
+    /// server listens on a non-loopback address.
+    #[arg(long, env = "BITABIZ_REQUIRE_SETUP_CODE", global = true)]
+    pub require_setup_code: bool,
+
+    /// How long a first-run setup code stays valid. One code is live at a time across every
+    /// instance; a start after it expired issues a new one.
+    #[arg(long, env = "BITABIZ_SETUP_CODE_LIFETIME", default_value = "24h", value_parser = parse_duration, global = true)]
+    pub setup_code_lifetime: Duration,
+
+    /// Lease on each background job (session and provisioning-log pruning): one instance runs
+    /// a job at a time and renews its lease every third of this; when it stops, another
+    /// instance takes over within this time.
+    #[arg(long, env = "BITABIZ_JOB_LEASE", default_value = "60s", value_parser = parse_lease, global = true)]
+    pub job_lease: Duration,
+
     /// Reverse proxies (addresses or CIDR ranges, comma-separated) whose X-Forwarded-For,
     /// X-Forwarded-Proto and X-Request-Id are believed. From any other peer they are ignored.
     #[arg(
@@ -203,20 +220,30 @@ pub enum LogFormat {
     Json,
 }
 
-/// `500ms`, `10s`, `2m`, or a plain number of seconds.
+/// `500ms`, `10s`, `2m`, `24h`, or a plain number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
     let n: u64 = num
         .parse()
-        .map_err(|_| format!("'{s}' is not a duration (e.g. 500ms, 10s, 2m)"))?;
+        .map_err(|_| format!("'{s}' is not a duration (e.g. 500ms, 10s, 2m, 24h)"))?;
     match unit.trim() {
         "ms" => Ok(Duration::from_millis(n)),
         "" | "s" => Ok(Duration::from_secs(n)),
         "m" => Ok(Duration::from_secs(n * 60)),
-        _ => Err(format!("'{s}': use ms, s or m")),
+        "h" => Ok(Duration::from_secs(n * 3600)),
+        _ => Err(format!("'{s}': use ms, s, m or h")),
     }
+}
+
+/// A background-job lease: at least one second (it is renewed every third of it).
+fn parse_lease(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < Duration::from_secs(1) {
+        return Err("the job lease must be at least 1s".into());
+    }
+    Ok(d)
 }
 
 impl ServeArgs {
@@ -240,6 +267,10 @@ pub enum Command {
     /// change is written to the organisation's audit log with the actor `cli`.
     #[command(subcommand)]
     Provisioning(ProvisioningCommand),
+    /// Issue a new first-run setup code, replacing the live one (which stops working), and
+    /// print it. For when the code in the log is lost or expired; only before the first
+    /// organisation exists.
+    SetupCode,
 }
 
 #[derive(Subcommand, Debug)]

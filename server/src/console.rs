@@ -147,16 +147,25 @@ impl Console {
         if !self.state.settings.setup_code_required {
             return Ok(());
         }
-        let known = tenants::setup_code_exists(&self.state.db, &sha256_hex(code.trim()))
+        let hash = sha256_hex(code.trim());
+        let state = tenants::setup_code_state(&self.state.db, &hash, self.now())
             .await
             .map_err(internal)?;
-        if known {
-            Ok(())
-        } else {
-            Err(ConsoleError::Forbidden(
-                "The setup code is not correct. Copy it from the server's log.".into(),
-            ))
-        }
+        let refused = match state {
+            tenants::SetupCodeState::Live => return Ok(()),
+            tenants::SetupCodeState::Unknown => {
+                "The setup code is not correct. Copy it from the server's log.".to_string()
+            }
+            tenants::SetupCodeState::Expired { expired_at } => format!(
+                "This setup code expired on {}. Restart the server, or run `bitabiz setup-code` \
+                 on it, for a new one.",
+                display_time(expired_at)
+            ),
+            tenants::SetupCodeState::Replaced => "This setup code was replaced by a newer one. \
+                 Use the latest code from the server's log or from `bitabiz setup-code`."
+                .to_string(),
+        };
+        Err(ConsoleError::Forbidden(refused))
     }
 }
 

@@ -6,6 +6,7 @@ pub mod clock;
 pub mod config;
 pub mod console;
 pub mod domain;
+pub mod jobs;
 pub mod metrics;
 pub mod net;
 pub mod oauth;

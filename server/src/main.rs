@@ -48,6 +48,23 @@ async fn main() -> anyhow::Result<()> {
 
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(cli.serve, db, clock).await,
+        Command::SetupCode => {
+            if tenants::install_completed(&db).await? {
+                anyhow::bail!(
+                    "this BitaBIZ is already set up: no setup code is needed (add organisations with `bitabiz tenant create`)"
+                );
+            }
+            let code = new_setup_code();
+            let now = clock.now_ms();
+            let expires_at = now + cli.serve.setup_code_lifetime.as_millis() as i64;
+            tenants::replace_setup_code(&db, &auth::sha256_hex(&code), now, expires_at).await?;
+            eprintln!(
+                "New first-run setup code, valid until {} (any earlier code no longer works):",
+                server::clock::display_time(expires_at)
+            );
+            println!("{code}");
+            Ok(())
+        }
         Command::Provisioning(cmd) => {
             provisioning_cli(cmd, &db, clock.as_ref(), &cli.serve.public_url()).await
         }
@@ -174,12 +191,25 @@ async fn serve(
     db: Db,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<()> {
-    let setup_code_required = !args.addr.ip().is_loopback();
+    let setup_code_required = args.require_setup_code || !args.addr.ip().is_loopback();
     if setup_code_required && !tenants::install_completed(&db).await? {
         // Like Jenkins: whoever claims a fresh public install must be able to read its log.
-        let code = auth::random_secret_hex()[..16].to_string();
-        tenants::save_setup_code(&db, &auth::sha256_hex(&code), clock.now_ms()).await?;
-        tracing::warn!("first-run setup code (needed on the setup page): {code}");
+        // One code is live at a time, whichever instance issued it.
+        let code = new_setup_code();
+        let now = clock.now_ms();
+        let expires_at = now + args.setup_code_lifetime.as_millis() as i64;
+        match tenants::issue_setup_code(&db, &auth::sha256_hex(&code), now, expires_at).await? {
+            tenants::SetupCodeIssue::Issued => tracing::warn!(
+                "first-run setup code (needed on the setup page, valid until {}): {code}",
+                server::clock::display_time(expires_at)
+            ),
+            tenants::SetupCodeIssue::AlreadyLive { expires_at } => tracing::warn!(
+                "a first-run setup code was already issued by another instance or an earlier \
+                 start and is valid until {}: find it in that log, or run `bitabiz setup-code` \
+                 to replace it with a new one",
+                server::clock::display_time(expires_at)
+            ),
+        }
     }
     server::scim::limits::configure(server::scim::limits::ScimLimits {
         max_string_chars: args.scim_max_string_length,
@@ -198,15 +228,13 @@ async fn serve(
     };
     let state = AppState::new(db, clock, settings, server::leptos_options(&args.site_root));
     let provlog = state.provlog.clone();
-    let pruner = state.clone();
-    tokio::spawn(async move {
-        loop {
-            if let Err(e) = server::console::prune_sessions(&pruner).await {
-                tracing::warn!(error = %e, "pruning expired sessions failed");
-            }
-            tokio::time::sleep(std::time::Duration::from_secs(600)).await;
-        }
-    });
+    let jobs = server::jobs::Jobs::start(
+        state.db.clone(),
+        state.clock.clone(),
+        state.metrics.clone(),
+        args.job_lease,
+        server::jobs::server_jobs(&state),
+    );
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .with_context(|| format!("listening on {}", args.addr))?;
@@ -233,8 +261,15 @@ async fn serve(
         server::serve::shutdown_signal(),
     )
     .await?;
+    // Another instance takes over the background jobs at once.
+    jobs.stop().await;
     // Writes the provisioning log entries still queued.
     provlog.drain().await;
     tracing::info!("BitaBIZ stopped");
     Ok(())
+}
+
+/// A first-run setup code: 16 hex characters (64 bits), shown once, stored as its SHA-256.
+fn new_setup_code() -> String {
+    auth::random_secret_hex()[..16].to_string()
 }

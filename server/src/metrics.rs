@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Upper bounds (seconds) of the latency histogram buckets.
 const BUCKETS: [f64; 12] = [
@@ -29,6 +29,8 @@ pub struct Metrics {
     pub connections_accepted: AtomicU64,
     pub connections_refused: AtomicU64,
     pub requests_timed_out: AtomicU64,
+    /// Background job → until when this instance holds its lease (`None`: not held).
+    leases: Mutex<BTreeMap<&'static str, Option<Instant>>>,
 }
 
 /// Names for the outcome counters.
@@ -42,6 +44,7 @@ pub struct Gauges {
     pub db_pool_idle: usize,
     pub db_pool_max: u32,
     pub hash_slots_in_use: usize,
+    pub hash_waiting: usize,
     pub hash_slots: usize,
     pub hashes_computed: u64,
     pub hashes_refused: u64,
@@ -66,6 +69,26 @@ impl Metrics {
         if let Ok(mut m) = self.outcomes.lock() {
             *m.entry((metric, outcome)).or_default() += 1;
         }
+    }
+
+    /// Notes until when this instance holds `job`'s lease (`None`: another instance has it).
+    pub fn set_lease(&self, job: &'static str, until: Option<Instant>) {
+        if let Ok(mut m) = self.leases.lock() {
+            m.insert(job, until);
+        }
+    }
+
+    /// The background jobs this process knows, each with whether it holds its lease now.
+    pub fn leases_held(&self) -> Vec<(&'static str, bool)> {
+        let now = Instant::now();
+        self.leases
+            .lock()
+            .map(|m| {
+                m.iter()
+                    .map(|(job, until)| (*job, until.is_some_and(|u| u > now)))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// The count recorded for one outcome (tests and the bench read it).
@@ -140,7 +163,22 @@ impl Metrics {
             }
         }
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let gauges: [(&str, &str, &str, String); 11] = [
+        let leases = self.leases_held();
+        if !leases.is_empty() {
+            out.push_str(
+                "# HELP bitabiz_job_lease_held 1 while this instance holds the background job's \
+                 lease (and so is the one instance that runs it), else 0.\n\
+                 # TYPE bitabiz_job_lease_held gauge\n",
+            );
+            for (job, held) in leases {
+                let _ = writeln!(
+                    out,
+                    "bitabiz_job_lease_held{{job=\"{job}\"}} {}",
+                    held as u8
+                );
+            }
+        }
+        let gauges: [(&str, &str, &str, String); 12] = [
             (
                 "bitabiz_connections_open",
                 "gauge",
@@ -188,6 +226,12 @@ impl Metrics {
                 "gauge",
                 "Password hashes running now (the sign-in queue's busy slots).",
                 g.hash_slots_in_use.to_string(),
+            ),
+            (
+                "bitabiz_password_hash_waiting",
+                "gauge",
+                "Sign-ins waiting now for a free password-hashing slot.",
+                g.hash_waiting.to_string(),
             ),
             (
                 "bitabiz_password_hash_slots",
@@ -309,6 +353,7 @@ mod tests {
             db_pool_idle: 1,
             db_pool_max: 8,
             hash_slots_in_use: 0,
+            hash_waiting: 3,
             hash_slots: 2,
             hashes_computed: 3,
             hashes_refused: 0,
@@ -321,6 +366,37 @@ mod tests {
         ));
         assert!(text.contains("bitabiz_sign_in_total{outcome=\"wrong\"} 2"));
         assert!(text.contains("bitabiz_db_pool_max_connections 8"));
+        assert!(
+            text.contains("\nbitabiz_password_hash_waiting 3\n"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("bitabiz_job_lease_held"),
+            "no jobs, no lease lines"
+        );
+        m.set_lease(
+            "sessions_prune",
+            Some(Instant::now() + Duration::from_secs(60)),
+        );
+        m.set_lease("provisioning_log_prune", None);
+        m.set_lease("expired", Some(Instant::now()));
+        let text = m.render(&Gauges {
+            db_kind: "sqlite",
+            db_pool_size: 0,
+            db_pool_idle: 0,
+            db_pool_max: 8,
+            hash_slots_in_use: 0,
+            hash_waiting: 0,
+            hash_slots: 2,
+            hashes_computed: 0,
+            hashes_refused: 0,
+        });
+        assert!(text.contains("bitabiz_job_lease_held{job=\"sessions_prune\"} 1\n"));
+        assert!(text.contains("bitabiz_job_lease_held{job=\"provisioning_log_prune\"} 0\n"));
+        assert!(
+            text.contains("bitabiz_job_lease_held{job=\"expired\"} 0\n"),
+            "{text}"
+        );
         assert_eq!(m.outcome(SIGN_IN, "wrong"), 2);
     }
 }

@@ -391,6 +391,7 @@ pub async fn metrics(State(state): State<AppState>, req: Request) -> Response {
         db_pool_idle: pool_idle,
         db_pool_max: pool_max,
         hash_slots_in_use: state.hasher.in_use(),
+        hash_waiting: state.hasher.waiting(),
         hash_slots: state.settings.hash_slots.max(1),
         hashes_computed: state.hasher.computed(),
         hashes_refused: state.hasher.refused(),

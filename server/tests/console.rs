@@ -106,9 +106,16 @@ async fn a_public_install_needs_the_setup_code_from_the_log() {
         ..Settings::default()
     })
     .await;
-    server::store::tenants::save_setup_code(&app.db, &server::auth::sha256_hex("c0ffee"), START_MS)
-        .await
-        .unwrap();
+    let day = 24 * 3600 * 1000;
+    let issued = server::store::tenants::issue_setup_code(
+        &app.db,
+        &server::auth::sha256_hex("c0ffee"),
+        START_MS,
+        START_MS + day,
+    )
+    .await
+    .unwrap();
+    assert_eq!(issued, server::store::tenants::SetupCodeIssue::Issued);
     let info = app.server_fn("load_setup_info", &[], None).await.json();
     assert_eq!(info["needs_code"], true);
     let mut form = setup_form();

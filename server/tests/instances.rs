@@ -1,8 +1,13 @@
 //! Two `bitabiz` processes on one PostgreSQL database, as behind a load balancer: they start
-//! together (migrations run once), a session made on one works on the other, token rotation and
-//! revocation on one are seen by the other at once, and concurrent SCIM creates through both
-//! never duplicate a user. Runs when TEST_DATABASE_URL points at PostgreSQL (as in .ci/test);
-//! on SQLite alone there is nothing to share, and the test says so.
+//! together (migrations run once, exactly one of them issues the first-run setup code, which
+//! works on the other), a session made on one works on the other, token rotation and
+//! revocation on one are seen by the other at once, concurrent SCIM creates through both
+//! never duplicate a user, and each background job's lease has one holder, taken over by the
+//! other instance when the holder is killed. Runs when TEST_DATABASE_URL points at PostgreSQL
+//! (as in .ci/test); on SQLite alone there is nothing to share, and the test says so.
+//!
+//! The instances listen on loopback, so `--require-setup-code` asks for the setup code as a
+//! public address would.
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -12,7 +17,7 @@ use tokio::net::TcpStream;
 
 const PUBLIC: &str = "http://bitabiz.test";
 
-struct Proc(Child, SocketAddr);
+struct Proc(Child, SocketAddr, std::path::PathBuf);
 
 impl Drop for Proc {
     fn drop(&mut self) {
@@ -147,17 +152,92 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn spawn(url: &str) -> Proc {
+/// Background-job lease of the test's instances: short, so a takeover is quick.
+const LEASE: Duration = Duration::from_secs(3);
+const JOBS: [&str; 2] = ["provisioning_log_prune", "sessions_prune"];
+
+/// An instance whose log (warnings and errors) goes to a file in `logs`.
+fn spawn(url: &str, logs: &std::path::Path, name: &str) -> Proc {
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let log = logs.join(format!("{name}.log"));
     let child = Command::new(env!("CARGO_BIN_EXE_bitabiz"))
         .args(["serve", "--addr", &addr.to_string(), "--public-url", PUBLIC])
+        .args(["--require-setup-code", "--job-lease", "3s"])
         .env("DATABASE_URL", url)
         .env("RUST_LOG", "warn")
+        .env("NO_COLOR", "1")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    Proc(child, addr)
+    Proc(child, addr, log)
+}
+
+fn log_of(p: &Proc) -> String {
+    std::fs::read_to_string(&p.2).unwrap()
+}
+
+/// The setup code an instance printed, if it issued one.
+fn setup_code_in(log: &str) -> Option<String> {
+    let line = log
+        .lines()
+        .find(|l| l.contains("first-run setup code (needed on the setup page"))?;
+    line.rsplit(' ').next().map(|c| c.trim().to_string())
+}
+
+/// `bitabiz_job_lease_held` per job, from the instance's /metrics.
+async fn leases_held(addr: SocketAddr) -> Vec<(String, u8)> {
+    let r = http(addr, "GET", "/metrics", &[], "").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body
+        .lines()
+        .filter_map(|l| l.strip_prefix("bitabiz_job_lease_held{job=\""))
+        .filter_map(|l| {
+            let (job, value) = l.split_once("\"} ")?;
+            Some((job.to_string(), value.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// For each job, which of the instances hold its lease now.
+async fn holders(instances: &[&Proc]) -> Vec<(&'static str, Vec<usize>)> {
+    let mut seen = Vec::new();
+    for p in instances {
+        seen.push(leases_held(p.1).await);
+    }
+    JOBS.iter()
+        .map(|job| {
+            let who = seen
+                .iter()
+                .enumerate()
+                .filter(|(_, held)| held.iter().any(|(j, v)| j == job && *v == 1))
+                .map(|(i, _)| i)
+                .collect();
+            (*job, who)
+        })
+        .collect()
+}
+
+/// Polls until every job has exactly one holder among `instances`; never two at once.
+async fn one_holder_each(instances: &[&Proc], within: Duration) -> Vec<(&'static str, usize)> {
+    let deadline = Instant::now() + within;
+    loop {
+        let now = holders(instances).await;
+        for (job, who) in &now {
+            assert!(
+                who.len() <= 1,
+                "{job} held by several instances at once: {who:?}"
+            );
+        }
+        if now.iter().all(|(_, who)| who.len() == 1) {
+            return now.into_iter().map(|(job, who)| (job, who[0])).collect();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not every job found a holder within {within:?}: {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 async fn healthy(p: &mut Proc) {
@@ -221,7 +301,8 @@ async fn two_instances_share_one_postgresql() {
     let url = format!("{base}/{name}");
 
     // Both start at once on the empty database: the migrations must run exactly once.
-    let (mut a, mut b) = (spawn(&url), spawn(&url));
+    let logs = tempfile::tempdir().unwrap();
+    let (mut a, mut b) = (spawn(&url, logs.path(), "a"), spawn(&url, logs.path(), "b"));
     healthy(&mut a).await;
     healthy(&mut b).await;
     let db = server::store::Db::open(&url).await.unwrap();
@@ -243,24 +324,43 @@ async fn two_instances_share_one_postgresql() {
     .count() as i64;
     assert_eq!(applied, files);
 
-    let out = Command::new(env!("CARGO_BIN_EXE_bitabiz"))
-        .args([
-            "tenant",
-            "create",
-            "--name",
-            "Contoso",
-            "--admin-email",
-            "ada@contoso.example",
-        ])
-        .env("DATABASE_URL", &url)
-        .env("BITABIZ_ADMIN_PASSWORD", "correct horse battery staple")
-        .output()
-        .unwrap();
+    // Exactly one of them issued a setup code; the other says one was issued already.
+    let (log_a, log_b) = (log_of(&a), log_of(&b));
+    let (code_a, code_b) = (setup_code_in(&log_a), setup_code_in(&log_b));
+    let (code, other) = match (code_a, code_b) {
+        (Some(c), None) => (c, &b),
+        (None, Some(c)) => (c, &a),
+        (x, y) => panic!("not exactly one setup code: {x:?} / {y:?}\n{log_a}\n{log_b}"),
+    };
     assert!(
-        out.status.success(),
+        log_of(other).contains("already issued by another instance or an earlier start"),
         "{}",
-        String::from_utf8_lossy(&out.stderr)
+        log_of(other)
     );
+    // The code works on the other instance's setup page.
+    let r = server_fn(
+        other.1,
+        "create_organisation",
+        &[
+            ("org_name", "Contoso"),
+            ("admin_name", "Ada"),
+            ("email", "ada@contoso.example"),
+            ("password", "correct horse battery staple"),
+            ("confirm", "correct horse battery staple"),
+            ("setup_code", &code),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    // Each background job has one holder.
+    let first = one_holder_each(&[&a, &b], LEASE * 3).await;
+    let rows: Vec<(String, String)> = sqlx::query_as("SELECT job, holder FROM job_leases")
+        .fetch_all(pool)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), JOBS.len(), "{rows:?}");
 
     // Sign in on A, use the session on B.
     let r = server_fn(
@@ -385,7 +485,41 @@ async fn two_instances_share_one_postgresql() {
         .count();
     assert_eq!(created, 10, "no duplicate, no loss");
 
-    drop((a, b));
+    // Still one holder per job (renewed all along, never shared).
+    let now = one_holder_each(&[&a, &b], LEASE * 3).await;
+    if now != first {
+        eprintln!("a job changed hands while both ran (a renewal stalled): {first:?} → {now:?}");
+    }
+    // Kill (no clean release) the holder of the sessions job: the survivor takes every job
+    // within the lease expiry (plus one renewal round of the survivor).
+    let (victim, survivor) = if now.iter().any(|(j, i)| *j == "sessions_prune" && *i == 0) {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    drop(victim);
+    let killed = Instant::now();
+    let took = loop {
+        let held = leases_held(survivor.1).await;
+        if JOBS
+            .iter()
+            .all(|job| held.iter().any(|(j, v)| j == job && *v == 1))
+        {
+            break killed.elapsed();
+        }
+        assert!(
+            killed.elapsed() < LEASE * 4,
+            "the survivor did not take over: {held:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    eprintln!("the surviving instance took every job lease {took:?} after the holder was killed");
+    assert!(
+        took <= LEASE + LEASE / 3 + Duration::from_secs(2),
+        "takeover took {took:?} (lease {LEASE:?})"
+    );
+
+    drop(survivor);
     pool.close().await;
     if let server::store::Db::Postgres(p) = &admin {
         let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -394,4 +528,73 @@ async fn two_instances_share_one_postgresql() {
         .execute(p)
         .await;
     }
+}
+
+/// Runs `bitabiz ARGS` on `url`; (success, stdout, stderr).
+fn cli(url: &str, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_bitabiz"))
+        .args(args)
+        .env("DATABASE_URL", url)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// On one SQLite database (no PostgreSQL needed): a restart does not issue a second code while
+/// the first is live, and `bitabiz setup-code` replaces the live code with a new one.
+#[tokio::test]
+async fn a_restart_keeps_the_live_setup_code_and_the_cli_replaces_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/setup.db", dir.path().display());
+    let mut first = spawn(&url, dir.path(), "first");
+    healthy(&mut first).await;
+    let issued = setup_code_in(&log_of(&first)).expect("the first start issues a code");
+    drop(first);
+
+    let mut second = spawn(&url, dir.path(), "second");
+    healthy(&mut second).await;
+    let log = log_of(&second);
+    assert_eq!(setup_code_in(&log), None, "no second live code: {log}");
+    assert!(log.contains("run `bitabiz setup-code`"), "{log}");
+
+    let (ok, stdout, stderr) = cli(&url, &["setup-code"]);
+    assert!(ok, "{stderr}");
+    let fresh = stdout.trim().to_string();
+    assert_eq!(fresh.len(), 16, "{stdout}");
+    assert_ne!(fresh, issued);
+    assert!(stderr.contains("valid until"), "{stderr}");
+
+    let setup = |code: String| {
+        let addr = second.1;
+        async move {
+            server_fn(
+                addr,
+                "create_organisation",
+                &[
+                    ("org_name", "Contoso"),
+                    ("admin_name", "Ada"),
+                    ("email", "ada@contoso.example"),
+                    ("password", "correct horse battery staple"),
+                    ("confirm", "correct horse battery staple"),
+                    ("setup_code", &code),
+                ],
+                None,
+            )
+            .await
+        }
+    };
+    let r = setup(issued).await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(r.body.contains("replaced by a newer one"), "{}", r.body);
+    let r = setup(fresh).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    let (ok, _, stderr) = cli(&url, &["setup-code"]);
+    assert!(!ok, "no setup code once set up");
+    assert!(stderr.contains("already set up"), "{stderr}");
 }

@@ -1409,3 +1409,36 @@ async fn the_status_report_lists_live_credentials_last_request_and_warnings() {
         "{text}"
     );
 }
+
+/// Concurrent secret issues and revocations of one organisation all succeed (on SQLite a
+/// transaction that reads before it writes failed with "database is locked" when another
+/// writer committed in between).
+#[tokio::test]
+async fn concurrent_secret_issues_and_revocations_all_succeed() {
+    let app = TestApp::new().await;
+    let t = app.scim_tenant("Contoso").await;
+    let mut tasks = Vec::new();
+    for _ in 0..12 {
+        let (db, id) = (app.db.clone(), t.id.clone());
+        tasks.push(tokio::spawn(async move {
+            let who = server::provisioning::Actor {
+                name: "test",
+                client_addr: "",
+            };
+            let issued = server::oauth::issue_client_secret(
+                &db,
+                &id,
+                server::oauth::SecretYears::default(),
+                &who,
+                START_MS,
+            )
+            .await?;
+            server::store::oauth::revoke_secret(&db, &id, &issued.id, START_MS)
+                .await
+                .map(|_| ())
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+}

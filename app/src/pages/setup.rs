@@ -50,7 +50,7 @@ pub fn SetupPage() -> impl IntoView {
                                     "Setup code"
                                     <input type="text" name="setup_code" required autocomplete="off" aria-describedby="code-hint" />
                                 </label>
-                                <small id="code-hint" class="hint">"The server printed this one-time code in its log when it started."</small>
+                                <small id="code-hint" class="hint">"The server printed this one-time code in its log when it first started. Lost it? Run `bitabiz setup-code` on the server for a new one."</small>
                             })
                         })}
                     </Suspense>

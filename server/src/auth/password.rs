@@ -9,7 +9,7 @@
 
 use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 use tokio::sync::Semaphore;
@@ -136,6 +136,26 @@ pub struct PasswordHasher {
     total: usize,
     computed: AtomicU64,
     refused: AtomicU64,
+    /// Callers waiting for a slot now (see [`Waiting`]).
+    waiting: AtomicUsize,
+}
+
+/// Counts one caller in [`PasswordHasher::waiting`] from its creation until it is dropped: when
+/// the caller gets its slot, gives up at the end of the wait, or is itself dropped mid-wait (a
+/// client gone, the request timeout), so the gauge never keeps callers that left.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Waiting(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl std::fmt::Debug for PasswordHasher {
@@ -167,6 +187,7 @@ impl PasswordHasher {
             total: slots,
             computed: AtomicU64::new(0),
             refused: AtomicU64::new(0),
+            waiting: AtomicUsize::new(0),
         }
     }
 
@@ -180,6 +201,11 @@ impl PasswordHasher {
         self.refused.load(Ordering::Relaxed)
     }
 
+    /// Callers waiting for a hashing slot right now.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
+    }
+
     /// Hashing slots in use right now.
     pub fn in_use(&self) -> usize {
         self.total - self.slots.available_permits()
@@ -189,6 +215,7 @@ impl PasswordHasher {
         &self,
         job: impl FnOnce(&mut Vec<Block>) -> T + Send + 'static,
     ) -> Result<T, HashError> {
+        let queued = Waiting::new(&self.waiting);
         let permit = match tokio::time::timeout(self.wait, self.slots.clone().acquire_owned()).await
         {
             Ok(Ok(p)) => p,
@@ -197,6 +224,7 @@ impl PasswordHasher {
                 return Err(HashError::Busy);
             }
         };
+        drop(queued);
         self.computed.fetch_add(1, Ordering::Relaxed);
         // The slot and the buffer travel with the blocking job and come back only when the hash
         // is done, even if the request that asked for it was dropped meanwhile (a client gone,
@@ -308,6 +336,66 @@ mod tests {
             Err(HashError::Busy),
             "no second hash beside the abandoned one"
         );
+    }
+
+    /// Takes the hasher's only slot with a job that runs until the returned sender is dropped.
+    async fn occupy(hasher: &Arc<PasswordHasher>) -> std::sync::mpsc::Sender<()> {
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        let h = hasher.clone();
+        tokio::spawn(async move { h.run(move |_| hold.recv()).await });
+        while hasher.in_use() == 0 {
+            tokio::task::yield_now().await;
+        }
+        release
+    }
+
+    async fn until_waiting(hasher: &PasswordHasher, n: usize) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while hasher.waiting() != n {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "waiting stayed {} (expected {n})",
+                hasher.waiting()
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn the_waiting_count_follows_callers_that_get_a_slot_or_are_dropped() {
+        let hasher = Arc::new(PasswordHasher::new(1, Duration::from_secs(60)));
+        let release = occupy(&hasher).await;
+        assert_eq!(hasher.waiting(), 0, "the running job is not waiting");
+        let mut callers = Vec::new();
+        for _ in 0..3 {
+            let h = hasher.clone();
+            callers.push(tokio::spawn(async move { h.run(|_| ()).await }));
+        }
+        until_waiting(&hasher, 3).await;
+        // A caller dropped mid-wait (its client went away, or the request timed out).
+        let gone = callers.pop().unwrap();
+        gone.abort();
+        assert!(gone.await.unwrap_err().is_cancelled());
+        assert_eq!(hasher.waiting(), 2);
+        drop(release);
+        for c in callers {
+            assert_eq!(c.await.unwrap(), Ok(()));
+        }
+        assert_eq!(hasher.waiting(), 0);
+        assert_eq!(hasher.refused(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_caller_that_gives_up_waiting_is_no_longer_counted() {
+        let hasher = Arc::new(PasswordHasher::new(1, Duration::from_millis(200)));
+        let release = occupy(&hasher).await;
+        let h = hasher.clone();
+        let caller = tokio::spawn(async move { h.run(|_| ()).await });
+        until_waiting(&hasher, 1).await;
+        assert_eq!(caller.await.unwrap(), Err(HashError::Busy));
+        assert_eq!(hasher.waiting(), 0, "the refused caller left the queue");
+        assert_eq!(hasher.refused(), 1);
+        drop(release);
     }
 
     #[tokio::test]

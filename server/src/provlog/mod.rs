@@ -122,11 +122,11 @@ pub struct LogTag {
 pub struct BulkParent(pub LogTag);
 
 impl ProvLog {
-    /// Starts the writer and the hourly retention pruner on the current runtime.
+    /// Starts the writer on the current runtime. (The retention pruner is a background job:
+    /// see [`crate::jobs`].)
     pub fn start(db: Db, clock: Arc<dyn Clock>) -> ProvLog {
-        let (log, writer) = ProvLog::new(db.clone(), clock.clone(), Options::default());
+        let (log, writer) = ProvLog::new(db, clock, Options::default());
         writer.spawn();
-        writer::spawn_pruner(db, clock);
         log
     }
 

@@ -10,7 +10,6 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::describe::{self, Outcome, Seen, TargetType};
 use super::{DAY_MS, DEFAULT_RETENTION_DAYS, Exchange, HOUR_MS, Inner, LostCounts, Msg};
-use crate::clock::Clock;
 use crate::store::provlog::{self as store, HourCounts, LogRow};
 use crate::store::{Db, StoreResult};
 
@@ -286,22 +285,4 @@ async fn describe_batch(
 /// Deletes entries past each organisation's retention and old hourly counters.
 pub async fn prune(db: &Db, now: i64) -> StoreResult<u64> {
     store::prune(db, now, DEFAULT_RETENTION_DAYS, KEEP_HOURS_MS).await
-}
-
-/// Prunes once an hour (first a minute after start).
-pub(super) fn spawn_pruner(db: Db, clock: Arc<dyn Clock>) {
-    tokio::spawn(async move {
-        let mut every = tokio::time::interval_at(
-            tokio::time::Instant::now() + Duration::from_secs(60),
-            Duration::from_secs(3600),
-        );
-        loop {
-            every.tick().await;
-            match prune(&db, clock.now_ms()).await {
-                Ok(n) if n > 0 => tracing::info!(deleted = n, "provisioning log pruned"),
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "pruning the provisioning log failed"),
-            }
-        }
-    });
 }

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod batch;
 pub mod directory_view;
 pub mod gate_cache;
+pub mod leases;
 pub mod oauth;
 pub mod provlog;
 pub mod query;
@@ -243,6 +244,17 @@ impl Db {
             p.num_idle(),
             p.options().get_max_connections()
         ))
+    }
+
+    /// The statement that opens a transaction which will write: SQLite's `BEGIN IMMEDIATE`
+    /// takes the write lock at once (a deferred transaction that reads first fails with
+    /// "database is locked" when another writer commits before its first write); PostgreSQL's
+    /// plain `BEGIN`.
+    pub fn begin_write(&self) -> &'static str {
+        match self {
+            Db::Sqlite(_) => "BEGIN IMMEDIATE",
+            Db::Postgres(_) => "BEGIN",
+        }
     }
 
     pub fn kind(&self) -> &'static str {

@@ -118,7 +118,7 @@ pub async fn issue_secret(
 ) -> StoreResult<(String, Vec<String>)> {
     let id = new_id();
     on_db!(db, |p| {
-        let mut tx = p.begin().await?;
+        let mut tx = p.begin_with(db.begin_write()).await?;
         let retiring: Vec<String> = sqlx::query_scalar(
             "SELECT hint FROM oauth_client_secrets WHERE tenant_id = $1 AND revoked_at IS NULL \
              AND retire_at IS NULL AND valid_until > $2 ORDER BY created_at",
@@ -164,7 +164,7 @@ pub async fn revoke_secret(
     now: i64,
 ) -> StoreResult<String> {
     on_db!(db, |p| {
-        let mut tx = p.begin().await?;
+        let mut tx = p.begin_with(db.begin_write()).await?;
         let hint: Option<String> = sqlx::query_scalar(
             "SELECT hint FROM oauth_client_secrets WHERE id = $1 AND tenant_id = $2",
         )

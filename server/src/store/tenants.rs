@@ -162,24 +162,131 @@ pub async fn set_provisioning(db: &Db, tenant_id: &str, enabled: bool) -> StoreR
     Ok(())
 }
 
-pub async fn save_setup_code(db: &Db, code_hash: &str, now: i64) -> StoreResult<()> {
-    execute!(
-        db,
-        sqlx::query("INSERT INTO setup_codes (code_hash, created_at) VALUES ($1, $2)")
-            .bind(code_hash)
-            .bind(now)
-    )?;
+/// What issuing a first-run setup code did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetupCodeIssue {
+    /// The given code is now the live one.
+    Issued,
+    /// Another code is live (issued by another instance or an earlier start) until then; the
+    /// given code was not stored.
+    AlreadyLive { expires_at: i64 },
+}
+
+/// What the setup page learns about the code it was given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetupCodeState {
+    /// The live code, not expired.
+    Live,
+    /// Was issued, and expired at this time.
+    Expired { expired_at: i64 },
+    /// Was issued, but a newer code replaced it (`bitabiz setup-code`).
+    Replaced,
+    /// Never issued.
+    Unknown,
+}
+
+const PUT_LIVE_CODE: &str = "INSERT INTO setup_code_live (id, code_hash, created_at, expires_at) \
+     VALUES (1, $1, $2, $3) ON CONFLICT (id) DO UPDATE SET code_hash = excluded.code_hash, \
+     created_at = excluded.created_at, expires_at = excluded.expires_at";
+
+/// Makes `code_hash` the live setup code until `expires_at`, unless another code is still live:
+/// one conditional upsert of the single live-code row, so of several instances starting
+/// together exactly one issues its code.
+pub async fn issue_setup_code(
+    db: &Db,
+    code_hash: &str,
+    now: i64,
+    expires_at: i64,
+) -> StoreResult<SetupCodeIssue> {
+    put_setup_code(db, code_hash, now, expires_at, false).await
+}
+
+/// Makes `code_hash` the live setup code until `expires_at` whatever code was live (the
+/// operator's `bitabiz setup-code`); the code it replaces stops working.
+pub async fn replace_setup_code(
+    db: &Db,
+    code_hash: &str,
+    now: i64,
+    expires_at: i64,
+) -> StoreResult<()> {
+    put_setup_code(db, code_hash, now, expires_at, true).await?;
     Ok(())
 }
 
-pub async fn setup_code_exists(db: &Db, code_hash: &str) -> StoreResult<bool> {
-    let n: i64 = on_db!(db, |p| sqlx::query_scalar(
-        "SELECT COUNT(*) FROM setup_codes WHERE code_hash = $1"
+async fn put_setup_code(
+    db: &Db,
+    code_hash: &str,
+    now: i64,
+    expires_at: i64,
+    replace: bool,
+) -> StoreResult<SetupCodeIssue> {
+    let upsert = if replace {
+        PUT_LIVE_CODE.to_string()
+    } else {
+        format!("{PUT_LIVE_CODE} WHERE setup_code_live.expires_at <= $2")
+    };
+    macro_rules! body {
+        ($tx:ident) => {{
+            let taken = sqlx::query(sqlx::AssertSqlSafe(upsert.as_str()))
+                .bind(code_hash)
+                .bind(now)
+                .bind(expires_at)
+                .execute(&mut *$tx)
+                .await?
+                .rows_affected();
+            if taken == 0 {
+                let live: i64 =
+                    sqlx::query_scalar("SELECT expires_at FROM setup_code_live WHERE id = 1")
+                        .fetch_one(&mut *$tx)
+                        .await?;
+                $tx.commit().await?;
+                return Ok(SetupCodeIssue::AlreadyLive { expires_at: live });
+            }
+            sqlx::query(
+                "INSERT INTO setup_codes (code_hash, created_at, expires_at) VALUES ($1, $2, $3)",
+            )
+            .bind(code_hash)
+            .bind(now)
+            .bind(expires_at)
+            .execute(&mut *$tx)
+            .await?;
+            $tx.commit().await?;
+            Ok(SetupCodeIssue::Issued)
+        }};
+    }
+    match db {
+        // A write transaction from the start: no read-then-upgrade ("database is locked").
+        Db::Sqlite(p) => {
+            let mut tx = p.begin_with("BEGIN IMMEDIATE").await?;
+            body!(tx)
+        }
+        // The upsert locks the live-code row; a concurrent issuer waits for it, then finds a
+        // live code and does nothing.
+        Db::Postgres(p) => {
+            let mut tx = p.begin().await?;
+            body!(tx)
+        }
+    }
+}
+
+/// Whether `code_hash` is the live setup code at `now`, and if not, why not.
+pub async fn setup_code_state(db: &Db, code_hash: &str, now: i64) -> StoreResult<SetupCodeState> {
+    let row: Option<(i64, Option<i64>)> = on_db!(db, |p| sqlx::query_as(
+        "SELECT s.expires_at, l.expires_at FROM setup_codes s \
+         LEFT JOIN setup_code_live l ON l.code_hash = s.code_hash WHERE s.code_hash = $1"
     )
     .bind(code_hash)
-    .fetch_one(p)
+    .fetch_optional(p)
     .await)?;
-    Ok(n > 0)
+    Ok(match row {
+        None => SetupCodeState::Unknown,
+        Some((_, Some(live_until))) if live_until > now => SetupCodeState::Live,
+        Some((_, Some(live_until))) => SetupCodeState::Expired {
+            expired_at: live_until,
+        },
+        Some((until, None)) if until <= now => SetupCodeState::Expired { expired_at: until },
+        Some((_, None)) => SetupCodeState::Replaced,
+    })
 }
 
 pub async fn set_token_overlap(db: &Db, tenant_id: &str, secs: i64) -> StoreResult<()> {
