@@ -540,12 +540,16 @@ pub fn base(sql: &mut Sql, table: Table, what: &str, tenant_id: &str) {
     from(sql, table, what, tenant_id, None);
 }
 
-/// As [`base`], reading through the named index (SQLite `INDEXED BY`).
-fn from(sql: &mut Sql, table: Table, what: &str, tenant_id: &str, index: Option<&str>) {
-    let name = match table {
+fn table_name(table: Table) -> &'static str {
+    match table {
         Table::Users => "users",
         Table::Groups => "scim_groups",
-    };
+    }
+}
+
+/// As [`base`], reading through the named index (SQLite `INDEXED BY`).
+fn from(sql: &mut Sql, table: Table, what: &str, tenant_id: &str, index: Option<&str>) {
+    let name = table_name(table);
     let hint = index
         .map(|i| format!(" INDEXED BY {i}"))
         .unwrap_or_default();
@@ -746,7 +750,22 @@ where
     let mut rows: Vec<R> = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(500) {
         let mut sql = Sql::new(db.dialect());
-        base(&mut sql, table, columns, tenant_id);
+        // Found by primary key. Without planner statistics SQLite would rather walk one of the
+        // (tenant_id, …) indexes over the whole organisation than look the ids up (4.2 s for
+        // a deep page at 1M users), so its tenant term is kept away from indexes (`+`).
+        let tenant_term = if sql.pg() {
+            "r.tenant_id"
+        } else {
+            "+r.tenant_id"
+        };
+        sql.push(&format!(
+            "SELECT {columns} FROM {} r WHERE {tenant_term} = ",
+            table_name(table)
+        ));
+        sql.arg(Arg::Text(tenant_id.to_string()));
+        if table == Table::Users {
+            sql.push(" AND r.deleted_at IS NULL");
+        }
         sql.push(" AND r.id IN (");
         for (i, id) in chunk.iter().enumerate() {
             if i > 0 {
