@@ -524,7 +524,15 @@ async fn write(
     let resource = storable(doc);
     let ix = search_index(&record(rec.id.clone(), &cols, &resource, now));
     match scim_users::update(
-        &state.db, &t.id, &rec.id, expect, &cols, &resource, &ix, now,
+        &state.db,
+        state.writes.as_ref(),
+        &t.id,
+        &rec.id,
+        expect,
+        &cols,
+        &resource,
+        &ix,
+        now,
     )
     .await
     {

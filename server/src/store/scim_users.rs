@@ -259,8 +259,12 @@ pub async fn insert_many(
 /// at that version (a changed version is reported as `Stale`).
 // One write: row, expected version, columns, document, index, time.
 #[allow(clippy::too_many_arguments)]
+/// Replaces a user's stored columns and document (the version must match when given); with
+/// `writes` (SQLite), through the group commit.
+#[allow(clippy::too_many_arguments)]
 pub async fn update(
     db: &Db,
+    writes: Option<&super::batch::Batcher>,
     tenant_id: &str,
     id: &str,
     version: Option<i64>,
@@ -279,39 +283,64 @@ pub async fn update(
         db.json_param(15),
         keeps_an_admin(9, 12, 13)
     );
-    let n = on_db!(db, |p| {
-        let mut tx = p.begin().await?;
-        if matches!(db, Db::Postgres(_)) && !cols.active {
-            sqlx::query(LOCK_TENANT_PG)
-                .bind(tenant_id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        let n = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
-            .bind(&cols.user_name)
-            .bind(cols.user_name.to_lowercase())
-            .bind(&cols.external_id)
-            .bind(&cols.given_name)
-            .bind(&cols.family_name)
-            .bind(&cols.display_name)
-            .bind(&cols.email)
-            .bind(cols.email.as_ref().map(|e| e.to_lowercase()))
-            .bind(cols.active)
-            .bind(resource)
-            .bind(now)
-            .bind(tenant_id)
-            .bind(id)
-            .bind(version.unwrap_or(0))
-            .bind(&ix.doc)
-            .bind(&ix.display_name_lc)
-            .bind(&ix.given_name_lc)
-            .bind(&ix.family_name_lc)
-            .execute(&mut *tx)
+    macro_rules! update_query {
+        ($c:expr, $t:expr, $id:expr, $res:expr, $ix:expr) => {
+            sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(&$c.user_name)
+                .bind($c.user_name.to_lowercase())
+                .bind(&$c.external_id)
+                .bind(&$c.given_name)
+                .bind(&$c.family_name)
+                .bind(&$c.display_name)
+                .bind(&$c.email)
+                .bind($c.email.as_ref().map(|e| e.to_lowercase()))
+                .bind($c.active)
+                .bind($res)
+                .bind(now)
+                .bind($t)
+                .bind($id)
+                .bind(version.unwrap_or(0))
+                .bind(&$ix.doc)
+                .bind(&$ix.display_name_lc)
+                .bind(&$ix.given_name_lc)
+                .bind(&$ix.family_name_lc)
+        };
+    }
+    let n = match (db, writes) {
+        (Db::Sqlite(_), Some(w)) => {
+            let (c, t, uid, res, ix) = (
+                cols.clone(),
+                tenant_id.to_string(),
+                id.to_string(),
+                resource.to_string(),
+                ix.clone(),
+            );
+            w.write(move |conn| {
+                Box::pin(async move {
+                    let done = update_query!(c, &t, &uid, &res, ix)
+                        .execute(&mut *conn)
+                        .await?;
+                    Ok(done.rows_affected())
+                })
+            })
             .await?
-            .rows_affected();
-        tx.commit().await?;
-        Ok::<_, StoreError>(n)
-    })?;
+        }
+        _ => on_db!(db, |p| {
+            let mut tx = p.begin().await?;
+            if matches!(db, Db::Postgres(_)) && !cols.active {
+                sqlx::query(LOCK_TENANT_PG)
+                    .bind(tenant_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let n = update_query!(cols, tenant_id, id, resource, ix)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            tx.commit().await?;
+            Ok::<_, StoreError>(n)
+        })?,
+    };
     if n == 0 {
         let now_row = get(db, tenant_id, id).await?;
         let same_version = version.is_none_or(|v| v == now_row.version);
