@@ -54,6 +54,24 @@ impl Reply {
     }
 }
 
+/// The setup page's form, with the given setup code.
+async fn create_organisation(addr: SocketAddr, code: &str) -> Reply {
+    server_fn(
+        addr,
+        "create_organisation",
+        &[
+            ("org_name", "Contoso"),
+            ("admin_name", "Ada"),
+            ("email", "ada@contoso.example"),
+            ("password", "correct horse battery staple"),
+            ("confirm", "correct horse battery staple"),
+            ("setup_code", code),
+        ],
+        None,
+    )
+    .await
+}
+
 async fn http(
     addr: SocketAddr,
     method: &str,
@@ -338,20 +356,7 @@ async fn two_instances_share_one_postgresql() {
         log_of(other)
     );
     // The code works on the other instance's setup page.
-    let r = server_fn(
-        other.1,
-        "create_organisation",
-        &[
-            ("org_name", "Contoso"),
-            ("admin_name", "Ada"),
-            ("email", "ada@contoso.example"),
-            ("password", "correct horse battery staple"),
-            ("confirm", "correct horse battery staple"),
-            ("setup_code", &code),
-        ],
-        None,
-    )
-    .await;
+    let r = create_organisation(other.1, &code).await;
     assert_eq!(r.status, 200, "{}", r.body);
 
     // Each background job has one holder.
@@ -571,22 +576,7 @@ async fn a_restart_keeps_the_live_setup_code_and_the_cli_replaces_it() {
 
     let setup = |code: String| {
         let addr = second.1;
-        async move {
-            server_fn(
-                addr,
-                "create_organisation",
-                &[
-                    ("org_name", "Contoso"),
-                    ("admin_name", "Ada"),
-                    ("email", "ada@contoso.example"),
-                    ("password", "correct horse battery staple"),
-                    ("confirm", "correct horse battery staple"),
-                    ("setup_code", &code),
-                ],
-                None,
-            )
-            .await
-        }
+        async move { create_organisation(addr, &code).await }
     };
     let r = setup(issued).await;
     assert_eq!(r.status, 403, "{}", r.body);

@@ -193,21 +193,7 @@ pub fn storable(doc: &Value) -> String {
 
 /// A record as it will be stored (for building its search index before the write).
 pub fn record(id: String, cols: &UserColumns, resource: &str, now: i64) -> UserRecord {
-    UserRecord {
-        id,
-        user_name: cols.user_name.clone(),
-        external_id: cols.external_id.clone(),
-        given_name: cols.given_name.clone(),
-        family_name: cols.family_name.clone(),
-        display_name: cols.display_name.clone(),
-        email: cols.email.clone(),
-        active: cols.active,
-        resource: resource.to_string(),
-        version: 1,
-        created_at: now,
-        updated_at: now,
-        is_admin: false,
-    }
+    UserRecord::created(id, cols, resource, now)
 }
 
 /// The search index of a user as SCIM renders it (without `groups` and `meta`, which the

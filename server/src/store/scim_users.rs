@@ -22,6 +22,27 @@ pub struct UserRecord {
     pub is_admin: bool,
 }
 
+impl UserRecord {
+    /// A user as a SCIM creation stores it.
+    pub fn created(id: String, cols: &UserColumns, resource: &str, now: i64) -> UserRecord {
+        UserRecord {
+            id,
+            user_name: cols.user_name.clone(),
+            external_id: cols.external_id.clone(),
+            given_name: cols.given_name.clone(),
+            family_name: cols.family_name.clone(),
+            display_name: cols.display_name.clone(),
+            email: cols.email.clone(),
+            active: cols.active,
+            resource: resource.to_string(),
+            version: 1,
+            created_at: now,
+            updated_at: now,
+            is_admin: false,
+        }
+    }
+}
+
 /// The columns a SCIM write sets, extracted from the document by the SCIM layer.
 #[derive(Debug, Clone, Default)]
 pub struct UserColumns {
@@ -132,21 +153,7 @@ pub async fn insert(
          {}, $15, $16, $17)",
         db.json_param(14)
     );
-    let rec = UserRecord {
-        id: id.to_string(),
-        user_name: cols.user_name.clone(),
-        external_id: cols.external_id.clone(),
-        given_name: cols.given_name.clone(),
-        family_name: cols.family_name.clone(),
-        display_name: cols.display_name.clone(),
-        email: cols.email.clone(),
-        active: cols.active,
-        resource: resource.to_string(),
-        version: 1,
-        created_at: now,
-        updated_at: now,
-        is_admin: false,
-    };
+    let rec = UserRecord::created(id.to_string(), cols, resource, now);
     let (t, ix) = (tenant_id.to_string(), ix.clone());
     macro_rules! insert_query {
         ($r:expr, $t:expr, $ix:expr) => {
