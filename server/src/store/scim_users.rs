@@ -263,11 +263,9 @@ pub async fn insert_many(
 }
 
 /// Replaces the stored document, columns and index. With `version`, only while the row is still
-/// at that version (a changed version is reported as `Stale`).
+/// at that version (a changed version is reported as `Stale`). With `writes` (SQLite), through
+/// the group commit.
 // One write: row, expected version, columns, document, index, time.
-#[allow(clippy::too_many_arguments)]
-/// Replaces a user's stored columns and document (the version must match when given); with
-/// `writes` (SQLite), through the group commit.
 #[allow(clippy::too_many_arguments)]
 pub async fn update(
     db: &Db,
