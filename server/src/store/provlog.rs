@@ -36,10 +36,14 @@ const LIST_COLUMNS: &str = "id, tenant_id, at, duration_us, method, path, operat
      target_type, target_id, target_name, outcome, status, scim_type, error_detail, client_addr, \
      NULL AS request_body, NULL AS response_body, parent_id";
 const NCOLS: usize = 19;
-/// Entries that change their target. Must read exactly as the predicate of the partial index
-/// `provisioning_log_target` (migration 0010): both databases use the index only when the
-/// query repeats it.
+/// Entries that change their target. Must read exactly as the predicate of the partial indexes
+/// `provisioning_log_target` and `provisioning_log_operation` (migrations 0010, 0011): both
+/// databases use a partial index only when the query repeats its predicate.
 const CHANGES_ONLY: &str = "operation <> 'user_read' AND operation <> 'group_read'";
+/// Entries that did not succeed: the predicate of `provisioning_log_outcome` (migration 0011).
+const NOT_SUCCESS: &str = "outcome <> 'success'";
+/// Operations that only read: a filter for them walks the time key (they are most entries).
+const READ_OPERATIONS: [&str; 2] = ["user_read", "group_read"];
 const DAY_MS: i64 = 86_400_000;
 /// Rows per INSERT statement (19 parameters each, far below both databases' limits).
 const INSERT_CHUNK: usize = 50;
@@ -259,15 +263,24 @@ pub async fn prune(db: &Db, now: i64, default_days: i64, keep_hours_ms: i64) -> 
     for (tenant, days) in tenants {
         let before = now - days.unwrap_or(default_days) * DAY_MS;
         loop {
+            // SQLite's log is keyed by (tenant, at, id) and has no index on id alone.
+            let sql = match db {
+                Db::Sqlite(_) => {
+                    "DELETE FROM provisioning_log WHERE (tenant_id, at, id) IN \
+                     (SELECT tenant_id, at, id FROM provisioning_log \
+                     WHERE tenant_id = $1 AND at < $2 ORDER BY at LIMIT $3)"
+                }
+                Db::Postgres(_) => {
+                    "DELETE FROM provisioning_log WHERE id IN (SELECT id FROM provisioning_log \
+                     WHERE tenant_id = $1 AND at < $2 ORDER BY at LIMIT $3)"
+                }
+            };
             let n = super::execute!(
                 db,
-                sqlx::query(
-                    "DELETE FROM provisioning_log WHERE id IN (SELECT id FROM provisioning_log \
-                     WHERE tenant_id = $1 AND at < $2 LIMIT $3)"
-                )
-                .bind(&tenant)
-                .bind(before)
-                .bind(PRUNE_CHUNK)
+                sqlx::query(sql)
+                    .bind(&tenant)
+                    .bind(before)
+                    .bind(PRUNE_CHUNK)
             )?;
             deleted += n;
             if n < PRUNE_CHUNK as u64 {
@@ -297,15 +310,11 @@ pub struct LogFilter {
     pub parent_id: Option<String>,
 }
 
-/// Newest first, `limit` rows strictly older than `before` (at, id).
-pub async fn list(
-    db: &Db,
-    tenant_id: &str,
-    f: &LogFilter,
-    before: Option<(i64, String)>,
-    limit: i64,
-    with_bodies: bool,
-) -> StoreResult<Vec<LogRow>> {
+/// The listing's SQL: `$1` is the organisation, then one mark per filter field in the order
+/// of `LogFilter`, then the cursor (three marks: at, at, id) when `after_cursor`, then the
+/// limit. Each filter that an index serves repeats its predicate (`NOT_SUCCESS`,
+/// `CHANGES_ONLY`); the cursor bounds `at` so a later page starts inside the key.
+pub fn list_sql(f: &LogFilter, after_cursor: bool, with_bodies: bool) -> String {
     let cols = if with_bodies { COLUMNS } else { LIST_COLUMNS };
     let mut sql = format!("SELECT {cols} FROM provisioning_log WHERE tenant_id = $1");
     let mut n = 1;
@@ -313,15 +322,27 @@ pub async fn list(
         n += 1;
         format!("${n}")
     };
-    if f.outcome.is_some() {
+    if let Some(o) = &f.outcome {
         sql.push_str(&format!(" AND outcome = {}", next()));
+        if o != "success" {
+            sql.push_str(&format!(" AND {NOT_SUCCESS}"));
+        }
     }
-    if f.operation.is_some() {
+    if let Some(o) = &f.operation {
         sql.push_str(&format!(" AND operation = {}", next()));
+        if !READ_OPERATIONS.contains(&o.as_str()) {
+            sql.push_str(&format!(" AND {CHANGES_ONLY}"));
+        }
     }
     if !f.operations.is_empty() {
         let m: Vec<String> = f.operations.iter().map(|_| next()).collect();
         sql.push_str(&format!(" AND operation IN ({})", m.join(", ")));
+        if f.operations
+            .iter()
+            .all(|o| !READ_OPERATIONS.contains(&o.as_str()))
+        {
+            sql.push_str(&format!(" AND {CHANGES_ONLY}"));
+        }
     }
     if f.from.is_some() {
         sql.push_str(&format!(" AND at >= {}", next()));
@@ -335,12 +356,25 @@ pub async fn list(
     if f.parent_id.is_some() {
         sql.push_str(&format!(" AND parent_id = {}", next()));
     }
-    if before.is_some() {
+    if after_cursor {
         let (a, b, c) = (next(), next(), next());
-        sql.push_str(&format!(" AND (at < {a} OR (at = {b} AND id < {c}))"));
+        sql.push_str(&format!(" AND at <= {a} AND (at < {b} OR id < {c})"));
     }
     let lim = next();
     sql.push_str(&format!(" ORDER BY at DESC, id DESC LIMIT {lim}"));
+    sql
+}
+
+/// Newest first, `limit` rows strictly older than `before` (at, id).
+pub async fn list(
+    db: &Db,
+    tenant_id: &str,
+    f: &LogFilter,
+    before: Option<(i64, String)>,
+    limit: i64,
+    with_bodies: bool,
+) -> StoreResult<Vec<LogRow>> {
+    let sql = list_sql(f, before.is_some(), with_bodies);
     let rows = on_db!(db, |p| {
         let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(tenant_id);
         if let Some(v) = &f.outcome {
@@ -372,10 +406,26 @@ pub async fn list(
     Ok(rows)
 }
 
+/// The time an entry id starts with (12 hex digits of milliseconds, see `provlog::entry_id`).
+pub fn time_of_id(id: &str) -> Option<i64> {
+    let head = id.get(..12)?;
+    if id.as_bytes().get(12) != Some(&b'-') || !head.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    i64::from_str_radix(head, 16).ok()
+}
+
+/// One entry with its bodies, found through the time key its id carries.
 pub async fn get(db: &Db, tenant_id: &str, id: &str) -> StoreResult<Option<LogRow>> {
-    let sql = format!("SELECT {COLUMNS} FROM provisioning_log WHERE tenant_id = $1 AND id = $2");
+    let Some(at) = time_of_id(id) else {
+        return Ok(None);
+    };
+    let sql = format!(
+        "SELECT {COLUMNS} FROM provisioning_log WHERE tenant_id = $1 AND at = $2 AND id = $3"
+    );
     let row = on_db!(db, |p| sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
         .bind(tenant_id)
+        .bind(at)
         .bind(id)
         .fetch_optional(p)
         .await)?;
@@ -415,8 +465,13 @@ pub async fn latest_with_outcome(
     tenant_id: &str,
     outcome: &str,
 ) -> StoreResult<Option<LogRow>> {
+    let rare = if outcome == "success" {
+        String::new()
+    } else {
+        format!(" AND {NOT_SUCCESS}")
+    };
     let sql = format!(
-        "SELECT {COLUMNS} FROM provisioning_log WHERE tenant_id = $1 AND outcome = $2 \
+        "SELECT {COLUMNS} FROM provisioning_log WHERE tenant_id = $1 AND outcome = $2{rare} \
          ORDER BY at DESC, id DESC LIMIT 1"
     );
     let row = on_db!(db, |p| sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
@@ -438,4 +493,44 @@ pub async fn latest(db: &Db, tenant_id: &str) -> StoreResult<Option<LogRow>> {
         .fetch_optional(p)
         .await)?;
     Ok(row)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_entry_id_gives_its_time() {
+        let at = 1_764_547_200_123_i64;
+        let id = format!("{at:012x}-{:010x}-abcd1234", 7);
+        assert_eq!(time_of_id(&id), Some(at));
+        assert_eq!(time_of_id("000000000000-0000000000-x"), Some(0));
+        for bad in [
+            "",
+            "zzzzzzzzzzzz-1",
+            "019ad0a1b2c3",
+            "019ad0a1b2c3x1",
+            "é19ad0a1b2c3-1",
+        ] {
+            assert_eq!(time_of_id(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn filters_an_index_serves_repeat_its_predicate() {
+        let only = |outcome: Option<&str>, operation: Option<&str>| LogFilter {
+            outcome: outcome.map(str::to_string),
+            operation: operation.map(str::to_string),
+            ..LogFilter::default()
+        };
+        assert!(list_sql(&only(Some("failure"), None), false, false).contains(NOT_SUCCESS));
+        assert!(!list_sql(&only(Some("success"), None), false, false).contains(NOT_SUCCESS));
+        assert!(list_sql(&only(None, Some("user_create")), false, false).contains(CHANGES_ONLY));
+        assert!(!list_sql(&only(None, Some("user_read")), false, false).contains(CHANGES_ONLY));
+        let history = LogFilter {
+            operations: vec!["user_create".into(), "user_update".into()],
+            ..LogFilter::default()
+        };
+        assert!(list_sql(&history, true, false).contains(CHANGES_ONLY));
+    }
 }
