@@ -314,23 +314,47 @@ pub struct LogFilter {
 /// of `LogFilter`, then the cursor (three marks: at, at, id) when `after_cursor`, then the
 /// limit. Each filter that an index serves repeats its predicate (`NOT_SUCCESS`,
 /// `CHANGES_ONLY`); the cursor bounds `at` so a later page starts inside the key.
-pub fn list_sql(f: &LogFilter, after_cursor: bool, with_bodies: bool) -> String {
+///
+/// SQLite is told which index serves a filter of rare entries: without statistics it prefers
+/// the time key once a cursor bounds `at` (the key holds whole rows, an index needs a lookup
+/// per row), and would then walk past every newer entry to find a page of failures.
+pub fn list_sql(f: &LogFilter, after_cursor: bool, with_bodies: bool, sqlite: bool) -> String {
     let cols = if with_bodies { COLUMNS } else { LIST_COLUMNS };
-    let mut sql = format!("SELECT {cols} FROM provisioning_log WHERE tenant_id = $1");
+    let rare_outcome = f.outcome.as_deref().is_some_and(|o| o != "success");
+    let rare_operation = f
+        .operation
+        .as_deref()
+        .is_some_and(|o| !READ_OPERATIONS.contains(&o));
+    let index = if f.target_id.is_some() {
+        Some("provisioning_log_target")
+    } else if f.parent_id.is_some() {
+        None
+    } else if rare_outcome {
+        Some("provisioning_log_outcome")
+    } else if rare_operation {
+        Some("provisioning_log_operation")
+    } else {
+        None
+    };
+    let hint = match index {
+        Some(i) if sqlite => format!(" INDEXED BY {i}"),
+        _ => String::new(),
+    };
+    let mut sql = format!("SELECT {cols} FROM provisioning_log{hint} WHERE tenant_id = $1");
     let mut n = 1;
     let mut next = || {
         n += 1;
         format!("${n}")
     };
-    if let Some(o) = &f.outcome {
+    if f.outcome.is_some() {
         sql.push_str(&format!(" AND outcome = {}", next()));
-        if o != "success" {
+        if rare_outcome {
             sql.push_str(&format!(" AND {NOT_SUCCESS}"));
         }
     }
-    if let Some(o) = &f.operation {
+    if f.operation.is_some() {
         sql.push_str(&format!(" AND operation = {}", next()));
-        if !READ_OPERATIONS.contains(&o.as_str()) {
+        if rare_operation {
             sql.push_str(&format!(" AND {CHANGES_ONLY}"));
         }
     }
@@ -374,7 +398,12 @@ pub async fn list(
     limit: i64,
     with_bodies: bool,
 ) -> StoreResult<Vec<LogRow>> {
-    let sql = list_sql(f, before.is_some(), with_bodies);
+    let sql = list_sql(
+        f,
+        before.is_some(),
+        with_bodies,
+        matches!(db, Db::Sqlite(_)),
+    );
     let rows = on_db!(db, |p| {
         let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(tenant_id);
         if let Some(v) = &f.outcome {
@@ -523,14 +552,20 @@ mod tests {
             operation: operation.map(str::to_string),
             ..LogFilter::default()
         };
-        assert!(list_sql(&only(Some("failure"), None), false, false).contains(NOT_SUCCESS));
-        assert!(!list_sql(&only(Some("success"), None), false, false).contains(NOT_SUCCESS));
-        assert!(list_sql(&only(None, Some("user_create")), false, false).contains(CHANGES_ONLY));
-        assert!(!list_sql(&only(None, Some("user_read")), false, false).contains(CHANGES_ONLY));
+        let sql = |f: &LogFilter| list_sql(f, false, false, false);
+        assert!(sql(&only(Some("failure"), None)).contains(NOT_SUCCESS));
+        assert!(!sql(&only(Some("success"), None)).contains(NOT_SUCCESS));
+        assert!(sql(&only(None, Some("user_create"))).contains(CHANGES_ONLY));
+        assert!(!sql(&only(None, Some("user_read"))).contains(CHANGES_ONLY));
+        assert!(!sql(&only(Some("failure"), None)).contains("INDEXED BY"));
+        assert!(
+            list_sql(&only(Some("failure"), None), false, false, true)
+                .contains("INDEXED BY provisioning_log_outcome")
+        );
         let history = LogFilter {
             operations: vec!["user_create".into(), "user_update".into()],
             ..LogFilter::default()
         };
-        assert!(list_sql(&history, true, false).contains(CHANGES_ONLY));
+        assert!(list_sql(&history, true, false, true).contains(CHANGES_ONLY));
     }
 }
