@@ -823,15 +823,6 @@ pub async fn count(
     if *cond != Cond::Const(true) {
         sql.push(" AND ");
         sql.cond(table, "r.search", cond);
-    } else if table == Table::Users && db.dialect() == Dialect::Sqlite {
-        // With one large organisation SQLite's statistics say the tenant column selects
-        // nothing, and it counts by reading the whole table (seconds at a million users);
-        // the live-users index holds exactly the rows to count.
-        sql.text = sql.text.replacen(
-            "FROM users r WHERE",
-            "FROM users r INDEXED BY users_live_created WHERE",
-            1,
-        );
     }
     let n: i64 = super::on_db!(db, |p| bind_args!(
         sqlx::query_scalar(sqlx::AssertSqlSafe(sql.text.as_str())),
