@@ -687,7 +687,11 @@ async fn log_filters_agree_with_the_whole_log_page_by_page() {
         app.clock.advance_ms(if i % 2 == 0 { 0 } else { 1000 });
     }
     let all = entries(&app, &t.id).await;
-    assert_eq!(all.len(), 27, "7 × (create, get, lookup) + 3 × (rejected, duplicate)");
+    assert_eq!(
+        all.len(),
+        27,
+        "7 × (create, get, lookup) + 3 × (rejected, duplicate)"
+    );
     let cases: Vec<LogFilter> = ["success", "failure", "rejected"]
         .iter()
         .map(|o| LogFilter {
