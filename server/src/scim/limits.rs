@@ -49,13 +49,34 @@ fn is_membership(name: &str) -> bool {
     name.eq_ignore_ascii_case("members") || name.eq_ignore_ascii_case("groups")
 }
 
+const CORE_URN_PREFIX: &str = "urn:ietf:params:scim:schemas:core:2.0:";
+
+/// A core schema's URN (`urn:…:core:2.0:Group`): its attributes are top-level attributes.
+fn is_core_urn(name: &str) -> bool {
+    name.get(..CORE_URN_PREFIX.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(CORE_URN_PREFIX))
+        && !name[CORE_URN_PREFIX.len()..].contains(':')
+}
+
+/// Whether a PATCH path names a membership list: `members`, `members[…]`, or the same
+/// qualified by the core schema (`urn:…:core:2.0:Group:members`).
+pub fn is_membership_path(path: &str) -> bool {
+    let bare = match path.rfind(':') {
+        Some(i) if is_core_urn(&path[..i]) => &path[i + 1..],
+        _ => path,
+    };
+    let name = bare.split(['[', '.']).next().unwrap_or("");
+    is_membership(name)
+}
+
 /// Checks `v`. `path` names it in messages (`""` for a whole document); when `v` itself is a
 /// membership list (a PATCH whose path is `members`), pass `membership = true`.
 pub fn check(v: &Value, path: &str, membership: bool, l: &ScimLimits) -> Result<(), String> {
-    walk(v, path, membership, l)
+    walk(v, path, membership, path.is_empty(), l)
 }
 
-fn walk(v: &Value, path: &str, membership: bool, l: &ScimLimits) -> Result<(), String> {
+/// `top`: `v` holds top-level attributes (the document, or its core schema's URN object).
+fn walk(v: &Value, path: &str, membership: bool, top: bool, l: &ScimLimits) -> Result<(), String> {
     match v {
         Value::String(s) => check_str(s, path, l),
         Value::Array(items) => {
@@ -68,7 +89,7 @@ fn walk(v: &Value, path: &str, membership: bool, l: &ScimLimits) -> Result<(), S
                 ));
             }
             for (i, item) in items.iter().enumerate() {
-                walk(item, &format!("{path}[{i}]"), false, l)?;
+                walk(item, &format!("{path}[{i}]"), false, false, l)?;
             }
             Ok(())
         }
@@ -88,8 +109,9 @@ fn walk(v: &Value, path: &str, membership: bool, l: &ScimLimits) -> Result<(), S
                     format!("{path}.{k}")
                 };
                 check_str(k, &child_path, l)?;
-                let top_level_membership = path.is_empty() && is_membership(k);
-                walk(child, &child_path, top_level_membership, l)?;
+                let top_level_membership = top && is_membership(k);
+                let holds_top_level = path.is_empty() && is_core_urn(k);
+                walk(child, &child_path, top_level_membership, holds_top_level, l)?;
             }
             Ok(())
         }
@@ -212,6 +234,46 @@ mod tests {
         assert!(check(&json!({"x": {"members": [1, 2, 3, 4]}}), "", false, &SMALL).is_err());
         let bad = json!({"members": [{"value": "\u{0}"}]});
         assert!(check(&bad, "", false, &SMALL).is_err());
+        // The core schema's URN object holds top-level attributes too (a pathless PATCH).
+        const LONG_NAMES: ScimLimits = ScimLimits {
+            max_string_chars: 100,
+            ..SMALL
+        };
+        let urn = "urn:ietf:params:scim:schemas:core:2.0:Group";
+        assert_eq!(
+            check(&json!({urn: {"members": many}}), "", false, &LONG_NAMES),
+            Ok(())
+        );
+        let ext = "urn:ietf:params:scim:schemas:extension:x:2.0:Group";
+        let e = check(
+            &json!({ext: {"members": [1, 2, 3, 4]}}),
+            "",
+            false,
+            &LONG_NAMES,
+        );
+        assert!(e.unwrap_err().contains("has 4 values"));
+    }
+
+    #[test]
+    fn membership_paths_are_recognised_qualified_or_not() {
+        for p in [
+            "members",
+            "Members",
+            "members[value eq \"x\"]",
+            "urn:ietf:params:scim:schemas:core:2.0:Group:members",
+            "urn:ietf:params:scim:schemas:core:2.0:Group:members[value eq \"x\"]",
+        ] {
+            assert!(is_membership_path(p), "{p}");
+        }
+        for p in [
+            "",
+            "displayName",
+            "membersx",
+            "urn:ietf:params:scim:schemas:extension:x:2.0:Group:members",
+            "emails[value eq \"members\"]",
+        ] {
+            assert!(!is_membership_path(p), "{p}");
+        }
     }
 
     #[test]

@@ -99,9 +99,7 @@ fn check_operation_sizes(
     for op in ops {
         if let Some(v) = &op.value {
             let path = op.path.as_deref().unwrap_or("");
-            let membership = path
-                .get(..7)
-                .is_some_and(|p| p.eq_ignore_ascii_case("members"));
+            let membership = super::limits::is_membership_path(path);
             super::limits::check(v, path, membership, limits)
                 .map_err(|e| PatchError::new(ScimType::InvalidValue, e))?;
         }
