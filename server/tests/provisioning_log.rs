@@ -799,3 +799,30 @@ async fn log_queries_read_the_time_key_or_a_partial_index_on_sqlite() {
         "{p}"
     );
 }
+
+/// On SQLite the log is written through its own connection that does not wait for the disk on
+/// each commit (SCIM's writes keep `synchronous=FULL`), and what it writes is read by the rest.
+#[tokio::test]
+async fn the_log_writes_through_its_own_connection_on_sqlite() {
+    use server::store::Db;
+    let (db, _dir) = fresh_db().await;
+    let log_db = db.for_log_writes();
+    let (Db::Sqlite(main), Db::Sqlite(log)) = (&db, &log_db) else {
+        return;
+    };
+    let sync = |p: sqlx::SqlitePool| async move {
+        sqlx::query_scalar::<_, i64>("PRAGMA synchronous")
+            .fetch_one(&p)
+            .await
+            .unwrap()
+    };
+    assert_eq!(sync(main.clone()).await, 2, "FULL for the directory");
+    assert_eq!(sync(log.clone()).await, 1, "NORMAL for the log");
+    let app = TestApp::new().await;
+    let t = app.scim_tenant("Contoso").await;
+    app.create_user(&t, "ada@contoso.com").await;
+    assert_eq!(
+        actions(&entries(&app, &t.id).await),
+        ["Created user ada@contoso.com"]
+    );
+}

@@ -34,7 +34,7 @@ impl Writer {
     pub(super) fn new(rx: mpsc::Receiver<Msg>, db: Db, inner: Arc<Inner>) -> Writer {
         Writer {
             rx,
-            db,
+            db: db.for_log_writes(),
             inner,
             slugs: HashMap::new(),
         }

@@ -18,7 +18,9 @@ pub mod tokens;
 pub mod users;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -196,6 +198,32 @@ impl Db {
             Ok(Db::Postgres(pool))
         } else {
             Err(OpenError::UnsupportedUrl)
+        }
+    }
+
+    /// The connection the provisioning log is written through. On SQLite its own connection,
+    /// whose commits are not flushed to disk one by one (`synchronous=NORMAL`): every commit with
+    /// `FULL` waits for an fsync while it holds SQLite's single write lock, and SCIM's own writes
+    /// queue behind it. WAL keeps the database consistent either way; a process crash loses no
+    /// committed entry, a power loss can lose the last batches (as it loses the queue). On
+    /// PostgreSQL the same pool (the log's transactions turn off `synchronous_commit` instead).
+    pub fn for_log_writes(&self) -> Db {
+        match self {
+            Db::Sqlite(p) => {
+                let opts = (*p.connect_options()).clone();
+                if opts.get_filename() == std::path::Path::new(":memory:") {
+                    return self.clone();
+                }
+                let opts = opts.synchronous(SqliteSynchronous::Normal);
+                Db::Sqlite(
+                    SqlitePoolOptions::new()
+                        .test_before_acquire(false)
+                        .max_connections(1)
+                        .min_connections(0)
+                        .connect_lazy_with(opts),
+                )
+            }
+            Db::Postgres(_) => self.clone(),
         }
     }
 

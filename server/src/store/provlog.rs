@@ -112,6 +112,12 @@ pub async fn write_batch(
     let anonymous = matches!(db, Db::Sqlite(_));
     on_db!(db, |p| {
         let mut tx = p.begin().await?;
+        if !anonymous {
+            // Log entries need not wait for the disk (see `Db::for_log_writes`).
+            sqlx::query("SET LOCAL synchronous_commit = off")
+                .execute(&mut *tx)
+                .await?;
+        }
         for chunk in rows.chunks(INSERT_CHUNK) {
             let sql = insert_sql(chunk.len(), anonymous);
             // The text holds only column names and placeholders; every value is bound.
