@@ -12,7 +12,9 @@
 //! it on the next run (seeding 1M users takes about a quarter of an hour; rows written by the
 //! write cases of earlier runs stay). `BENCH_PROVLOG=off` serves without the provisioning log;
 //! `BENCH_PROVLOG=compare` serves the same database from two processes, log on and log off, and
-//! measures every row on both, alternately, so the two figures share the machine's conditions.
+//! measures every row on both, alternately, so the two figures share the machine's conditions:
+//! in `BENCH_ROUNDS` rounds (4 by default), the order swapped each round, then prints each row's
+//! log-on against log-off throughput and CPU over all rounds.
 
 use axum::Router;
 use axum::http::{HeaderMap, StatusCode};
@@ -280,6 +282,19 @@ struct Driver {
     secs: u64,
     only: Vec<String>,
     rows: Vec<Row>,
+    /// Runs per target and row, alternating the targets' order (`BENCH_ROUNDS`).
+    rounds: usize,
+    /// Every run of every row on every target (for the compare summary).
+    runs: Vec<Run>,
+}
+
+/// One row's run on one target: requests served, seconds, server CPU µs.
+struct Run {
+    row: String,
+    target: usize,
+    requests: usize,
+    secs: f64,
+    cpu_us: f64,
 }
 
 impl Driver {
@@ -303,16 +318,63 @@ impl Driver {
             return Ok(());
         }
         let make = Arc::new(make);
-        for t in 0..self.targets.len() {
-            self.run_on(t, name, clients, max, method, make.clone())
-                .await?;
+        let n = self.targets.len();
+        for round in 0..self.rounds {
+            for k in 0..n {
+                // The first target goes first in even rounds, last in odd ones.
+                let t = if round % 2 == 0 { k } else { n - 1 - k };
+                self.run_on(t, round, name, clients, max, method, make.clone())
+                    .await?;
+            }
         }
         Ok(())
     }
 
+    /// For `BENCH_PROVLOG=compare`: each row's requests per second and CPU per request over all
+    /// rounds, log on against log off.
+    fn print_compare(&self) {
+        if self.targets.len() != 2 {
+            return;
+        }
+        println!(
+            "\nlog on vs off, {} interleaved rounds of {} s each:",
+            self.rounds, self.secs
+        );
+        let mut names: Vec<&str> = Vec::new();
+        for r in &self.runs {
+            if !names.contains(&r.row.as_str()) {
+                names.push(&r.row);
+            }
+        }
+        for name in names {
+            let sum = |target: usize| {
+                self.runs
+                    .iter()
+                    .filter(|r| r.row == name && r.target == target)
+                    .fold((0usize, 0.0, 0.0), |a, r| {
+                        (a.0 + r.requests, a.1 + r.secs, a.2 + r.cpu_us)
+                    })
+            };
+            let (a, b) = (sum(0), sum(1));
+            let rps = |x: (usize, f64, f64)| x.0 as f64 / x.1.max(1e-9);
+            let cpu = |x: (usize, f64, f64)| x.2 / x.0.max(1) as f64;
+            println!(
+                "  {name:<52} {:>8.0} vs {:>8.0} req/s ({:+.1}%) · CPU {:>5.0} vs {:>5.0} µs/req ({:+.1}%)",
+                rps(a),
+                rps(b),
+                (rps(a) / rps(b) - 1.0) * 100.0,
+                cpu(a),
+                cpu(b),
+                (cpu(a) / cpu(b) - 1.0) * 100.0
+            );
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
     async fn run_on<F>(
         &mut self,
         target: usize,
+        round: usize,
         name: &str,
         clients: usize,
         max: usize,
@@ -323,10 +385,11 @@ impl Driver {
         F: Fn(usize) -> (String, Option<String>) + Send + Sync + 'static,
     {
         let Target { label, addr, pid } = &self.targets[target];
-        let name = if label.is_empty() {
-            name.to_string()
-        } else {
-            format!("{name} [{label}]")
+        let base = name.to_string();
+        let name = match (label.is_empty(), self.rounds > 1) {
+            (true, _) => name.to_string(),
+            (false, false) => format!("{name} [{label}]"),
+            (false, true) => format!("{name} [{label} #{}]", round + 1),
         };
         let deadline = Instant::now() + Duration::from_secs(self.secs);
         let started = Instant::now();
@@ -338,8 +401,8 @@ impl Driver {
             tasks.push(tokio::spawn(async move {
                 let mut lat = Vec::new();
                 let mut bad = 0usize;
-                // Each server gets its own numbers (creates must not collide across servers).
-                let mut i = c + target * 100_000_000;
+                // Each server and round gets its own numbers (creates must not collide).
+                let mut i = c + target * 100_000_000 + round * 10_000_000;
                 while Instant::now() < deadline && lat.len() < max {
                     let (path, body) = make(i);
                     let t = Instant::now();
@@ -361,6 +424,14 @@ impl Driver {
             bad += b;
         }
         let wall = started.elapsed();
+        let cpu_spent = cpu_us(*pid) - cpu_before;
+        self.runs.push(Run {
+            row: base,
+            target,
+            requests: all.len(),
+            secs: wall.as_secs_f64(),
+            cpu_us: cpu_spent,
+        });
         all.sort();
         let row = Row {
             name: if bad > 0 {
@@ -372,7 +443,7 @@ impl Driver {
             p99: pct(&all, 0.99),
             rps: all.len() as f64 / wall.as_secs_f64(),
             rss_mb: rss_mb(*pid),
-            cpu_us: (cpu_us(*pid) - cpu_before) / all.len().max(1) as f64,
+            cpu_us: cpu_spent / all.len().max(1) as f64,
         };
         eprintln!(
             "  {:<52} p50 {:>9.2?} p99 {:>9.2?} {:>8.0} req/s  RSS {:>6.0} MB  CPU {:>6.0} µs/req",
@@ -530,6 +601,14 @@ async fn one_size(n: usize, clients: usize, secs: u64) -> anyhow::Result<Vec<Row
         .secret;
     db.close().await;
 
+    // Compared servers run each row in several interleaved rounds, so that a slow moment of the
+    // machine does not fall on one of them only.
+    let compare = std::env::var("BENCH_PROVLOG").as_deref() == Ok("compare");
+    let rounds = std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(if compare { 4 } else { 1 })
+        .max(1);
     let modes: &[(&'static str, &str)] = match std::env::var("BENCH_PROVLOG").as_deref() {
         Ok("compare") => &[("log on", "on"), ("log off", "off")],
         Ok("off") => &[("", "off")],
@@ -577,6 +656,8 @@ async fn one_size(n: usize, clients: usize, secs: u64) -> anyhow::Result<Vec<Row
         secs,
         only,
         rows: Vec::new(),
+        rounds,
+        runs: Vec::new(),
     };
     let base = "/scim/v2/bench";
     let c = d.clients;
@@ -798,6 +879,7 @@ async fn one_size(n: usize, clients: usize, secs: u64) -> anyhow::Result<Vec<Row
         },
     )
     .await?;
+    d.print_compare();
     let rows = std::mem::take(&mut d.rows);
     eprintln!("  database size {:.0} MB", db_size_mb(&dir));
     for mut child in children {

@@ -14,10 +14,12 @@ use crate::store::provlog::{self as store, HourCounts, LogRow};
 use crate::store::{Db, StoreResult};
 
 /// Entries per batch, at most.
-const BATCH: usize = 500;
+const BATCH: usize = 4000;
 /// How long the writer waits for more entries once it has some: fewer, larger transactions
-/// under load, at the cost of this much delay before an entry shows in the console.
-const LINGER: Duration = Duration::from_millis(25);
+/// under load, at the cost of this much delay before an entry shows in the console. Few
+/// commits matter: on SQLite each commit makes every connection reading the directory drop its
+/// page cache (measured at 1M users: 25 ms cost lookups 13–18% of their throughput, 250 ms 8–10%).
+const LINGER: Duration = Duration::from_millis(250);
 /// Hourly counters are kept this long (the daily chart shows 30 days).
 const KEEP_HOURS_MS: i64 = 90 * DAY_MS;
 /// Slug lookups cached (organisations are few; unknown slugs are not cached).
