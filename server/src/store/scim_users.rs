@@ -154,7 +154,6 @@ pub async fn insert(
         db.json_param(14)
     );
     let rec = UserRecord::created(id.to_string(), cols, resource, now);
-    let (t, ix) = (tenant_id.to_string(), ix.clone());
     macro_rules! insert_query {
         ($r:expr, $t:expr, $ix:expr) => {
             sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
@@ -179,7 +178,8 @@ pub async fn insert(
     }
     match (db, writes) {
         (Db::Sqlite(_), Some(w)) => {
-            let r = rec.clone();
+            // The write runs on the batch's task: it owns what it binds.
+            let (r, t, ix) = (rec.clone(), tenant_id.to_string(), ix.clone());
             w.write(move |c| {
                 Box::pin(async move {
                     insert_query!(r, t, ix).execute(&mut *c).await?;
@@ -189,7 +189,7 @@ pub async fn insert(
             .await?;
         }
         _ => {
-            execute!(db, insert_query!(rec, t, ix))?;
+            execute!(db, insert_query!(rec, tenant_id, ix))?;
         }
     }
     Ok(rec)

@@ -225,48 +225,37 @@ async fn put_setup_code(
     } else {
         format!("{PUT_LIVE_CODE} WHERE setup_code_live.expires_at <= $2")
     };
-    macro_rules! body {
-        ($tx:ident) => {{
-            let taken = sqlx::query(sqlx::AssertSqlSafe(upsert.as_str()))
-                .bind(code_hash)
-                .bind(now)
-                .bind(expires_at)
-                .execute(&mut *$tx)
-                .await?
-                .rows_affected();
-            if taken == 0 {
-                let live: i64 =
-                    sqlx::query_scalar("SELECT expires_at FROM setup_code_live WHERE id = 1")
-                        .fetch_one(&mut *$tx)
-                        .await?;
-                $tx.commit().await?;
-                return Ok(SetupCodeIssue::AlreadyLive { expires_at: live });
-            }
-            sqlx::query(
-                "INSERT INTO setup_codes (code_hash, created_at, expires_at) VALUES ($1, $2, $3)",
-            )
+    // SQLite: a write transaction from the start, no read-then-upgrade ("database is locked").
+    // PostgreSQL: the upsert locks the live-code row; a concurrent issuer waits for it, then
+    // finds a live code and does nothing.
+    on_db!(db, |p| {
+        let mut tx = p.begin_with(db.begin_write()).await?;
+        let taken = sqlx::query(sqlx::AssertSqlSafe(upsert.as_str()))
             .bind(code_hash)
             .bind(now)
             .bind(expires_at)
-            .execute(&mut *$tx)
-            .await?;
-            $tx.commit().await?;
-            Ok(SetupCodeIssue::Issued)
-        }};
-    }
-    match db {
-        // A write transaction from the start: no read-then-upgrade ("database is locked").
-        Db::Sqlite(p) => {
-            let mut tx = p.begin_with("BEGIN IMMEDIATE").await?;
-            body!(tx)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if taken == 0 {
+            let live: i64 =
+                sqlx::query_scalar("SELECT expires_at FROM setup_code_live WHERE id = 1")
+                    .fetch_one(&mut *tx)
+                    .await?;
+            tx.commit().await?;
+            return Ok(SetupCodeIssue::AlreadyLive { expires_at: live });
         }
-        // The upsert locks the live-code row; a concurrent issuer waits for it, then finds a
-        // live code and does nothing.
-        Db::Postgres(p) => {
-            let mut tx = p.begin().await?;
-            body!(tx)
-        }
-    }
+        sqlx::query(
+            "INSERT INTO setup_codes (code_hash, created_at, expires_at) VALUES ($1, $2, $3)",
+        )
+        .bind(code_hash)
+        .bind(now)
+        .bind(expires_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(SetupCodeIssue::Issued)
+    })
 }
 
 /// Whether `code_hash` is the live setup code at `now`, and if not, why not.
