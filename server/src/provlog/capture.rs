@@ -8,18 +8,32 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
-/// What the handler read so far (`None` once it went past the bound).
+/// What the handler read so far (`None` once it went past the bound): the frames themselves,
+/// shared with the handler rather than copied (a small body is one frame).
 #[derive(Clone)]
-pub struct Seen(Arc<Mutex<Option<Vec<u8>>>>);
+pub struct Seen(Arc<Mutex<Option<Frames>>>);
+
+#[derive(Default)]
+struct Frames {
+    parts: Vec<Bytes>,
+    len: usize,
+}
 
 impl Seen {
     /// The bytes read, if they stayed within the bound.
     pub fn take(&self) -> Option<Bytes> {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-            .map(Bytes::from)
+        let mut f = self.0.lock().unwrap_or_else(|p| p.into_inner()).take()?;
+        Some(match f.parts.len() {
+            0 => Bytes::new(),
+            1 => f.parts.pop().unwrap_or_default(),
+            _ => {
+                let mut all = Vec::with_capacity(f.len);
+                for p in &f.parts {
+                    all.extend_from_slice(p);
+                }
+                Bytes::from(all)
+            }
+        })
     }
 }
 
@@ -31,7 +45,7 @@ pub struct Tee {
 
 impl Tee {
     pub fn wrap(inner: Body, limit: usize) -> (Tee, Seen) {
-        let seen = Seen(Arc::new(Mutex::new(Some(Vec::new()))));
+        let seen = Seen(Arc::new(Mutex::new(Some(Frames::default()))));
         (
             Tee {
                 inner,
@@ -57,11 +71,12 @@ impl HttpBody for Tee {
             && let Some(data) = frame.data_ref()
         {
             let mut kept = self.seen.0.lock().unwrap_or_else(|p| p.into_inner());
-            let over = kept.as_ref().is_some_and(|k| k.len() + data.len() > limit);
+            let over = kept.as_ref().is_some_and(|k| k.len + data.len() > limit);
             if over {
                 *kept = None;
             } else if let Some(k) = kept.as_mut() {
-                k.extend_from_slice(data);
+                k.len += data.len();
+                k.parts.push(data.clone());
             }
         }
         polled
@@ -81,6 +96,15 @@ mod tests {
     use super::*;
     use http_body_util::BodyExt;
 
+    fn futures_frames(parts: &[&'static str]) -> Body {
+        let frames = parts
+            .iter()
+            .map(|p| Ok::<_, std::io::Error>(Frame::data(Bytes::from_static(p.as_bytes()))));
+        Body::new(http_body_util::StreamBody::new(futures_util::stream::iter(
+            frames.collect::<Vec<_>>(),
+        )))
+    }
+
     #[tokio::test]
     async fn keeps_what_is_read_within_the_bound() {
         let (tee, seen) = Tee::wrap(Body::from("hello"), 10);
@@ -96,6 +120,12 @@ mod tests {
             "the handler still gets everything"
         );
         assert_eq!(seen.take(), None);
+
+        // Several frames come back as one body.
+        let frames = futures_frames(&["{\"a\":", " 1", "}"]);
+        let (tee, seen) = Tee::wrap(frames, 100);
+        Body::new(tee).collect().await.unwrap();
+        assert_eq!(seen.take().as_deref(), Some(&b"{\"a\": 1}"[..]));
 
         let (_tee, seen) = Tee::wrap(Body::from("unread"), 100);
         assert_eq!(

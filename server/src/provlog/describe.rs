@@ -196,15 +196,7 @@ fn plural(n: usize, one: &str, many: &str) -> String {
     }
 }
 
-/// True for keys whose values are secrets (passwords, tokens, client secrets).
-fn is_secret_key(k: &str) -> bool {
-    let k = k.to_ascii_lowercase();
-    k.contains("password")
-        || k.contains("secret")
-        || k.contains("token")
-        || k == "authorization"
-        || k.contains("credential")
-}
+use super::lean::{self, is_secret_key};
 
 /// Removes secrets and summarises long lists, in place.
 pub fn redact(v: &mut Value) {
@@ -258,7 +250,7 @@ pub fn stored_text(bytes: Option<&[u8]>) -> Option<String> {
 }
 
 /// Attributes a list answer keeps of each resource: enough to see what was found.
-const LISTED_KEYS: [&str; 5] = ["id", "userName", "displayName", "externalId", "active"];
+pub const LISTED_KEYS: [&str; 5] = ["id", "userName", "displayName", "externalId", "active"];
 
 /// A list answer (lookups, searches) is stored as its counts and, per resource, the attributes
 /// that identify it: lookups are most of Entra's traffic, and the whole resources are on the
@@ -402,10 +394,34 @@ fn member_count(v: &Value) -> usize {
 
 pub fn describe(s: &Seen<'_>) -> Described {
     let outcome = Outcome::of_status(s.status);
-    let req = parse(s.request);
-    let res = parse(s.response);
     let (resource, id) = split_path(s.path);
     let method = s.method.to_ascii_uppercase();
+    // Most entries are lookups and user writes: read their bodies without building them
+    // where that stores the same thing (see `lean`).
+    let user_write = resource.eq_ignore_ascii_case("Users")
+        && ((method == "POST" && id.is_none()) || (method == "PUT" && id.is_some()));
+    let list_answer = outcome == Outcome::Success
+        && (resource.eq_ignore_ascii_case("Users") || resource.eq_ignore_ascii_case("Groups"))
+        && ((method == "GET" && id.is_none())
+            || (method == "POST" && id.as_deref() == Some(".search")));
+    let (req, req_as_sent) = if user_write {
+        view(s.request)
+    } else {
+        (parse(s.request), None)
+    };
+    let (res, res_as_sent) = if user_write {
+        view(s.response)
+    } else if list_answer {
+        let lean = s.response.and_then(lean::list_summary);
+        let res = if lean.is_some() {
+            lean
+        } else {
+            parse(s.response)
+        };
+        (res, None)
+    } else {
+        (parse(s.response), None)
+    };
     let mut d = Described {
         operation: Operation::Other,
         outcome,
@@ -737,9 +753,17 @@ pub fn describe(s: &Seen<'_>) -> Described {
         d.target_id = None;
     }
     // Each body is parsed once: what was read above, redacted, is what is stored.
-    d.request_text = stored_from(s.request, req);
-    d.response_text = stored_from(s.response, res);
+    d.request_text = req_as_sent.or_else(|| stored_from(s.request, req));
+    d.response_text = res_as_sent.or_else(|| stored_from(s.response, res));
     d
+}
+
+/// A body as its top-level scalars and its text when it can be stored as sent, else parsed.
+fn view(bytes: Option<&[u8]>) -> (Option<Value>, Option<String>) {
+    match bytes.filter(|b| !b.is_empty()).and_then(lean::as_sent) {
+        Some(kept) => (Some(kept.top), Some(kept.text)),
+        None => (parse(bytes), None),
+    }
 }
 
 fn lower_first(s: &str) -> String {

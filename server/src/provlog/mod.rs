@@ -11,6 +11,7 @@
 
 mod capture;
 pub mod describe;
+mod lean;
 mod writer;
 
 use app::backend::ClientAddr;

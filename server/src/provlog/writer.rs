@@ -80,29 +80,17 @@ impl Writer {
 
     async fn write(&mut self, entries: Vec<Exchange>) {
         let bytes: usize = entries.iter().map(Exchange::body_bytes).sum();
-        let keys: Vec<(String, i64, u16)> = entries
-            .iter()
-            .map(|e| (e.slug.clone(), e.at, e.status))
-            .collect();
-        let entries = match describe_batch(entries).await {
-            Ok(described) => described,
-            Err(e) => {
-                // A bug, not a database failure: the batch is counted as lost, never silently.
-                tracing::error!(error = %e, "describing provisioning log entries failed");
-                for (slug, at, status) in keys {
-                    self.inner.count_lost(&slug, at, status, 1);
-                }
-                self.inner.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
-                return;
-            }
-        };
+        let described = describe_batch(entries, &self.inner).await;
         let lost = std::mem::take(&mut *self.inner.lost.lock().unwrap_or_else(|p| p.into_inner()));
-        if entries.is_empty() && lost.is_empty() {
+        if described.is_empty() && lost.is_empty() {
+            self.inner.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
             return;
         }
+        // Rows are built once; a retry repeats only what reads or writes the database.
+        let mut batch = Batch::of(described);
         let mut attempt = 0;
         loop {
-            match self.try_write(&entries, &lost).await {
+            match self.try_write(&mut batch, &lost).await {
                 Ok(()) => break,
                 Err(e) if attempt < 3 => {
                     attempt += 1;
@@ -110,10 +98,9 @@ impl Writer {
                     tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, entries = entries.len(), "provisioning log write failed; entries lost");
-                    // Counted as lost; the counters are retried with the next batch.
-                    for (e, _) in &entries {
-                        self.inner.count_lost(&e.slug, e.at, e.status, 1);
+                    tracing::error!(error = %e, entries = batch.rows.len(), "provisioning log write failed; entries lost");
+                    for (r, slug) in batch.rows.iter().zip(&batch.slugs) {
+                        self.inner.count_lost(slug, r.at, r.status as u16, 1);
                     }
                     let mut l = self.inner.lost.lock().unwrap_or_else(|p| p.into_inner());
                     for (k, v) in lost {
@@ -143,59 +130,45 @@ impl Writer {
         Ok(id)
     }
 
+    /// Fills in what the database knows (organisations, target names) and writes the batch
+    /// with its counters. Safe to repeat after a failure.
     async fn try_write(
         &mut self,
-        entries: &[(Exchange, describe::Described)],
+        batch: &mut Batch,
         lost: &HashMap<(String, i64), LostCounts>,
     ) -> StoreResult<()> {
-        let mut rows: Vec<LogRow> = Vec::with_capacity(entries.len());
-        let mut hours: HashMap<(String, i64), HourCounts> = HashMap::new();
-        for (e, d) in entries {
-            // Requests for an organisation that does not exist are not anyone's log.
-            let Some(tenant) = self.tenant_of(&e.slug).await? else {
-                continue;
-            };
-            let d = d.clone();
-            let skipped = e.bodies_dropped.then(|| {
-                "(not kept: the log writer was busy; the request was answered normally)".to_string()
-            });
-            let hour = e.at - e.at.rem_euclid(HOUR_MS);
-            let c = hours.entry((tenant.clone(), hour)).or_default();
-            // A Bulk request is counted through its operations, unless it failed as a whole.
-            let counted =
-                !(d.operation == describe::Operation::Bulk && d.outcome == Outcome::Success);
-            if counted {
-                c.requests += 1;
-                match d.outcome {
-                    Outcome::Failure => c.failures += 1,
-                    Outcome::Rejected => c.rejected += 1,
-                    Outcome::Success => {}
+        if !batch.tenants_known {
+            for (r, slug) in batch.rows.iter_mut().zip(&batch.slugs) {
+                if r.tenant_id.is_empty()
+                    && let Some(t) = self.tenant_of(slug).await?
+                {
+                    r.tenant_id = t;
                 }
             }
-            c.last_at = c.last_at.max(e.at);
-            rows.push(LogRow {
-                id: e.id.clone(),
-                tenant_id: tenant,
-                at: e.at,
-                duration_us: e.duration_us,
-                method: e.method.clone(),
-                path: e.path.clone(),
-                operation: d.operation.code().to_string(),
-                action: d.action,
-                target_type: d.target_type.map(|t| t.code().to_string()),
-                target_id: d.target_id,
-                target_name: d.target_name,
-                outcome: d.outcome.code().to_string(),
-                status: e.status as i64,
-                scim_type: d.scim_type,
-                error_detail: d.error_detail,
-                client_addr: e.client_addr.clone(),
-                request_body: d.request_text.or(skipped.clone()),
-                response_body: d.response_text.or(skipped),
-                parent_id: e.parent_id.clone(),
+            // Requests for an organisation that does not exist are not logged anywhere.
+            let mut slugs = std::mem::take(&mut batch.slugs).into_iter();
+            let mut kept_slugs = Vec::with_capacity(batch.rows.len());
+            batch.rows.retain(|r| {
+                let slug = slugs.next().unwrap_or_default();
+                let keep = !r.tenant_id.is_empty();
+                if keep {
+                    kept_slugs.push(slug);
+                }
+                keep
             });
+            batch.slugs = kept_slugs;
+            batch.tenants_known = true;
         }
-        self.resolve_names(&mut rows).await?;
+        self.resolve_names(&mut batch.rows).await?;
+        let mut hours: HashMap<(String, i64), HourCounts> = HashMap::new();
+        for (slug, per_hour) in &batch.hours {
+            let Some(tenant) = self.tenant_of(slug).await? else {
+                continue;
+            };
+            for (hour, c) in per_hour {
+                hours.insert((tenant.clone(), *hour), *c);
+            }
+        }
         for ((slug, hour), l) in lost {
             let Some(tenant) = self.tenant_of(slug).await? else {
                 continue;
@@ -206,34 +179,59 @@ impl Writer {
             c.rejected += l.rejected;
             c.dropped += l.requests;
         }
-        store::write_batch(&self.db, &rows, &hours).await
+        store::write_batch(&self.db, &batch.rows, &hours).await
     }
 
-    /// Fills in target names the request and answer did not carry (DELETE, group PATCH): from
-    /// the batch itself, the users/groups tables, else the last entry that knew the name.
+    /// Names targets the entries know only by id (a PATCH or DELETE by id), from the batch's
+    /// own entries, the directory, or an earlier entry (a deleted group has no row any more),
+    /// and fills the name into each action. Rows that already have one are left alone.
     async fn resolve_names(&self, rows: &mut [LogRow]) -> StoreResult<()> {
-        let mut known: HashMap<(String, String), String> = HashMap::new();
-        for r in rows.iter() {
-            if let (Some(id), Some(name)) = (&r.target_id, &r.target_name) {
-                known.insert((r.tenant_id.clone(), id.clone()), name.clone());
-            }
-        }
-        let mut wanted: HashMap<(String, bool), Vec<String>> = HashMap::new();
+        // (organisation, group?) → ids wanted.
+        let mut wanted: HashMap<(&str, bool), Vec<&str>> = HashMap::new();
         for r in rows.iter() {
             if r.target_name.is_none()
                 && let Some(id) = &r.target_id
-                && !known.contains_key(&(r.tenant_id.clone(), id.clone()))
             {
                 let groups = r.target_type.as_deref() == Some(TargetType::Group.code());
-                wanted
-                    .entry((r.tenant_id.clone(), groups))
-                    .or_default()
-                    .push(id.clone());
+                wanted.entry((&r.tenant_id, groups)).or_default().push(id);
             }
         }
-        for ((tenant, groups), mut ids) in wanted {
-            ids.sort();
-            ids.dedup();
+        if wanted.is_empty() {
+            fill_actions(rows, &HashMap::new());
+            return Ok(());
+        }
+        let mut known: HashMap<(String, String), String> = HashMap::new();
+        // Names the batch itself knows (a creation names its target).
+        let mut want_ids: HashMap<&str, ()> = HashMap::new();
+        for ids in wanted.values() {
+            for id in ids {
+                want_ids.insert(id, ());
+            }
+        }
+        for r in rows.iter() {
+            if let (Some(id), Some(name)) = (&r.target_id, &r.target_name)
+                && want_ids.contains_key(id.as_str())
+            {
+                known.insert((r.tenant_id.clone(), id.clone()), name.clone());
+            }
+        }
+        let wanted: Vec<(String, bool, Vec<String>)> = wanted
+            .into_iter()
+            .map(|((t, g), ids)| {
+                let mut ids: Vec<String> = ids
+                    .into_iter()
+                    .filter(|id| !known.contains_key(&(t.to_string(), id.to_string())))
+                    .map(str::to_string)
+                    .collect();
+                ids.sort();
+                ids.dedup();
+                (t.to_string(), g, ids)
+            })
+            .collect();
+        for (tenant, groups, ids) in wanted {
+            if ids.is_empty() {
+                continue;
+            }
             let found = store::target_names(&self.db, &tenant, groups, &ids).await?;
             for id in ids {
                 let name = match found.get(&id) {
@@ -245,43 +243,149 @@ impl Writer {
                 }
             }
         }
-        for r in rows.iter_mut() {
-            if r.target_name.is_none()
-                && let Some(id) = &r.target_id
-            {
-                r.target_name = known.get(&(r.tenant_id.clone(), id.clone())).cloned();
-            }
-            r.action =
-                describe::fill_target(&r.action, r.target_name.as_deref(), r.target_id.as_deref());
-        }
+        fill_actions(rows, &known);
         Ok(())
     }
 }
 
-/// Describes a batch on a blocking thread: parsing and redacting hundreds of bodies must not
-/// hold a runtime worker away from answering requests.
+/// Names each row's target from `known` where it had none, and fills its action's `{target}`
+/// (with the name, else the id).
+fn fill_actions(rows: &mut [LogRow], known: &HashMap<(String, String), String>) {
+    for r in rows.iter_mut() {
+        if r.target_name.is_none()
+            && let Some(id) = &r.target_id
+        {
+            r.target_name = known.get(&(r.tenant_id.clone(), id.clone())).cloned();
+        }
+        if r.action.contains(describe::TARGET) {
+            r.action =
+                describe::fill_target(&r.action, r.target_name.as_deref(), r.target_id.as_deref());
+        }
+    }
+}
+
+/// A batch of entries as rows, built once from what was described.
+struct Batch {
+    rows: Vec<LogRow>,
+    /// Each row's organisation slug (its `tenant_id` is filled in from it).
+    slugs: Vec<String>,
+    tenants_known: bool,
+    /// Counters per organisation slug and hour.
+    hours: HashMap<String, HashMap<i64, HourCounts>>,
+}
+
+impl Batch {
+    fn of(described: Vec<(Exchange, describe::Described)>) -> Batch {
+        let mut rows = Vec::with_capacity(described.len());
+        let mut slugs = Vec::with_capacity(described.len());
+        let mut hours: HashMap<String, HashMap<i64, HourCounts>> = HashMap::new();
+        for (e, d) in described {
+            let hour = e.at - e.at.rem_euclid(HOUR_MS);
+            let per_hour = match hours.get_mut(e.slug.as_str()) {
+                Some(h) => h,
+                None => hours.entry(e.slug.clone()).or_default(),
+            };
+            let c = per_hour.entry(hour).or_default();
+            // A Bulk request's operations are counted one by one; the request itself only
+            // when it failed as a whole.
+            let counted =
+                !(d.operation == describe::Operation::Bulk && d.outcome == Outcome::Success);
+            if counted {
+                c.requests += 1;
+                match d.outcome {
+                    Outcome::Failure => c.failures += 1,
+                    Outcome::Rejected => c.rejected += 1,
+                    Outcome::Success => {}
+                }
+            }
+            c.last_at = c.last_at.max(e.at);
+            let skipped = || {
+                e.bodies_dropped.then(|| {
+                    "(not kept: the log writer was busy; the request was answered normally)"
+                        .to_string()
+                })
+            };
+            let request_body = d.request_text.or_else(skipped);
+            let response_body = d.response_text.or_else(skipped);
+            // A name known now fills the action at once; else the writer looks it up.
+            let action = match &d.target_name {
+                Some(n) if d.action.contains(describe::TARGET) => {
+                    describe::fill_target(&d.action, Some(n), None)
+                }
+                _ => d.action,
+            };
+            rows.push(LogRow {
+                id: e.id,
+                tenant_id: String::new(),
+                at: e.at,
+                duration_us: e.duration_us,
+                method: e.method,
+                path: e.path,
+                operation: d.operation.code().to_string(),
+                action,
+                target_type: d.target_type.map(|t| t.code().to_string()),
+                target_id: d.target_id,
+                target_name: d.target_name,
+                outcome: d.outcome.code().to_string(),
+                status: e.status as i64,
+                scim_type: d.scim_type,
+                error_detail: d.error_detail,
+                client_addr: e.client_addr,
+                request_body,
+                response_body,
+                parent_id: e.parent_id,
+            });
+            slugs.push(e.slug);
+        }
+        Batch {
+            rows,
+            slugs,
+            tenants_known: false,
+            hours,
+        }
+    }
+}
+
+/// Describes the entries on a blocking thread (parsing and redacting a batch's bodies must not
+/// hold a runtime worker). An entry whose describing panics is counted as lost, never silent.
 async fn describe_batch(
     entries: Vec<Exchange>,
-) -> Result<Vec<(Exchange, describe::Described)>, String> {
-    let describe_all = |entries: Vec<Exchange>| -> Vec<(Exchange, describe::Described)> {
-        entries
-            .into_iter()
-            .map(|e| {
-                let d = describe::describe(&Seen {
+    inner: &Arc<Inner>,
+) -> Vec<(Exchange, describe::Described)> {
+    let n = entries.len();
+    let lost_to = inner.clone();
+    let describe_all = move |entries: Vec<Exchange>| -> Vec<(Exchange, describe::Described)> {
+        let mut out = Vec::with_capacity(entries.len());
+        for e in entries {
+            let d = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                describe::describe(&Seen {
                     method: &e.method,
                     path: &e.path,
                     query: &e.query,
                     status: e.status,
                     request: e.request.as_deref(),
                     response: e.response.as_deref(),
-                });
-                (e, d)
-            })
-            .collect()
+                })
+            }));
+            match d {
+                Ok(d) => out.push((e, d)),
+                Err(_) => {
+                    tracing::error!("describing a provisioning log entry failed; entry lost");
+                    lost_to.count_lost(&e.slug, e.at, e.status, 1);
+                }
+            }
+        }
+        out
     };
-    tokio::task::spawn_blocking(move || describe_all(entries))
-        .await
-        .map_err(|e| e.to_string())
+    match tokio::task::spawn_blocking(move || describe_all(entries)).await {
+        Ok(described) => described,
+        Err(e) => {
+            // Only when the runtime is going away: the entries cannot be attributed any more.
+            tracing::error!(error = %e, entries = n, "describing provisioning log entries failed");
+            inner.lost_total.fetch_add(n as u64, Ordering::Relaxed);
+            Vec::new()
+        }
+    }
 }
 
 /// Deletes entries past each organisation's retention and old hourly counters.
