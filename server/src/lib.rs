@@ -70,8 +70,21 @@ impl Default for Settings {
     }
 }
 
+/// The server's shared state: one allocation, so the many clones a request makes (each
+/// middleware layer and extractor clones its state, and routing clones each layer stack) cost
+/// one reference count each instead of one per field.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+#[derive(Clone)]
+pub struct Shared {
     pub db: Db,
     pub clock: Arc<dyn Clock>,
     pub settings: Arc<Settings>,
@@ -96,7 +109,7 @@ impl AppState {
             Db::Sqlite(p) => Some(store::batch::Batcher::start(p.clone())),
             Db::Postgres(_) => None,
         };
-        AppState {
+        AppState(Arc::new(Shared {
             db,
             clock,
             settings: Arc::new(settings),
@@ -106,13 +119,14 @@ impl AppState {
             provlog: provlog::ProvLog::start(db_for_log, clock_for_log),
             gate_cache: Arc::default(),
             writes,
-        }
+        }))
     }
 
     /// The same state with another provisioning log (switched off, or with other options).
-    pub fn with_provlog(mut self, provlog: provlog::ProvLog) -> Self {
-        self.provlog = provlog;
-        self
+    pub fn with_provlog(self, provlog: provlog::ProvLog) -> Self {
+        let mut shared = Arc::unwrap_or_clone(self.0);
+        shared.provlog = provlog;
+        AppState(Arc::new(shared))
     }
 }
 

@@ -449,7 +449,7 @@ async fn a_full_queue_never_blocks_scim_and_the_loss_is_counted() {
     );
     let mut app = base;
     app.router = server::router(state_with(&app, log.clone()));
-    app.state.provlog = log.clone();
+    app.state = app.state.clone().with_provlog(log.clone());
     // The writer is not running: the queue holds 2; the other 3 requests are still answered.
     for _ in 0..5 {
         let r = app.scim("GET", &t, "/ServiceProviderConfig", None).await;
@@ -489,7 +489,7 @@ async fn bodies_beyond_the_byte_budget_are_left_out_not_the_entries() {
     );
     let mut app = base;
     app.router = server::router(state_with(&app, log.clone()));
-    app.state.provlog = log.clone();
+    app.state = app.state.clone().with_provlog(log.clone());
     writer.spawn();
     app.create_user(&t, "big@contoso.com").await;
     let rows = entries(&app, &t.id).await;

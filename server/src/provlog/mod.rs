@@ -246,14 +246,16 @@ pub async fn record(State(log): State<ProvLog>, req: Request, next: Next) -> Res
     }
     let started = Instant::now();
     let at = log.inner.clock.now_ms();
-    let full_path = req
-        .extensions()
-        .get::<OriginalUri>()
-        .map_or_else(|| req.uri().path().to_string(), |u| u.0.path().to_string());
-    let rest = full_path.strip_prefix("/scim/v2/").unwrap_or("");
-    let (slug, path) = match rest.split_once('/') {
-        Some((s, p)) => (s.to_string(), format!("/{p}")),
-        None => (rest.to_string(), "/".to_string()),
+    let (slug, path) = {
+        let full_path = match req.extensions().get::<OriginalUri>() {
+            Some(u) => u.0.path(),
+            None => req.uri().path(),
+        };
+        let rest = full_path.strip_prefix("/scim/v2/").unwrap_or("");
+        match rest.split_once('/') {
+            Some((s, p)) => (s.to_string(), format!("/{p}")),
+            None => (rest.to_string(), "/".to_string()),
+        }
     };
     let query = req.uri().query().unwrap_or("").to_string();
     let method = req.method().as_str().to_string();
@@ -268,12 +270,21 @@ pub async fn record(State(log): State<ProvLog>, req: Request, next: Next) -> Res
     };
     let id = entry_id(at);
     let (mut parts, body) = req.into_parts();
-    parts.extensions.insert(LogTag {
-        entry_id: id.clone(),
-        client_addr: client_addr.clone(),
-    });
-    let (body, seen) = capture::Tee::wrap(body, MAX_KEPT_BODY);
-    let res = next.run(Request::from_parts(parts, Body::new(body))).await;
+    // Only a Bulk request reads its tag (its operations' entries link to its entry).
+    if path.trim_end_matches('/').eq_ignore_ascii_case("/Bulk") {
+        parts.extensions.insert(LogTag {
+            entry_id: id.clone(),
+            client_addr: client_addr.clone(),
+        });
+    }
+    // A request without a body (lookups) is passed on as it is.
+    let (body, seen) = if http_body::Body::size_hint(&body).exact() == Some(0) {
+        (body, None)
+    } else {
+        let (tee, seen) = capture::Tee::wrap(body, MAX_KEPT_BODY);
+        (Body::new(tee), Some(seen))
+    };
+    let res = next.run(Request::from_parts(parts, body)).await;
 
     let status = res.status().as_u16();
     let (parts, body) = res.into_parts();
@@ -286,7 +297,7 @@ pub async fn record(State(log): State<ProvLog>, req: Request, next: Next) -> Res
         }
     };
     let res = Response::from_parts(parts, Body::from(bytes.clone()));
-    let request = seen.take();
+    let request = seen.and_then(|s| s.take());
     log.enqueue(Exchange {
         id,
         slug,
