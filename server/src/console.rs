@@ -211,12 +211,16 @@ impl ConsoleBackend for Console {
             password_hash: &hash,
             source: "console",
         };
-        let tenant = match tenants::create_with_admin(
+        let who = crate::provisioning::Actor {
+            name: &email,
+            client_addr: &client.0,
+        };
+        let tenant = match crate::organisations::create(
             db,
             tenants::InstallGate::FirstRun,
             &org_name,
-            &domain::slugify(&org_name),
             admin,
+            &who,
             self.now(),
         )
         .await
@@ -227,16 +231,6 @@ impl ConsoleBackend for Console {
             }
             Err(e) => return Err(internal(e)),
         };
-        // The first admin is a directory user too: give it its search index.
-        crate::scim::reindex_pending(db).await.map_err(internal)?;
-        self.audit(
-            &tenant.id,
-            &email,
-            "organisation_created",
-            &tenant.name,
-            client,
-        )
-        .await?;
         let creds = users::admins_by_email(db, &email.to_lowercase())
             .await
             .map_err(internal)?;

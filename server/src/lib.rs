@@ -10,6 +10,7 @@ pub mod jobs;
 pub mod metrics;
 pub mod net;
 pub mod oauth;
+pub mod organisations;
 pub mod provisioning;
 pub mod provlog;
 pub mod scim;

@@ -96,25 +96,16 @@ async fn main() -> anyhow::Result<()> {
                 password_hash: &hash,
                 source: "cli",
             };
-            let tenant = tenants::create_with_admin(
+            let who = server::provisioning::Actor {
+                name: "cli",
+                client_addr: "",
+            };
+            let tenant = server::organisations::create(
                 &db,
                 tenants::InstallGate::Operator,
                 &name,
-                &domain::slugify(&name),
                 admin,
-                clock.now_ms(),
-            )
-            .await?;
-            server::scim::reindex_pending(&db).await?;
-            server::store::audit::record(
-                &db,
-                server::store::audit::NewAuditEntry {
-                    tenant_id: &tenant.id,
-                    actor: "cli",
-                    action: "organisation_created",
-                    detail: &tenant.name,
-                    client_addr: "",
-                },
+                &who,
                 clock.now_ms(),
             )
             .await?;

@@ -2,7 +2,7 @@
 //! rotation overlap. Shared by the console and the operator CLI; every change is audited.
 
 use crate::auth::{new_scim_token, sha256_hex, token_hint};
-use crate::store::{Db, StoreResult, audit, tenants, tokens};
+use crate::store::{Db, StoreResult, Work, audit, tenants, tokens};
 
 /// Longest overlap an admin may choose for a rotated token.
 pub const MAX_OVERLAP_SECS: i64 = 24 * 60 * 60;
@@ -18,8 +18,9 @@ pub fn endpoint_url(public_url: &str, slug: &str) -> String {
     format!("{}/scim/v2/{slug}", public_url.trim_end_matches('/'))
 }
 
+/// Records the audit entry of a change inside the change's unit of work.
 pub(crate) async fn record(
-    db: &Db,
+    w: &mut Work,
     tenant_id: &str,
     who: &Actor<'_>,
     action: &str,
@@ -33,7 +34,7 @@ pub(crate) async fn record(
         detail,
         client_addr: who.client_addr,
     };
-    audit::record(db, entry, now).await
+    audit::record_in(w, entry, now).await
 }
 
 pub async fn set_enabled(
@@ -43,13 +44,15 @@ pub async fn set_enabled(
     who: &Actor<'_>,
     now: i64,
 ) -> StoreResult<()> {
-    tenants::set_provisioning(db, tenant_id, enabled).await?;
+    let mut w = db.begin_work().await?;
+    tenants::set_provisioning(&mut w, tenant_id, enabled).await?;
     let action = if enabled {
         "provisioning_enabled"
     } else {
         "provisioning_disabled"
     };
-    record(db, tenant_id, who, action, "", now).await
+    record(&mut w, tenant_id, who, action, "", now).await?;
+    w.commit().await
 }
 
 /// A freshly issued token: shown once, never stored.
@@ -83,8 +86,9 @@ pub async fn issue_token(
     let retire_at = now + tenant.token_overlap_secs * 1000;
     // The organisation's optional maximum bearer-token lifetime (off by default).
     let valid_until = crate::oauth::bearer_valid_until(db, tenant_id, now).await?;
+    let mut w = db.begin_work().await?;
     let (id, retiring) = tokens::issue(
-        db,
+        &mut w,
         tenant_id,
         &sha256_hex(&secret),
         &hint,
@@ -112,7 +116,8 @@ pub async fn issue_token(
     } else {
         "token_generated"
     };
-    record(db, tenant_id, who, action, &detail, now).await?;
+    record(&mut w, tenant_id, who, action, &detail, now).await?;
+    w.commit().await?;
     Ok(IssuedToken {
         id,
         secret,
@@ -128,8 +133,10 @@ pub async fn revoke_token(
     who: &Actor<'_>,
     now: i64,
 ) -> StoreResult<String> {
-    let hint = tokens::revoke(db, tenant_id, token_id, now).await?;
-    record(db, tenant_id, who, "token_revoked", &hint, now).await?;
+    let mut w = db.begin_work().await?;
+    let hint = tokens::revoke(&mut w, tenant_id, token_id, now).await?;
+    record(&mut w, tenant_id, who, "token_revoked", &hint, now).await?;
+    w.commit().await?;
     Ok(hint)
 }
 
@@ -140,16 +147,18 @@ pub async fn set_overlap(
     who: &Actor<'_>,
     now: i64,
 ) -> StoreResult<()> {
-    tenants::set_token_overlap(db, tenant_id, secs).await?;
+    let mut w = db.begin_work().await?;
+    tenants::set_token_overlap(&mut w, tenant_id, secs).await?;
     record(
-        db,
+        &mut w,
         tenant_id,
         who,
         "overlap_changed",
         &describe_overlap(secs),
         now,
     )
-    .await
+    .await?;
+    w.commit().await
 }
 
 pub fn describe_overlap(secs: i64) -> String {

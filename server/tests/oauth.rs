@@ -1433,7 +1433,7 @@ async fn concurrent_secret_issues_and_revocations_all_succeed() {
                 START_MS,
             )
             .await?;
-            server::store::oauth::revoke_secret(&db, &id, &issued.id, START_MS)
+            server::oauth::revoke_client_secret(&db, &id, &issued.id, &who, START_MS)
                 .await
                 .map(|_| ())
         }));

@@ -141,7 +141,8 @@ pub async fn issue_client_secret(
         created_by: who.name,
         valid_until,
     };
-    let (id, retiring) = store::issue_secret(db, new, now, retire_at).await?;
+    let mut w = db.begin_work().await?;
+    let (id, retiring) = store::issue_secret(&mut w, new, now, retire_at).await?;
     let rotated = !retiring.is_empty();
     let detail = if rotated {
         format!(
@@ -157,7 +158,8 @@ pub async fn issue_client_secret(
     } else {
         "client_secret_generated"
     };
-    record(db, tenant_id, who, action, &detail, now).await?;
+    record(&mut w, tenant_id, who, action, &detail, now).await?;
+    w.commit().await?;
     Ok(IssuedSecret {
         id,
         secret,
@@ -175,8 +177,10 @@ pub async fn revoke_client_secret(
     who: &Actor<'_>,
     now: i64,
 ) -> StoreResult<String> {
-    let hint = store::revoke_secret(db, tenant_id, secret_id, now).await?;
-    record(db, tenant_id, who, "client_secret_revoked", &hint, now).await?;
+    let mut w = db.begin_work().await?;
+    let hint = store::revoke_secret(&mut w, tenant_id, secret_id, now).await?;
+    record(&mut w, tenant_id, who, "client_secret_revoked", &hint, now).await?;
+    w.commit().await?;
     Ok(hint)
 }
 
@@ -197,17 +201,19 @@ pub async fn set_access_token_lifetime(
     who: &Actor<'_>,
     now: i64,
 ) -> StoreResult<()> {
-    store::set_access_token_lifetime(db, tenant_id, secs).await?;
+    let mut w = db.begin_work().await?;
+    store::set_access_token_lifetime(&mut w, tenant_id, secs).await?;
     let detail = crate::provisioning::describe_overlap(secs);
     record(
-        db,
+        &mut w,
         tenant_id,
         who,
         "access_token_lifetime_changed",
         &detail,
         now,
     )
-    .await
+    .await?;
+    w.commit().await
 }
 
 pub fn check_bearer_max_days(days: Option<i64>) -> Result<(), Invalid> {
@@ -228,20 +234,22 @@ pub async fn set_bearer_max_lifetime(
     who: &Actor<'_>,
     now: i64,
 ) -> StoreResult<()> {
-    store::set_bearer_max_lifetime(db, tenant_id, days).await?;
+    let mut w = db.begin_work().await?;
+    store::set_bearer_max_lifetime(&mut w, tenant_id, days).await?;
     let detail = match days {
         None => "off (bearer tokens do not expire on their own)".to_string(),
         Some(d) => format!("{d} days, for tokens generated from now on"),
     };
     record(
-        db,
+        &mut w,
         tenant_id,
         who,
         "bearer_max_lifetime_changed",
         &detail,
         now,
     )
-    .await
+    .await?;
+    w.commit().await
 }
 
 /// When a bearer token issued at `now` must stop, under the tenant's maximum lifetime.

@@ -359,7 +359,7 @@ mod tests {
     fn a_list_summary_is_what_the_general_path_stores() {
         let user = |i: usize| {
             json!({"id": format!("u{i}"), "userName": format!("user{i}@contoso.com"),
-                   "active": i % 2 == 0, "externalId": format!("e{i}"), "title": "Engineer",
+                   "active": i.is_multiple_of(2), "externalId": format!("e{i}"), "title": "Engineer",
                    "emails": [{"value": "x"}], "groups": [{"value": "g1", "display": "G"}]})
         };
         let page = |n: usize| {

@@ -509,6 +509,25 @@ async fn write(
     let now = state.clock.now_ms();
     let resource = storable(doc);
     let ix = search_index(&record(rec.id.clone(), &cols, &resource, now));
+    // An admin signs in with this address: the organisation must see the change, and the
+    // entry commits with it.
+    let email_change = (rec.is_admin && cols.email != rec.email).then(|| {
+        format!(
+            "Sign-in email of admin {} changed by SCIM provisioning: {} → {}",
+            cols.user_name,
+            rec.email.as_deref().unwrap_or("(none)"),
+            cols.email.as_deref().unwrap_or("(none)")
+        )
+    });
+    let audit = email_change
+        .as_deref()
+        .map(|detail| crate::store::audit::NewAuditEntry {
+            tenant_id: &t.id,
+            actor: "scim",
+            action: "admin_email_changed",
+            detail,
+            client_addr: "",
+        });
     match scim_users::update(
         &state.db,
         state.writes.as_ref(),
@@ -518,30 +537,12 @@ async fn write(
         &cols,
         &resource,
         &ix,
+        audit,
         now,
     )
     .await
     {
-        Ok(r) => {
-            if r.is_admin && r.email != rec.email {
-                // An admin signs in with this address: the organisation must see the change.
-                let detail = format!(
-                    "Sign-in email of admin {} changed by SCIM provisioning: {} → {}",
-                    r.user_name,
-                    rec.email.as_deref().unwrap_or("(none)"),
-                    r.email.as_deref().unwrap_or("(none)")
-                );
-                let entry = crate::store::audit::NewAuditEntry {
-                    tenant_id: &t.id,
-                    actor: "scim",
-                    action: "admin_email_changed",
-                    detail: &detail,
-                    client_addr: "",
-                };
-                crate::store::audit::record(&state.db, entry, now).await?;
-            }
-            Ok(Some(r))
-        }
+        Ok(r) => Ok(Some(r)),
         Err(StoreError::Stale) => Ok(None),
         Err(StoreError::Conflict(key)) => Err(conflict(&key, &cols)),
         Err(e) => Err(e.into()),

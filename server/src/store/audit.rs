@@ -1,4 +1,4 @@
-use super::{Db, StoreResult, execute, on_db};
+use super::{Db, StoreResult, Work, execute, on_db, on_work};
 
 #[derive(Debug, Clone)]
 pub struct NewAuditEntry<'a> {
@@ -18,16 +18,31 @@ pub struct AuditRow {
     pub client_addr: String,
 }
 
+const INSERT: &str = "INSERT INTO audit_log (tenant_id, at, actor, action, detail, client_addr) \
+     VALUES ($1, $2, $3, $4, $5, $6)";
+
+/// The audit entry's insert, with every value bound.
+macro_rules! insert_entry {
+    ($e:expr, $now:expr) => {
+        sqlx::query(INSERT)
+            .bind($e.tenant_id)
+            .bind($now)
+            .bind($e.actor)
+            .bind($e.action)
+            .bind($e.detail)
+            .bind($e.client_addr)
+    };
+}
+
+/// Records an entry on its own (for events that change nothing else: sign-ins).
 pub async fn record(db: &Db, e: NewAuditEntry<'_>, now: i64) -> StoreResult<()> {
-    execute!(db, sqlx::query(
-        "INSERT INTO audit_log (tenant_id, at, actor, action, detail, client_addr) VALUES ($1, $2, $3, $4, $5, $6)"
-    )
-    .bind(e.tenant_id)
-    .bind(now)
-    .bind(e.actor)
-    .bind(e.action)
-    .bind(e.detail)
-    .bind(e.client_addr))?;
+    execute!(db, insert_entry!(e, now))?;
+    Ok(())
+}
+
+/// Records an entry inside the unit of work of the change it describes.
+pub async fn record_in(w: &mut Work, e: NewAuditEntry<'_>, now: i64) -> StoreResult<()> {
+    on_work!(w, |c| insert_entry!(e, now).execute(c).await.map(|_| ()))?;
     Ok(())
 }
 

@@ -53,6 +53,67 @@ macro_rules! execute {
 }
 pub(crate) use execute;
 
+/// One unit of work: a transaction on either database. A change and its audit entry go through
+/// the same `Work` and commit together or not at all. On SQLite it holds the write lock from the
+/// start (`BEGIN IMMEDIATE`): a transaction that reads and then writes cannot take the lock
+/// later when another writer has committed meanwhile ("database is locked").
+pub struct Work {
+    tx: WorkTx,
+    /// Set by a change to tokens, secrets or the provisioning switch: the SCIM gate's cache
+    /// must forget what it holds once (and only once) the change is visible.
+    credentials_changed: bool,
+}
+
+pub enum WorkTx {
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+/// Runs `$body` with `$conn` bound to the unit of work's connection, whichever database it is.
+#[macro_export]
+macro_rules! on_work {
+    ($work:expr, |$conn:ident| $body:expr) => {
+        match $work.tx_mut() {
+            $crate::store::WorkTx::Sqlite(tx) => {
+                let $conn = &mut **tx;
+                $body
+            }
+            $crate::store::WorkTx::Postgres(tx) => {
+                let $conn = &mut **tx;
+                $body
+            }
+        }
+    };
+}
+pub use crate::on_work;
+
+impl Work {
+    pub fn tx_mut(&mut self) -> &mut WorkTx {
+        &mut self.tx
+    }
+
+    /// Commits everything done through this unit of work.
+    pub async fn commit(self) -> StoreResult<()> {
+        match self.tx {
+            WorkTx::Sqlite(tx) => tx.commit().await?,
+            WorkTx::Postgres(tx) => tx.commit().await?,
+        }
+        if self.credentials_changed {
+            gate_cache::credentials_changed();
+        }
+        Ok(())
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.tx, WorkTx::Postgres(_))
+    }
+
+    /// The change touches what the SCIM gate caches (see `commit`).
+    pub fn changes_credentials(&mut self) {
+        self.credentials_changed = true;
+    }
+}
+
 /// Which unique rule a write broke.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UniqueKey {
@@ -272,6 +333,18 @@ impl Db {
             p.num_idle(),
             p.options().get_max_connections()
         ))
+    }
+
+    /// Opens a unit of work that will write (see [`Work`]).
+    pub async fn begin_work(&self) -> StoreResult<Work> {
+        let tx = match self {
+            Db::Sqlite(p) => WorkTx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+            Db::Postgres(p) => WorkTx::Postgres(p.begin().await?),
+        };
+        Ok(Work {
+            tx,
+            credentials_changed: false,
+        })
     }
 
     /// The statement that opens a transaction which will write: SQLite's `BEGIN IMMEDIATE`

@@ -3,7 +3,7 @@
 //! looked up by the SHA-256 of the presented value; nothing here ever sees them in clear.
 
 use super::tokens::GateRow;
-use super::{Db, StoreError, StoreResult, execute, new_id, on_db};
+use super::{Db, StoreError, StoreResult, Work, execute, new_id, on_db, on_work};
 
 /// The organisation's credential-lifetime settings.
 #[derive(sqlx::FromRow, Debug, Clone, Copy, PartialEq)]
@@ -23,35 +23,43 @@ pub async fn lifetimes(db: &Db, tenant_id: &str) -> StoreResult<Lifetimes> {
     Ok(row)
 }
 
-pub async fn set_access_token_lifetime(db: &Db, tenant_id: &str, secs: i64) -> StoreResult<()> {
-    let n = execute!(
-        db,
-        sqlx::query("UPDATE tenants SET access_token_lifetime_secs = $1 WHERE id = $2")
-            .bind(secs)
-            .bind(tenant_id)
-    )?;
+pub async fn set_access_token_lifetime(
+    w: &mut Work,
+    tenant_id: &str,
+    secs: i64,
+) -> StoreResult<()> {
+    let n = on_work!(w, |c| sqlx::query(
+        "UPDATE tenants SET access_token_lifetime_secs = $1 WHERE id = $2"
+    )
+    .bind(secs)
+    .bind(tenant_id)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
     if n == 0 {
         return Err(StoreError::NotFound);
     }
-    super::gate_cache::credentials_changed();
+    w.changes_credentials();
     Ok(())
 }
 
 pub async fn set_bearer_max_lifetime(
-    db: &Db,
+    w: &mut Work,
     tenant_id: &str,
     days: Option<i64>,
 ) -> StoreResult<()> {
-    let n = execute!(
-        db,
-        sqlx::query("UPDATE tenants SET bearer_max_lifetime_days = $1 WHERE id = $2")
-            .bind(days)
-            .bind(tenant_id)
-    )?;
+    let n = on_work!(w, |c| sqlx::query(
+        "UPDATE tenants SET bearer_max_lifetime_days = $1 WHERE id = $2"
+    )
+    .bind(days)
+    .bind(tenant_id)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
     if n == 0 {
         return Err(StoreError::NotFound);
     }
-    super::gate_cache::credentials_changed();
+    w.changes_credentials();
     Ok(())
 }
 
@@ -111,14 +119,13 @@ pub struct NewSecret<'a> {
 }
 
 pub async fn issue_secret(
-    db: &Db,
+    w: &mut Work,
     new: NewSecret<'_>,
     now: i64,
     retire_at: i64,
 ) -> StoreResult<(String, Vec<String>)> {
     let id = new_id();
-    on_db!(db, |p| {
-        let mut tx = p.begin_with(db.begin_write()).await?;
+    let issued = on_work!(w, |tx| {
         let retiring: Vec<String> = sqlx::query_scalar(
             "SELECT hint FROM oauth_client_secrets WHERE tenant_id = $1 AND revoked_at IS NULL \
              AND retire_at IS NULL AND valid_until > $2 ORDER BY created_at",
@@ -149,22 +156,21 @@ pub async fn issue_secret(
         .bind(new.valid_until)
         .execute(&mut *tx)
         .await?;
-        tx.commit().await?;
-        super::gate_cache::credentials_changed();
         Ok::<_, StoreError>((id, retiring))
-    })
+    })?;
+    w.changes_credentials();
+    Ok(issued)
 }
 
 /// Revokes one secret of the tenant and deletes the access tokens issued for it; returns its
 /// hint. Revoking twice is harmless.
 pub async fn revoke_secret(
-    db: &Db,
+    w: &mut Work,
     tenant_id: &str,
     secret_id: &str,
     now: i64,
 ) -> StoreResult<String> {
-    on_db!(db, |p| {
-        let mut tx = p.begin_with(db.begin_write()).await?;
+    let hint = on_work!(w, |tx| {
         let hint: Option<String> = sqlx::query_scalar(
             "SELECT hint FROM oauth_client_secrets WHERE id = $1 AND tenant_id = $2",
         )
@@ -187,10 +193,10 @@ pub async fn revoke_secret(
             .bind(tenant_id)
             .execute(&mut *tx)
             .await?;
-        tx.commit().await?;
-        super::gate_cache::credentials_changed();
         Ok::<_, StoreError>(hint)
-    })
+    })?;
+    w.changes_credentials();
+    Ok(hint)
 }
 
 /// What the token endpoint needs about a presented secret, in one round trip.

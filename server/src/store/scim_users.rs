@@ -1,7 +1,7 @@
 //! Users as SCIM sees them: live (not deprovisioned) rows of one tenant, with the indexed
 //! columns extracted from the SCIM document kept beside it.
 
-use super::{Db, StoreError, StoreResult, execute, on_db};
+use super::{Db, StoreError, StoreResult, execute, on_db, on_work};
 use std::collections::HashMap;
 
 #[derive(sqlx::FromRow, Debug, Clone)]
@@ -276,6 +276,7 @@ pub async fn update(
     cols: &UserColumns,
     resource: &str,
     ix: &SearchIndex,
+    audit: Option<super::audit::NewAuditEntry<'_>>,
     now: i64,
 ) -> StoreResult<UserRecord> {
     let sql = format!(
@@ -312,7 +313,8 @@ pub async fn update(
         };
     }
     let n = match (db, writes) {
-        (Db::Sqlite(_), Some(w)) => {
+        // A change that is audited (rare: an admin's sign-in email) goes with its entry.
+        (Db::Sqlite(_), Some(w)) if audit.is_none() => {
             let (c, t, uid, res, ix) = (
                 cols.clone(),
                 tenant_id.to_string(),
@@ -330,21 +332,31 @@ pub async fn update(
             })
             .await?
         }
-        _ => on_db!(db, |p| {
-            let mut tx = p.begin().await?;
-            if matches!(db, Db::Postgres(_)) && !cols.active {
-                sqlx::query(LOCK_TENANT_PG)
-                    .bind(tenant_id)
-                    .execute(&mut *tx)
-                    .await?;
+        _ => {
+            let mut w = db.begin_work().await?;
+            let postgres = w.is_postgres();
+            let n = on_work!(w, |tx| {
+                if postgres && !cols.active {
+                    sqlx::query(LOCK_TENANT_PG)
+                        .bind(tenant_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                Ok::<_, StoreError>(
+                    update_query!(cols, tenant_id, id, resource, ix)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected(),
+                )
+            })?;
+            if n > 0
+                && let Some(entry) = audit
+            {
+                super::audit::record_in(&mut w, entry, now).await?;
             }
-            let n = update_query!(cols, tenant_id, id, resource, ix)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            tx.commit().await?;
-            Ok::<_, StoreError>(n)
-        })?,
+            w.commit().await?;
+            n
+        }
     };
     if n == 0 {
         let now_row = get(db, tenant_id, id).await?;

@@ -1,4 +1,4 @@
-use super::{Db, StoreError, StoreResult, execute, new_id, on_db};
+use super::{Db, StoreError, StoreResult, Work, new_id, on_db, on_work};
 use crate::domain::Tenant;
 
 /// How long a rotated SCIM token keeps working unless the tenant chose otherwise.
@@ -60,11 +60,25 @@ pub async fn create_with_admin(
     admin: NewAdmin<'_>,
     now: i64,
 ) -> StoreResult<Tenant> {
+    let mut w = db.begin_work().await?;
+    let tenant = create_with_admin_in(&mut w, gate, name, slug_base, admin, now).await?;
+    w.commit().await?;
+    Ok(tenant)
+}
+
+/// [`create_with_admin`] inside a unit of work (with its audit entry, say).
+pub async fn create_with_admin_in(
+    w: &mut Work,
+    gate: InstallGate,
+    name: &str,
+    slug_base: &str,
+    admin: NewAdmin<'_>,
+    now: i64,
+) -> StoreResult<Tenant> {
     let tenant_id = new_id();
     let user_id = new_id();
     let email_lc = admin.email.to_lowercase();
-    on_db!(db, |p| {
-        let mut tx = p.begin().await?;
+    on_work!(w, |tx| {
         let closed = sqlx::query(
             "INSERT INTO install (id, completed_at) VALUES (1, $1) ON CONFLICT (id) DO NOTHING",
         )
@@ -112,7 +126,6 @@ pub async fn create_with_admin(
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        tx.commit().await?;
         Ok(Tenant {
             id: tenant_id,
             slug,
@@ -148,17 +161,19 @@ pub async fn by_slug(db: &Db, slug: &str) -> StoreResult<Option<Tenant>> {
     Ok(row.map(Into::into))
 }
 
-pub async fn set_provisioning(db: &Db, tenant_id: &str, enabled: bool) -> StoreResult<()> {
-    let n = execute!(
-        db,
-        sqlx::query("UPDATE tenants SET provisioning_enabled = $1 WHERE id = $2")
-            .bind(enabled)
-            .bind(tenant_id)
-    )?;
+pub async fn set_provisioning(w: &mut Work, tenant_id: &str, enabled: bool) -> StoreResult<()> {
+    let n = on_work!(w, |c| sqlx::query(
+        "UPDATE tenants SET provisioning_enabled = $1 WHERE id = $2"
+    )
+    .bind(enabled)
+    .bind(tenant_id)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
     if n == 0 {
         return Err(StoreError::NotFound);
     }
-    super::gate_cache::credentials_changed();
+    w.changes_credentials();
     Ok(())
 }
 
@@ -278,13 +293,15 @@ pub async fn setup_code_state(db: &Db, code_hash: &str, now: i64) -> StoreResult
     })
 }
 
-pub async fn set_token_overlap(db: &Db, tenant_id: &str, secs: i64) -> StoreResult<()> {
-    let n = execute!(
-        db,
-        sqlx::query("UPDATE tenants SET token_overlap_secs = $1 WHERE id = $2")
-            .bind(secs)
-            .bind(tenant_id)
-    )?;
+pub async fn set_token_overlap(w: &mut Work, tenant_id: &str, secs: i64) -> StoreResult<()> {
+    let n = on_work!(w, |c| sqlx::query(
+        "UPDATE tenants SET token_overlap_secs = $1 WHERE id = $2"
+    )
+    .bind(secs)
+    .bind(tenant_id)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
     if n == 0 {
         return Err(StoreError::NotFound);
     }

@@ -1,6 +1,6 @@
 //! SCIM bearer tokens, looked up by the SHA-256 of the presented secret.
 
-use super::{Db, StoreError, StoreResult, execute, new_id, on_db};
+use super::{Db, StoreError, StoreResult, Work, execute, new_id, on_db, on_work};
 
 #[derive(sqlx::FromRow, Debug, Clone, PartialEq)]
 pub struct TokenRow {
@@ -81,12 +81,16 @@ pub async fn list(db: &Db, tenant_id: &str) -> StoreResult<Vec<TokenRow>> {
 }
 
 /// Stores a new token and puts every other live, non-retiring token of the tenant on its way
-/// out at `retire_at` — one transaction, so there is never a moment with no valid token.
-/// Returns the new token's id and the hints of the tokens now retiring. `valid_until` is the
-/// new token's end of life when the organisation has a maximum bearer-token lifetime.
+/// out at `retire_at`, in the caller's unit of work, so there is never a moment with no valid
+/// token. Returns the new token's id and the hints of the tokens now retiring. `valid_until` is
+/// the new token's end of life when the organisation has a maximum bearer-token lifetime.
+///
+/// Concurrent rotations queue, not fail: on SQLite the unit of work holds the write lock from
+/// its start; on PostgreSQL the tenant row is locked first, so each rotation retires the token
+/// the previous one issued and exactly one token stays without expiry.
 #[allow(clippy::too_many_arguments)]
 pub async fn issue(
-    db: &Db,
+    w: &mut Work,
     tenant_id: &str,
     token_hash: &str,
     hint: &str,
@@ -96,76 +100,70 @@ pub async fn issue(
     valid_until: Option<i64>,
 ) -> StoreResult<(String, Vec<String>)> {
     let id = new_id();
-    // Concurrent rotations must queue, not fail: on SQLite the transaction takes the write lock
-    // up front (a read-then-write transaction cannot be upgraded while another writer holds it:
-    // "database is locked"); on PostgreSQL the tenant row is locked first, so each rotation
-    // retires the token the previous one issued and exactly one token stays without expiry.
-    macro_rules! rotate {
-        ($tx:ident) => {{
-            let retiring: Vec<String> = sqlx::query_scalar(
-                "UPDATE scim_tokens SET expires_at = $1 \
-                 WHERE tenant_id = $2 AND revoked_at IS NULL AND expires_at IS NULL \
-                 AND (valid_until IS NULL OR valid_until > $3) RETURNING hint",
-            )
-            .bind(retire_at)
-            .bind(tenant_id)
-            .bind(now)
-            .fetch_all(&mut *$tx)
-            .await?;
-            sqlx::query(
-                "INSERT INTO scim_tokens (id, tenant_id, token_hash, hint, created_at, created_by, \
-                 valid_until) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(&id)
-            .bind(tenant_id)
-            .bind(token_hash)
-            .bind(hint)
-            .bind(now)
-            .bind(created_by)
-            .bind(valid_until)
-            .execute(&mut *$tx)
-            .await?;
-            $tx.commit().await?;
-            super::gate_cache::credentials_changed();
-            Ok::<_, StoreError>((id, retiring))
-        }};
+    if w.is_postgres() {
+        on_work!(w, |c| sqlx::query(
+            "SELECT id FROM tenants WHERE id = $1 FOR UPDATE"
+        )
+        .bind(tenant_id)
+        .fetch_optional(c)
+        .await
+        .map(|_| ()))?;
     }
-    match db {
-        Db::Sqlite(p) => {
-            let mut tx = p.begin_with("BEGIN IMMEDIATE").await?;
-            rotate!(tx)
-        }
-        Db::Postgres(p) => {
-            let mut tx = p.begin().await?;
-            sqlx::query("SELECT id FROM tenants WHERE id = $1 FOR UPDATE")
-                .bind(tenant_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-            rotate!(tx)
-        }
-    }
+    let retiring: Vec<String> = on_work!(w, |c| sqlx::query_scalar(
+        "UPDATE scim_tokens SET expires_at = $1 \
+         WHERE tenant_id = $2 AND revoked_at IS NULL AND expires_at IS NULL \
+         AND (valid_until IS NULL OR valid_until > $3) RETURNING hint",
+    )
+    .bind(retire_at)
+    .bind(tenant_id)
+    .bind(now)
+    .fetch_all(c)
+    .await)?;
+    on_work!(w, |c| sqlx::query(
+        "INSERT INTO scim_tokens (id, tenant_id, token_hash, hint, created_at, created_by, \
+         valid_until) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&id)
+    .bind(tenant_id)
+    .bind(token_hash)
+    .bind(hint)
+    .bind(now)
+    .bind(created_by)
+    .bind(valid_until)
+    .execute(c)
+    .await
+    .map(|_| ()))?;
+    w.changes_credentials();
+    Ok((id, retiring))
 }
 
 /// Revokes one token of the tenant; returns its hint. Revoking twice is harmless.
-pub async fn revoke(db: &Db, tenant_id: &str, token_id: &str, now: i64) -> StoreResult<String> {
-    let hint: Option<String> = on_db!(db, |p| sqlx::query_scalar(
+pub async fn revoke(
+    w: &mut Work,
+    tenant_id: &str,
+    token_id: &str,
+    now: i64,
+) -> StoreResult<String> {
+    let hint: Option<String> = on_work!(w, |c| sqlx::query_scalar(
         "SELECT hint FROM scim_tokens WHERE id = $1 AND tenant_id = $2"
     )
     .bind(token_id)
     .bind(tenant_id)
-    .fetch_optional(p)
+    .fetch_optional(c)
     .await)?;
     let hint = hint.ok_or(StoreError::NotFound)?;
-    execute!(
-        db,
+    on_work!(w, |c| {
         sqlx::query(
-            "UPDATE scim_tokens SET revoked_at = $1 WHERE id = $2 AND tenant_id = $3 AND revoked_at IS NULL"
-        )
-        .bind(now)
-        .bind(token_id)
-        .bind(tenant_id)
-    )?;
-    super::gate_cache::credentials_changed();
+        "UPDATE scim_tokens SET revoked_at = $1 WHERE id = $2 AND tenant_id = $3 AND revoked_at IS NULL"
+    )
+    .bind(now)
+    .bind(token_id)
+    .bind(tenant_id)
+    .execute(c)
+    .await
+    .map(|_| ())
+    })?;
+    w.changes_credentials();
     Ok(hint)
 }
 
