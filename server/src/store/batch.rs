@@ -12,6 +12,11 @@
 //!   fails, every write of the batch hears the failure.
 //! - Writes of one batch run in the order they were queued and see each other, as they would
 //!   one after another.
+//! - A write of one statement ([`Batcher::write_statement`]) needs no savepoint: SQLite backs
+//!   out a statement that breaks a constraint by itself and the transaction goes on. Each
+//!   savepoint and release is a round trip to the connection's thread, which cost more than
+//!   the insert itself. Any other failure of such a write fails the whole batch (some errors
+//!   end the transaction, and nothing after them may run outside it).
 
 use sqlx::sqlite::{SqliteConnection, SqlitePool};
 use std::any::Any;
@@ -36,6 +41,8 @@ type Work =
 
 struct Job {
     work: Work,
+    /// One statement: no savepoint (see the module's notes).
+    one_statement: bool,
     answer: oneshot::Sender<StoreResult<Done>>,
 }
 
@@ -65,11 +72,37 @@ impl Batcher {
             + Send
             + 'static,
     {
+        self.queue_work(work, false).await
+    }
+
+    /// Like [`Batcher::write`] for a `work` that runs exactly one statement, whose only
+    /// expected failure is a uniqueness conflict.
+    pub async fn write_statement<T, F>(&self, work: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, StoreResult<T>>
+            + Send
+            + 'static,
+    {
+        self.queue_work(work, true).await
+    }
+
+    async fn queue_work<T, F>(&self, work: F, one_statement: bool) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, StoreResult<T>>
+            + Send
+            + 'static,
+    {
         let (answer, wait) = oneshot::channel();
         let work: Work =
             Box::new(move |c| Box::pin(async move { work(c).await.map(|v| Box::new(v) as Done) }));
         self.queue
-            .send(Job { work, answer })
+            .send(Job {
+                work,
+                one_statement,
+                answer,
+            })
             .await
             .map_err(|_| internal("the write queue is closed"))?;
         let done = wait
@@ -84,8 +117,10 @@ impl Batcher {
 async fn run(pool: SqlitePool, mut jobs: mpsc::Receiver<Job>) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     while jobs.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let (works, answers): (Vec<Work>, Vec<_>) =
-            batch.drain(..).map(|j| (j.work, j.answer)).unzip();
+        let (works, answers): (Vec<(Work, bool)>, Vec<_>) = batch
+            .drain(..)
+            .map(|j| ((j.work, j.one_statement), j.answer))
+            .unzip();
         let results = commit_batch(&pool, works).await;
         for (answer, result) in answers.into_iter().zip(results) {
             // A caller that went away (request cancelled) still had its write committed.
@@ -95,7 +130,7 @@ async fn run(pool: SqlitePool, mut jobs: mpsc::Receiver<Job>) {
 }
 
 /// Runs each work in its savepoint of one transaction; one answer per work, in order.
-async fn commit_batch(pool: &SqlitePool, works: Vec<Work>) -> Vec<StoreResult<Done>> {
+async fn commit_batch(pool: &SqlitePool, works: Vec<(Work, bool)>) -> Vec<StoreResult<Done>> {
     let n = works.len();
     let fail_all = |what: &str| (0..n).map(|_| Err(internal(what))).collect();
     // IMMEDIATE: the write lock is taken now, so no statement of the batch fails on it. A
@@ -108,7 +143,18 @@ async fn commit_batch(pool: &SqlitePool, works: Vec<Work>) -> Vec<StoreResult<Do
         }
     };
     let mut answers = Vec::with_capacity(n);
-    for work in works {
+    for (work, one_statement) in works {
+        if one_statement {
+            let result = work(&mut tx).await;
+            match &result {
+                Ok(_) | Err(StoreError::Conflict(_)) => answers.push(result),
+                Err(e) => {
+                    tracing::error!(error = %e, "a write of the batch failed");
+                    return fail_all("the write batch failed");
+                }
+            }
+            continue;
+        }
         if let Err(e) = sqlx::query("SAVEPOINT w").execute(&mut *tx).await {
             tracing::error!(error = %e, "a savepoint of the write batch failed");
             return fail_all("the write batch failed");
@@ -200,6 +246,89 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(stored, vec!["a", "b", "c", "d", "e"]);
+    }
+
+    /// A write that fails for another reason than a conflict.
+    fn broken()
+    -> impl for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, StoreResult<u64>> + Send + 'static
+    {
+        move |c| {
+            Box::pin(async move {
+                let r = sqlx::query("INSERT INTO missing (k) VALUES (1)")
+                    .execute(&mut *c)
+                    .await?;
+                Ok(r.rows_affected())
+            })
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_statement_writes_need_no_savepoint_but_an_odd_failure_fails_the_batch() {
+        let pool = pool().await;
+        let b = Batcher::start(pool.clone());
+        let keys: Vec<&'static str> = vec!["a", "b", "a", "c", "b"];
+        let tasks: Vec<_> = keys
+            .iter()
+            .map(|k| {
+                let b = b.clone();
+                let k = *k;
+                tokio::spawn(async move { b.write_statement(insert(k)).await })
+            })
+            .collect();
+        let mut conflicts = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(1) => {}
+                Err(StoreError::Conflict(_)) => conflicts += 1,
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(conflicts, 2, "a duplicate is backed out alone");
+        let stored: Vec<String> = sqlx::query_scalar("SELECT k FROM t ORDER BY k")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        assert_eq!(stored, vec!["a", "b", "c"]);
+
+        // Any other failure: nothing of the batch commits and every write hears it. While
+        // another connection holds the write lock, a first write waits alone for it and the
+        // next three gather into one batch behind it.
+        let mut conn = pool.acquire().await.unwrap();
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        let spawn = |w| {
+            let b = b.clone();
+            tokio::spawn(async move { b.write_statement(w).await })
+        };
+        let waiting = spawn(Box::new(insert("z"))
+            as Box<
+                dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, StoreResult<u64>>
+                    + Send,
+            >);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let batch = [
+            spawn(Box::new(insert("d"))),
+            spawn(Box::new(broken())),
+            spawn(Box::new(insert("e"))),
+        ];
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        sqlx::query("COMMIT").execute(&mut *conn).await.unwrap();
+        drop(conn);
+        assert_eq!(waiting.await.unwrap().unwrap(), 1);
+        for t in batch {
+            assert!(t.await.unwrap().is_err());
+        }
+        let stored: Vec<String> = sqlx::query_scalar("SELECT k FROM t ORDER BY k")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        assert_eq!(
+            stored,
+            vec!["a", "b", "c", "z"],
+            "nothing of the failed batch"
+        );
     }
 
     #[tokio::test]

@@ -180,7 +180,7 @@ pub async fn insert(
         (Db::Sqlite(_), Some(w)) => {
             // The write runs on the batch's task: it owns what it binds.
             let (r, t, ix) = (rec.clone(), tenant_id.to_string(), ix.clone());
-            w.write(move |c| {
+            w.write_statement(move |c| {
                 Box::pin(async move {
                     insert_query!(r, t, ix).execute(&mut *c).await?;
                     Ok(())
@@ -322,7 +322,7 @@ pub async fn update(
                 resource.to_string(),
                 ix.clone(),
             );
-            w.write(move |conn| {
+            w.write_statement(move |conn| {
                 Box::pin(async move {
                     let done = update_query!(c, &t, &uid, &res, ix)
                         .execute(&mut *conn)
