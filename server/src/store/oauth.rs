@@ -28,17 +28,13 @@ pub async fn set_access_token_lifetime(
     tenant_id: &str,
     secs: i64,
 ) -> StoreResult<()> {
-    let n = on_work!(w, |c| sqlx::query(
-        "UPDATE tenants SET access_token_lifetime_secs = $1 WHERE id = $2"
+    super::tenants::set_value(
+        w,
+        "UPDATE tenants SET access_token_lifetime_secs = $1 WHERE id = $2",
+        secs,
+        tenant_id,
     )
-    .bind(secs)
-    .bind(tenant_id)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
-    if n == 0 {
-        return Err(StoreError::NotFound);
-    }
+    .await?;
     w.changes_credentials();
     Ok(())
 }
@@ -48,17 +44,13 @@ pub async fn set_bearer_max_lifetime(
     tenant_id: &str,
     days: Option<i64>,
 ) -> StoreResult<()> {
-    let n = on_work!(w, |c| sqlx::query(
-        "UPDATE tenants SET bearer_max_lifetime_days = $1 WHERE id = $2"
+    super::tenants::set_value(
+        w,
+        "UPDATE tenants SET bearer_max_lifetime_days = $1 WHERE id = $2",
+        days,
+        tenant_id,
     )
-    .bind(days)
-    .bind(tenant_id)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
-    if n == 0 {
-        return Err(StoreError::NotFound);
-    }
+    .await?;
     w.changes_credentials();
     Ok(())
 }

@@ -162,18 +162,42 @@ pub async fn by_slug(db: &Db, slug: &str) -> StoreResult<Option<Tenant>> {
 }
 
 pub async fn set_provisioning(w: &mut Work, tenant_id: &str, enabled: bool) -> StoreResult<()> {
-    let n = on_work!(w, |c| sqlx::query(
-        "UPDATE tenants SET provisioning_enabled = $1 WHERE id = $2"
+    set_value(
+        w,
+        "UPDATE tenants SET provisioning_enabled = $1 WHERE id = $2",
+        enabled,
+        tenant_id,
     )
-    .bind(enabled)
-    .bind(tenant_id)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
+    .await?;
+    w.changes_credentials();
+    Ok(())
+}
+
+/// Sets one setting of an organisation in the unit of work: `sql` updates `tenants` with the
+/// value at `$1` for the organisation at `$2`. `NotFound` when there is no such organisation.
+pub(super) async fn set_value<T>(
+    w: &mut Work,
+    sql: &'static str,
+    value: T,
+    tenant_id: &str,
+) -> StoreResult<()>
+where
+    T: for<'q> sqlx::Encode<'q, sqlx::Sqlite>
+        + sqlx::Type<sqlx::Sqlite>
+        + for<'q> sqlx::Encode<'q, sqlx::Postgres>
+        + sqlx::Type<sqlx::Postgres>
+        + Send
+        + 'static,
+{
+    let n = on_work!(w, |c| sqlx::query(sql)
+        .bind(value)
+        .bind(tenant_id)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
     if n == 0 {
         return Err(StoreError::NotFound);
     }
-    w.changes_credentials();
     Ok(())
 }
 
@@ -294,16 +318,11 @@ pub async fn setup_code_state(db: &Db, code_hash: &str, now: i64) -> StoreResult
 }
 
 pub async fn set_token_overlap(w: &mut Work, tenant_id: &str, secs: i64) -> StoreResult<()> {
-    let n = on_work!(w, |c| sqlx::query(
-        "UPDATE tenants SET token_overlap_secs = $1 WHERE id = $2"
+    set_value(
+        w,
+        "UPDATE tenants SET token_overlap_secs = $1 WHERE id = $2",
+        secs,
+        tenant_id,
     )
-    .bind(secs)
-    .bind(tenant_id)
-    .execute(c)
     .await
-    .map(|r| r.rows_affected()))?;
-    if n == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
 }
