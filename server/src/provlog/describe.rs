@@ -4,6 +4,8 @@
 
 use serde_json::{Map, Value, json};
 
+use super::lean::{self, is_secret_key};
+
 /// What a request did, as one of a few kinds the log page filters by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Operation {
@@ -195,8 +197,6 @@ fn plural(n: usize, one: &str, many: &str) -> String {
         format!("{n} {many}")
     }
 }
-
-use super::lean::{self, is_secret_key};
 
 /// Removes secrets and summarises long lists, in place.
 pub fn redact(v: &mut Value) {

@@ -202,15 +202,11 @@ impl Writer {
         }
         let mut known: HashMap<(String, String), String> = HashMap::new();
         // Names the batch itself knows (a creation names its target).
-        let mut want_ids: HashMap<&str, ()> = HashMap::new();
-        for ids in wanted.values() {
-            for id in ids {
-                want_ids.insert(id, ());
-            }
-        }
+        let want_ids: std::collections::HashSet<&str> =
+            wanted.values().flatten().copied().collect();
         for r in rows.iter() {
             if let (Some(id), Some(name)) = (&r.target_id, &r.target_name)
-                && want_ids.contains_key(id.as_str())
+                && want_ids.contains(id.as_str())
             {
                 known.insert((r.tenant_id.clone(), id.clone()), name.clone());
             }
@@ -307,13 +303,6 @@ impl Batch {
             };
             let request_body = d.request_text.or_else(skipped);
             let response_body = d.response_text.or_else(skipped);
-            // A name known now fills the action at once; else the writer looks it up.
-            let action = match &d.target_name {
-                Some(n) if d.action.contains(describe::TARGET) => {
-                    describe::fill_target(&d.action, Some(n), None)
-                }
-                _ => d.action,
-            };
             rows.push(LogRow {
                 id: e.id,
                 tenant_id: String::new(),
@@ -322,7 +311,7 @@ impl Batch {
                 method: e.method,
                 path: e.path,
                 operation: d.operation.code().to_string(),
-                action,
+                action: d.action,
                 target_type: d.target_type.map(|t| t.code().to_string()),
                 target_id: d.target_id,
                 target_name: d.target_name,

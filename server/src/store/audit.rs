@@ -9,6 +9,40 @@ pub struct NewAuditEntry<'a> {
     pub client_addr: &'a str,
 }
 
+/// An entry that owns its text, for a write that runs on another task (the group commit).
+#[derive(Debug, Clone)]
+pub struct OwnedAuditEntry {
+    pub tenant_id: String,
+    pub actor: String,
+    pub action: String,
+    pub detail: String,
+    pub client_addr: String,
+}
+
+impl NewAuditEntry<'_> {
+    pub fn to_owned_entry(&self) -> OwnedAuditEntry {
+        OwnedAuditEntry {
+            tenant_id: self.tenant_id.to_string(),
+            actor: self.actor.to_string(),
+            action: self.action.to_string(),
+            detail: self.detail.to_string(),
+            client_addr: self.client_addr.to_string(),
+        }
+    }
+}
+
+impl OwnedAuditEntry {
+    pub fn entry(&self) -> NewAuditEntry<'_> {
+        NewAuditEntry {
+            tenant_id: &self.tenant_id,
+            actor: &self.actor,
+            action: &self.action,
+            detail: &self.detail,
+            client_addr: &self.client_addr,
+        }
+    }
+}
+
 #[derive(sqlx::FromRow, Debug, Clone, PartialEq)]
 pub struct AuditRow {
     pub at: i64,
@@ -43,6 +77,16 @@ pub async fn record(db: &Db, e: NewAuditEntry<'_>, now: i64) -> StoreResult<()> 
 /// Records an entry inside the unit of work of the change it describes.
 pub async fn record_in(w: &mut Work, e: NewAuditEntry<'_>, now: i64) -> StoreResult<()> {
     on_work!(w, |c| insert_entry!(e, now).execute(c).await.map(|_| ()))?;
+    Ok(())
+}
+
+/// Records an entry inside a SQLite write already under way (a group-commit write).
+pub async fn record_on_sqlite(
+    c: &mut sqlx::SqliteConnection,
+    e: NewAuditEntry<'_>,
+    now: i64,
+) -> StoreResult<()> {
+    insert_entry!(e, now).execute(c).await?;
     Ok(())
 }
 

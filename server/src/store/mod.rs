@@ -271,11 +271,11 @@ impl Db {
     pub fn for_log_writes(&self) -> Db {
         match self {
             Db::Sqlite(p) => {
-                let opts = (*p.connect_options()).clone();
-                if opts.get_filename() == std::path::Path::new(":memory:") {
-                    return self.clone();
-                }
-                let opts = opts.synchronous(SqliteSynchronous::Normal);
+                // An in-memory database is shared by name (sqlx opens it with a shared cache),
+                // so a second pool reaches the same one.
+                let opts = (*p.connect_options())
+                    .clone()
+                    .synchronous(SqliteSynchronous::Normal);
                 Db::Sqlite(
                     SqlitePoolOptions::new()
                         .test_before_acquire(false)
@@ -345,17 +345,6 @@ impl Db {
             tx,
             credentials_changed: false,
         })
-    }
-
-    /// The statement that opens a transaction which will write: SQLite's `BEGIN IMMEDIATE`
-    /// takes the write lock at once (a deferred transaction that reads first fails with
-    /// "database is locked" when another writer commits before its first write); PostgreSQL's
-    /// plain `BEGIN`.
-    pub fn begin_write(&self) -> &'static str {
-        match self {
-            Db::Sqlite(_) => "BEGIN IMMEDIATE",
-            Db::Postgres(_) => "BEGIN",
-        }
     }
 
     pub fn kind(&self) -> &'static str {

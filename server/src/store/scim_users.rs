@@ -313,8 +313,7 @@ pub async fn update(
         };
     }
     let n = match (db, writes) {
-        // A change that is audited (rare: an admin's sign-in email) goes with its entry.
-        (Db::Sqlite(_), Some(w)) if audit.is_none() => {
+        (Db::Sqlite(_), Some(w)) => {
             let (c, t, uid, res, ix) = (
                 cols.clone(),
                 tenant_id.to_string(),
@@ -322,15 +321,36 @@ pub async fn update(
                 resource.to_string(),
                 ix.clone(),
             );
-            w.write_statement(move |conn| {
-                Box::pin(async move {
-                    let done = update_query!(c, &t, &uid, &res, ix)
-                        .execute(&mut *conn)
-                        .await?;
-                    Ok(done.rows_affected())
-                })
-            })
-            .await?
+            match audit.map(|e| e.to_owned_entry()) {
+                None => {
+                    w.write_statement(move |conn| {
+                        Box::pin(async move {
+                            let done = update_query!(c, &t, &uid, &res, ix)
+                                .execute(&mut *conn)
+                                .await?;
+                            Ok(done.rows_affected())
+                        })
+                    })
+                    .await?
+                }
+                // An audited change (rare: an admin's sign-in email) and its entry share the
+                // write's savepoint: both commit or neither.
+                Some(entry) => {
+                    w.write(move |conn| {
+                        Box::pin(async move {
+                            let n = update_query!(c, &t, &uid, &res, ix)
+                                .execute(&mut *conn)
+                                .await?
+                                .rows_affected();
+                            if n > 0 {
+                                super::audit::record_on_sqlite(conn, entry.entry(), now).await?;
+                            }
+                            Ok(n)
+                        })
+                    })
+                    .await?
+                }
+            }
         }
         _ => {
             let mut w = db.begin_work().await?;

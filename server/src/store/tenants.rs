@@ -264,11 +264,11 @@ async fn put_setup_code(
     } else {
         format!("{PUT_LIVE_CODE} WHERE setup_code_live.expires_at <= $2")
     };
-    // SQLite: a write transaction from the start, no read-then-upgrade ("database is locked").
-    // PostgreSQL: the upsert locks the live-code row; a concurrent issuer waits for it, then
+    // A unit of work holds SQLite's write lock from the start (no read-then-upgrade). On
+    // PostgreSQL the upsert locks the live-code row; a concurrent issuer waits for it, then
     // finds a live code and does nothing.
-    on_db!(db, |p| {
-        let mut tx = p.begin_with(db.begin_write()).await?;
+    let mut w = db.begin_work().await?;
+    let issued = on_work!(w, |tx| {
         let taken = sqlx::query(sqlx::AssertSqlSafe(upsert.as_str()))
             .bind(code_hash)
             .bind(now)
@@ -281,20 +281,21 @@ async fn put_setup_code(
                 sqlx::query_scalar("SELECT expires_at FROM setup_code_live WHERE id = 1")
                     .fetch_one(&mut *tx)
                     .await?;
-            tx.commit().await?;
-            return Ok(SetupCodeIssue::AlreadyLive { expires_at: live });
+            SetupCodeIssue::AlreadyLive { expires_at: live }
+        } else {
+            sqlx::query(
+                "INSERT INTO setup_codes (code_hash, created_at, expires_at) VALUES ($1, $2, $3)",
+            )
+            .bind(code_hash)
+            .bind(now)
+            .bind(expires_at)
+            .execute(&mut *tx)
+            .await?;
+            SetupCodeIssue::Issued
         }
-        sqlx::query(
-            "INSERT INTO setup_codes (code_hash, created_at, expires_at) VALUES ($1, $2, $3)",
-        )
-        .bind(code_hash)
-        .bind(now)
-        .bind(expires_at)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(SetupCodeIssue::Issued)
-    })
+    });
+    w.commit().await?;
+    Ok(issued)
 }
 
 /// Whether `code_hash` is the live setup code at `now`, and if not, why not.

@@ -6,7 +6,7 @@
 //! success releases the reservation. So N concurrent guesses cannot all pass a check made
 //! before any of them is counted.
 
-use super::{Db, StoreError, StoreResult, execute, new_id};
+use super::{Db, StoreResult, execute, new_id, on_work};
 
 /// Held for the duration of the reservation transaction on PostgreSQL; SQLite's
 /// `BEGIN IMMEDIATE` serialises writers on its own.
@@ -38,48 +38,40 @@ pub async fn reserve(
     now: i64,
 ) -> StoreResult<Reservation> {
     let id = new_id();
-    macro_rules! body {
-        ($tx:ident) => {{
-            let mut refused = false;
-            for l in limits {
-                let n: i64 = sqlx::query_scalar(COUNT)
-                    .bind(l.key)
-                    .bind(since)
-                    .fetch_one(&mut *$tx)
-                    .await?;
-                if n >= l.max {
-                    refused = true;
-                    break;
-                }
-            }
-            if !refused {
-                for l in limits {
-                    sqlx::query(INSERT)
-                        .bind(l.key)
-                        .bind(now)
-                        .bind(&id)
-                        .execute(&mut *$tx)
-                        .await?;
-                }
-            }
-            $tx.commit().await?;
-            Ok::<_, StoreError>(refused)
-        }};
+    // One unit of work: SQLite's holds the write lock from its start; on PostgreSQL an
+    // advisory lock serialises reservations for the transaction's length.
+    let mut w = db.begin_work().await?;
+    if w.is_postgres() {
+        on_work!(w, |c| sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(PG_THROTTLE_LOCK)
+            .execute(c)
+            .await
+            .map(|_| ()))?;
     }
-    let refused = match db {
-        Db::Sqlite(p) => {
-            let mut tx = p.begin_with("BEGIN IMMEDIATE").await?;
-            body!(tx)
+    let mut refused = false;
+    for l in limits {
+        let n: i64 = on_work!(w, |c| sqlx::query_scalar(COUNT)
+            .bind(l.key)
+            .bind(since)
+            .fetch_one(c)
+            .await)?;
+        if n >= l.max {
+            refused = true;
+            break;
         }
-        Db::Postgres(p) => {
-            let mut tx = p.begin().await?;
-            sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                .bind(PG_THROTTLE_LOCK)
-                .execute(&mut *tx)
-                .await?;
-            body!(tx)
+    }
+    if !refused {
+        for l in limits {
+            on_work!(w, |c| sqlx::query(INSERT)
+                .bind(l.key)
+                .bind(now)
+                .bind(&id)
+                .execute(c)
+                .await
+                .map(|_| ()))?;
         }
-    }?;
+    }
+    w.commit().await?;
     Ok(if refused {
         Reservation::Refused
     } else {
