@@ -256,3 +256,92 @@ async fn an_admins_sign_in_email_changes_over_scim_only_with_its_audit_entry() {
     assert_eq!(email().await, "new.op@example.com");
     assert_eq!(audited(&app, &t.id, "admin_email_changed").await, 1);
 }
+
+/// Changes sent at once each commit with exactly their own audit entry: settings, the first-run
+/// organisation (one wins), and an admin's sign-in email changed by parallel SCIM PATCHes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_changes_each_commit_with_exactly_their_own_entry() {
+    let app = TestApp::new().await;
+    let db = &app.db;
+
+    // First run: of six organisations created at once, one is.
+    let mut tasks = Vec::new();
+    for i in 0..6 {
+        let db = db.clone();
+        tasks.push(tokio::spawn(async move {
+            let email = format!("ada{i}@fabrikam.example");
+            let admin = tenants::NewAdmin {
+                name: "Ada",
+                email: &email,
+                password_hash: "x",
+                source: "cli",
+            };
+            server::organisations::create(
+                &db,
+                tenants::InstallGate::FirstRun,
+                "Fabrikam",
+                admin,
+                &WHO,
+                START_MS,
+            )
+            .await
+        }));
+    }
+    let mut created = Vec::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(t) => created.push(t),
+            Err(server::store::StoreError::Conflict(_)) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(created.len(), 1, "exactly one first organisation");
+    assert_eq!(
+        audited(&app, &created[0].id, "organisation_created").await,
+        1
+    );
+    assert!(tenants::by_slug(db, "fabrikam-2").await.unwrap().is_none());
+
+    // Settings: twelve switches and twelve overlaps at once, each with its entry.
+    let t = app.scim_tenant("Contoso").await;
+    let before = audited(&app, &t.id, "provisioning_enabled").await
+        + audited(&app, &t.id, "provisioning_disabled").await;
+    let mut tasks = Vec::new();
+    for i in 0..12i64 {
+        let (db, id) = (db.clone(), t.id.clone());
+        tasks.push(tokio::spawn(async move {
+            provisioning::set_enabled(&db, &id, i % 2 == 0, &WHO, START_MS).await?;
+            provisioning::set_overlap(&db, &id, 60 * (i + 1), &WHO, START_MS).await
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    let switched = audited(&app, &t.id, "provisioning_enabled").await
+        + audited(&app, &t.id, "provisioning_disabled").await;
+    assert_eq!(switched - before, 12);
+    assert_eq!(audited(&app, &t.id, "overlap_changed").await, 12);
+    provisioning::set_enabled(db, &t.id, true, &WHO, START_MS)
+        .await
+        .unwrap();
+
+    // An admin's sign-in email, changed by eight PATCHes at once: each is applied (no lost
+    // update) and each change has its one entry.
+    let (n, found) = app
+        .scim_filter(&t, "/Users", "userName eq \"op@example.com\"")
+        .await;
+    assert_eq!(n, 1);
+    let id = found[0]["id"].as_str().unwrap().to_string();
+    let path = format!("/Users/{id}");
+    let patches = (0..8).map(|i| {
+        let change = patch_ops(json!([{
+            "op": "Replace", "path": "emails[type eq \"work\"].value",
+            "value": format!("op{i}@example.com")
+        }]));
+        app.scim("PATCH", &t, &path, Some(change))
+    });
+    for r in futures_util::future::join_all(patches).await {
+        ok_json(&r, StatusCode::OK);
+    }
+    assert_eq!(audited(&app, &t.id, "admin_email_changed").await, 8);
+}
