@@ -22,9 +22,10 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use serde_json::{Value, json};
 use server::clock::{Clock, SystemClock};
+use server::directory::{groups as scim_groups_http, users as scim_users_http};
 use server::provisioning::{self, Actor};
+use server::scim::resource;
 use server::scim::schema::ResourceKind;
-use server::scim::{groups as scim_groups_http, resource, users as scim_users_http};
 use server::store::scim_groups::{self, GroupRecord, GroupWrite, MemberKind, MemberOp};
 use server::store::scim_users::{self, NewUser};
 use server::store::{Db, tenants};
@@ -87,7 +88,7 @@ async fn seed(db: &Db, tenant_id: &str, n: usize) -> anyhow::Result<(Vec<String>
             let cols = scim_users_http::columns(&doc).map_err(|e| anyhow::anyhow!("{e:?}"))?;
             let res = scim_users_http::storable(&doc);
             let id = server::store::new_id();
-            let ix = scim_users_http::search_index(&scim_users_http::record(
+            let ix = scim_users_http::search_index(&scim_users::UserRecord::created(
                 id.clone(),
                 &cols,
                 &res,
@@ -582,7 +583,7 @@ async fn one_size(n: usize, clients: usize, secs: u64) -> anyhow::Result<Vec<Row
             now,
         )
         .await?;
-        server::scim::reindex_pending(&db).await?;
+        server::directory::reindex_pending(&db).await?;
         provisioning::set_enabled(&db, &t.id, true, &who, now).await?;
         let (ids, big) = seed(&db, &t.id, n).await?;
         // No ANALYZE: the server never collects planner statistics, so the benchmark measures

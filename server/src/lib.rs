@@ -5,6 +5,7 @@ pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod console;
+pub mod directory;
 pub mod domain;
 pub mod jobs;
 pub mod metrics;
@@ -99,6 +100,8 @@ pub struct Shared {
     pub gate_cache: Arc<store::gate_cache::GateCache>,
     /// SQLite: group commit for the SCIM write path (`store::batch`); `None` on PostgreSQL.
     pub writes: Option<store::batch::Batcher>,
+    /// The directory service over the same database, group commit and clock.
+    pub directory: directory::Directory,
 }
 
 impl AppState {
@@ -110,6 +113,11 @@ impl AppState {
             Db::Sqlite(p) => Some(store::batch::Batcher::start(p.clone())),
             Db::Postgres(_) => None,
         };
+        let directory = directory::Directory {
+            db: db.clone(),
+            writes: writes.clone(),
+            clock: clock.clone(),
+        };
         AppState(Arc::new(Shared {
             db,
             clock,
@@ -120,7 +128,13 @@ impl AppState {
             provlog: provlog::ProvLog::start(db_for_log, clock_for_log),
             gate_cache: Arc::default(),
             writes,
+            directory,
         }))
+    }
+
+    /// The directory service (users and groups under the connector's rules).
+    pub fn directory(&self) -> &directory::Directory {
+        &self.directory
     }
 
     /// The same state with another provisioning log (switched off, or with other options).

@@ -35,7 +35,7 @@ async fn main() -> anyhow::Result<()> {
     db.migrate()
         .await
         .context("migrating the database; the server will not start")?;
-    let indexed = server::scim::reindex_pending(&db)
+    let indexed = server::directory::reindex_pending(&db)
         .await
         .context("writing the search index of older rows")?;
     if indexed > 0 {

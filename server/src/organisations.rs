@@ -33,6 +33,6 @@ pub async fn create(
     w.commit().await?;
     // The first admin is a directory user too: give it its search index (derived data,
     // rebuilt from the row whenever it is missing).
-    crate::scim::reindex_pending(db).await?;
+    crate::directory::reindex_pending(db).await?;
     Ok(tenant)
 }

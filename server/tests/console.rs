@@ -305,7 +305,7 @@ async fn an_email_that_is_admin_in_two_organisations_chooses_one() {
     )
     .await
     .unwrap();
-    server::scim::reindex_pending(&app.db).await.unwrap();
+    server::directory::reindex_pending(&app.db).await.unwrap();
 
     let r = app.sign_in(EMAIL, PASSWORD).await;
     assert_eq!(r.status, StatusCode::OK);

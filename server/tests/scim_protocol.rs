@@ -1047,6 +1047,76 @@ async fn bulk_resolves_bulk_ids_and_honours_fail_on_errors() {
 }
 
 #[tokio::test]
+async fn bulk_passes_the_gate_once_and_runs_each_operation_like_its_single_request() {
+    let app = TestApp::new().await;
+    let t = app.scim_tenant("Contoso").await;
+    let gate_ok = || app.state.metrics.outcome(server::metrics::SCIM_AUTH, "ok");
+    let before = gate_ok();
+    let mut renamed = user_json("kim.lee@contoso.com", "Kim", "Lee");
+    renamed["title"] = json!("Lead");
+    let body = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+        "Operations": [
+            { "method": "POST", "path": "/Users", "bulkId": "u1",
+              "data": user_json("kim.lee@contoso.com", "Kim", "Lee") },
+            // PUT pinned to the version just created: applies, and moves the version on.
+            { "method": "PUT", "path": "/Users/bulkId:u1", "version": "W/\"1\"", "data": renamed },
+            // Pinned to the old version now: 412, as the single request would answer.
+            { "method": "PATCH", "path": "/Users/bulkId:u1", "version": "W/\"1\"",
+              "data": patch_ops(json!([{ "op": "replace", "path": "title", "value": "Late" }])) },
+            { "method": "DELETE", "path": "/Groups/no-such-group" },
+            { "method": "PATCH", "path": "/Users/bulkId:u1/extra",
+              "data": patch_ops(json!([])) },
+            { "method": "PUT", "path": "/Groups", "data": { "displayName": "X" } },
+            { "method": "POST", "path": "/Users", "bulkId": "u2" },
+            { "method": "POST", "path": "/Groups", "bulkId": "g1",
+              "data": { "displayName": "Self", "members": [{ "value": "bulkId:u1" }] } },
+            // A group cannot contain itself, by PUT either.
+            { "method": "PUT", "path": "/Groups/bulkId:g1",
+              "data": { "displayName": "Self", "members": [{ "value": "bulkId:g1" }] } },
+        ]
+    });
+    let r = app.scim("POST", &t, "/Bulk", Some(body)).await;
+    let v = ok_json(&r, StatusCode::OK);
+    let results = v["Operations"].as_array().unwrap();
+    let statuses: Vec<&str> = results
+        .iter()
+        .map(|o| o["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            "201", "200", "412", "404", "400", "405", "400", "201", "400"
+        ],
+        "{v}"
+    );
+    assert_eq!(results[1]["version"], "W/\"2\"");
+    assert_eq!(results[4]["response"]["scimType"], "invalidValue");
+    assert_eq!(results[6]["response"]["scimType"], "invalidSyntax");
+    assert_eq!(results[8]["response"]["scimType"], "invalidValue");
+    assert!(
+        results[8]["response"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("member of itself"),
+        "{v}"
+    );
+    // One request, one token check, whatever the number of operations.
+    assert_eq!(gate_ok(), before + 1);
+    let uid = results[0]["location"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap();
+    let u = ok_json(
+        &app.scim("GET", &t, &format!("/Users/{uid}"), None).await,
+        StatusCode::OK,
+    );
+    assert_eq!(u["title"], "Lead", "the stale PATCH changed nothing");
+}
+
+#[tokio::test]
 async fn the_gate_answers_in_scim() {
     let app = TestApp::new().await;
     let t = app.scim_tenant("Contoso").await;

@@ -118,10 +118,6 @@ pub struct LogTag {
     pub client_addr: String,
 }
 
-/// Put in each Bulk operation's sub-request by the Bulk handler.
-#[derive(Debug, Clone)]
-pub struct BulkParent(pub LogTag);
-
 impl ProvLog {
     /// Starts the writer on the current runtime. (The retention pruner is a background job:
     /// see [`crate::jobs`].)
@@ -206,6 +202,58 @@ impl ProvLog {
     }
 }
 
+/// When a Bulk operation started, for its entry (see [`ProvLog::record_operation`]).
+pub struct OperationStart {
+    at: i64,
+    started: Instant,
+}
+
+/// One Bulk operation as the Bulk handler ran it: what the entry of a sub-request holds.
+pub struct OperationDone<'a> {
+    pub parent: &'a LogTag,
+    pub slug: &'a str,
+    pub method: &'a str,
+    /// Below `/scim/v2/{slug}`, as the operation named it (bulkIds replaced).
+    pub path: &'a str,
+    pub status: u16,
+    pub request: Option<Bytes>,
+    pub response: Bytes,
+}
+
+impl ProvLog {
+    pub fn start_operation(&self) -> OperationStart {
+        OperationStart {
+            at: self.inner.clock.now_ms(),
+            started: Instant::now(),
+        }
+    }
+
+    /// Records a Bulk operation, which the Bulk handler runs through the directory service
+    /// itself (not through the router and its recording layer). Its entry links to the Bulk
+    /// request's.
+    pub fn record_operation(&self, start: OperationStart, op: OperationDone<'_>) {
+        if !self.is_on() {
+            return;
+        }
+        let kept = |b: Bytes| Some(b).filter(|b| !b.is_empty() && b.len() < MAX_KEPT_BODY);
+        self.enqueue(Exchange {
+            id: entry_id(start.at),
+            slug: op.slug.to_string(),
+            at: start.at,
+            duration_us: start.started.elapsed().as_micros().min(i64::MAX as u128) as i64,
+            method: op.method.to_string(),
+            path: op.path.to_string(),
+            query: String::new(),
+            status: op.status,
+            client_addr: op.parent.client_addr.clone(),
+            request: op.request.and_then(kept),
+            response: kept(op.response),
+            bodies_dropped: false,
+            parent_id: Some(op.parent.entry_id.clone()),
+        });
+    }
+}
+
 impl Inner {
     fn count_lost(&self, slug: &str, at: i64, status: u16, n: i64) {
         self.lost_total.fetch_add(n as u64, Ordering::Relaxed);
@@ -259,15 +307,11 @@ pub async fn record(State(log): State<ProvLog>, req: Request, next: Next) -> Res
     };
     let query = req.uri().query().unwrap_or("").to_string();
     let method = req.method().as_str().to_string();
-    let parent = req.extensions().get::<BulkParent>().cloned();
-    let client_addr = match &parent {
-        Some(p) => p.0.client_addr.clone(),
-        None => req
-            .extensions()
-            .get::<ClientAddr>()
-            .map(|c| c.0.clone())
-            .unwrap_or_default(),
-    };
+    let client_addr = req
+        .extensions()
+        .get::<ClientAddr>()
+        .map(|c| c.0.clone())
+        .unwrap_or_default();
     let id = entry_id(at);
     let (mut parts, body) = req.into_parts();
     // Only a Bulk request reads its tag (its operations' entries link to its entry).
@@ -311,7 +355,7 @@ pub async fn record(State(log): State<ProvLog>, req: Request, next: Next) -> Res
         request: request.filter(|b| !b.is_empty() && b.len() < MAX_KEPT_BODY),
         response: Some(bytes).filter(|b| !b.is_empty() && b.len() < MAX_KEPT_BODY),
         bodies_dropped: false,
-        parent_id: parent.map(|p| p.0.entry_id),
+        parent_id: None,
     });
     res
 }

@@ -1,20 +1,27 @@
-//! `/Bulk` (RFC 7644 §3.7): each operation is sent through the SCIM router itself, so it gets
-//! exactly the checks and answers of the single request. `bulkId:` references to resources
-//! created earlier in the same request are replaced by their ids.
+//! `/Bulk` (RFC 7644 §3.7): each operation runs the same operation as the single request
+//! (`resources`, over the directory service), for the organisation the gate already checked
+//! once, and gets the same answer. `bulkId:` references to resources created earlier in the
+//! same request are replaced by their ids. Each operation gets its own provisioning log entry,
+//! linked to the Bulk request's.
 
 use axum::Extension;
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{HeaderMap, Request, StatusCode, header};
-use axum::response::Response;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
-use tower::ServiceExt;
 
 use super::discovery::MAX_BULK_OPERATIONS;
 use super::error::{ScimError, ScimResult};
-use super::wire::{ScimTenant, read_json, scim_json};
+use super::groups::Groups;
+use super::resources::{Resource, create_op, delete_op, patch_op, replace_op};
+use super::schema::ResourceKind;
+use super::users::Users;
+use super::wire::{Projection, ScimTenant, read_json, scim_json};
 use crate::AppState;
+use crate::directory::Preconditions;
+use crate::provlog::OperationDone;
 
 pub const BULK_REQUEST_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:BulkRequest";
 pub const BULK_RESPONSE_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:BulkResponse";
@@ -80,7 +87,6 @@ pub async fn bulk(
     State(state): State<AppState>,
     Extension(t): Extension<ScimTenant>,
     log_tag: Option<Extension<crate::provlog::LogTag>>,
-    headers: HeaderMap,
     body: Body,
 ) -> ScimResult<Response> {
     let body = read_json(body).await?;
@@ -112,12 +118,8 @@ pub async fn bulk(
         .and_then(Value::as_u64)
         .filter(|n| *n > 0);
 
-    let mut router = super::routes::router(state.clone());
     // Each operation's provisioning log entry links to this request's.
-    if let Some(Extension(tag)) = log_tag {
-        router = router.layer(Extension(crate::provlog::BulkParent(tag)));
-    }
-    let auth = headers.get(header::AUTHORIZATION).cloned();
+    let log_tag = log_tag.map(|Extension(tag)| tag);
     let mut created: HashMap<String, String> = HashMap::new();
     let mut results = Vec::new();
     let mut errors = 0u64;
@@ -139,9 +141,9 @@ pub async fn bulk(
             .and_then(Value::as_str)
             .map(str::to_string);
         let outcome = run_one(
-            &router,
+            &state,
             &t,
-            auth.as_ref(),
+            log_tag.as_ref(),
             op,
             &method,
             bulk_id.as_deref(),
@@ -173,10 +175,63 @@ pub async fn bulk(
     ))
 }
 
-async fn run_one(
-    router: &axum::Router,
+/// What an operation's path names: a collection (`/Users`) or one resource (`/Users/{id}`).
+fn target(path: &str) -> Option<(ResourceKind, Option<&str>)> {
+    let path = path.strip_suffix('/').unwrap_or(path);
+    [
+        ("/Users", ResourceKind::User),
+        ("/Groups", ResourceKind::Group),
+    ]
+    .into_iter()
+    .find_map(|(base, kind)| {
+        let rest = path.strip_prefix(base)?;
+        if rest.is_empty() {
+            return Some((kind, None));
+        }
+        let id = rest.strip_prefix('/')?;
+        (!id.is_empty() && !id.contains(['/', '?', '#'])).then_some((kind, Some(id)))
+    })
+}
+
+fn header_text(headers: &header::HeaderMap, name: header::HeaderName) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// Runs one operation through the directory service, as the single request would run.
+async fn dispatch<R: Resource>(
+    state: &AppState,
     t: &ScimTenant,
-    auth: Option<&header::HeaderValue>,
+    method: &str,
+    id: Option<&str>,
+    pre: &Preconditions,
+    data: Value,
+) -> ScimResult<Response> {
+    let proj = Projection::default();
+    let object = |data: Value| {
+        if data.is_object() {
+            Ok(data)
+        } else {
+            Err(ScimError::invalid_syntax(
+                "The operation's data must be a JSON object.",
+            ))
+        }
+    };
+    match (method, id) {
+        ("POST", None) => create_op::<R>(state, t, &proj, object(data)?).await,
+        ("PUT", Some(id)) => replace_op::<R>(state, t, id, &proj, pre, object(data)?).await,
+        ("PATCH", Some(id)) => patch_op::<R>(state, t, id, &proj, pre, object(data)?).await,
+        ("DELETE", Some(id)) => delete_op::<R>(state, t, id, pre).await,
+        _ => Err(ScimError::method_not_allowed()),
+    }
+}
+
+async fn run_one(
+    state: &AppState,
+    t: &ScimTenant,
+    log_tag: Option<&crate::provlog::LogTag>,
     op: &Map<String, Value>,
     method: &str,
     bulk_id: Option<&str>,
@@ -201,55 +256,55 @@ async fn run_one(
     };
     let path = field(op, "path").and_then(Value::as_str).unwrap_or("");
     let path = substitute_str(path, created).map_err(unresolved)?;
-    let target_ok = ["/Users", "/Groups"]
-        .iter()
-        .any(|p| path == *p || path.starts_with(&format!("{p}/")));
-    if !target_ok {
+    let Some((kind, id)) = target(&path) else {
         return Err(ScimError::invalid_value(format!(
-            "Bulk path '{path}' must be /Users... or /Groups...."
+            "Bulk path '{path}' must be /Users, /Users/{{id}}, /Groups or /Groups/{{id}}."
         )));
-    }
+    };
     let data = match field(op, "data") {
         Some(d) => substitute(d, created).map_err(unresolved)?,
         None => Value::Null,
     };
-    let mut req = Request::builder()
-        .method(method)
-        .uri(format!("/scim/v2/{}{path}", t.slug))
-        .header(header::CONTENT_TYPE, super::error::SCIM_CONTENT_TYPE);
-    if let Some(a) = auth {
-        req = req.header(header::AUTHORIZATION, a.clone());
-    }
-    if let Some(v) = field(op, "version").and_then(Value::as_str) {
-        req = req.header(header::IF_MATCH, v);
-    }
-    let body = if data.is_null() {
-        Body::empty()
-    } else {
-        Body::from(data.to_string())
+    let pre = Preconditions {
+        if_match: field(op, "version")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        if_none_match: None,
     };
-    let req = req
-        .body(body)
-        .map_err(|_| ScimError::invalid_value("Bulk operation path is not a valid URL path."))?;
-    let res = router
-        .clone()
-        .oneshot(req)
+    let log = log_tag.map(|_| state.provlog.start_operation());
+    let request = log_tag
+        .filter(|_| !data.is_null())
+        .map(|_| Bytes::from(data.to_string()));
+    let answer = match kind {
+        ResourceKind::User => dispatch::<Users>(state, t, method, id, &pre, data).await,
+        ResourceKind::Group => dispatch::<Groups>(state, t, method, id, &pre, data).await,
+    };
+    let (parts, body) = answer
+        .unwrap_or_else(IntoResponse::into_response)
+        .into_parts();
+    let status = parts.status;
+    let (location, version) = (
+        header_text(&parts.headers, header::LOCATION),
+        header_text(&parts.headers, header::ETAG),
+    );
+    // The operations' answers are built in memory; reading one cannot fail or wait.
+    let bytes = axum::body::to_bytes(body, usize::MAX)
         .await
         .map_err(|_| ScimError::internal())?;
-    let status = res.status();
-    let location = res
-        .headers()
-        .get(header::LOCATION)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let version = res
-        .headers()
-        .get(header::ETAG)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let bytes = axum::body::to_bytes(res.into_body(), usize::MAX)
-        .await
-        .map_err(|_| ScimError::internal())?;
+    if let (Some(tag), Some(start)) = (log_tag, log) {
+        state.provlog.record_operation(
+            start,
+            OperationDone {
+                parent: tag,
+                slug: &t.slug,
+                method,
+                path: &path,
+                status: status.as_u16(),
+                request,
+                response: bytes.clone(),
+            },
+        );
+    }
     let answer: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     let mut r = json!({ "method": method, "status": status.as_u16().to_string() });
     if let Some(b) = bulk_id {
@@ -287,5 +342,31 @@ mod tests {
         assert_eq!(v["members"][0]["value"], "abc");
         assert_eq!(substitute_str("bulkId:nope", &ids).unwrap_err(), "nope");
         assert_eq!(substitute_str("plain", &ids).unwrap(), "plain");
+    }
+
+    #[test]
+    fn operation_paths_name_a_collection_or_one_resource() {
+        assert_eq!(target("/Users"), Some((ResourceKind::User, None)));
+        assert_eq!(target("/Groups/"), Some((ResourceKind::Group, None)));
+        assert_eq!(
+            target("/Users/abc"),
+            Some((ResourceKind::User, Some("abc")))
+        );
+        assert_eq!(
+            target("/Groups/g1/"),
+            Some((ResourceKind::Group, Some("g1")))
+        );
+        for bad in [
+            "",
+            "/",
+            "/Users/a/b",
+            "/Usersx",
+            "/users",
+            "/Schemas",
+            "/Users//",
+            "/Users/a?x=1",
+        ] {
+            assert_eq!(target(bad), None, "{bad}");
+        }
     }
 }

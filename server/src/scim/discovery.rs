@@ -177,7 +177,7 @@ pub async fn root_search(
         .iter()
         .filter_map(|(k, id)| match k {
             Table::Users => users.iter().find(|u| &u.id == id).map(|u| {
-                let d = super::users::render(
+                let d = crate::directory::users::render(
                     u,
                     memberships.get(&u.id).map(Vec::as_slice).unwrap_or(&[]),
                     &t,
@@ -185,7 +185,7 @@ pub async fn root_search(
                 super::projection::project(&d, ResourceKind::User, &p.attributes, &p.excluded)
             }),
             Table::Groups => groups.iter().find(|g| &g.id == id).map(|g| {
-                let d = super::groups::render(g, None, &t);
+                let d = crate::directory::groups::render(g, None, &t);
                 super::projection::project(&d, ResourceKind::Group, &p.attributes, &p.excluded)
             }),
         })

@@ -7,8 +7,21 @@ use super::error::{ScimError, ScimResult};
 use super::filter::{AttrPath, Filter, sort_key};
 use super::patch::{PatchOpKind, PatchOperation, apply_patch};
 use super::schema::ResourceKind;
-use super::wire::etag;
 use crate::clock::rfc3339;
+
+/// The organisation a SCIM request was authenticated for, put in the request by the gate.
+#[derive(Debug, Clone)]
+pub struct ScimTenant {
+    pub id: String,
+    pub slug: String,
+    /// `{public-url}/scim/v2/{slug}`, for `meta.location` and `$ref`.
+    pub base_url: String,
+}
+
+/// A resource version as a weak ETag.
+pub fn etag(version: i64) -> String {
+    format!("W/\"{version}\"")
+}
 
 /// Removes `keys` from `obj`, ignoring case.
 pub fn strip_keys(obj: &mut Map<String, Value>, keys: &[&str]) {

@@ -9,8 +9,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, any, get, post};
 
 use super::error::ScimError;
+use super::groups::Groups;
+use super::resources::{self, Resource};
+use super::users::Users;
 use super::wire::ScimTenant;
-use super::{bulk, discovery, groups, users};
+use super::{bulk, discovery};
 use crate::AppState;
 use crate::auth::{constant_time_eq, sha256_hex};
 use crate::store::gate_cache;
@@ -22,26 +25,8 @@ const MAX_TOKEN_LEN: usize = 1024;
 
 pub fn router(state: AppState) -> Router {
     let api = Router::new();
-    let api = both(api, "/Users", get(users::list).post(users::create));
-    let api = both(api, "/Users/.search", post(users::search));
-    let api = both(
-        api,
-        "/Users/{id}",
-        get(users::get_one)
-            .put(users::replace)
-            .patch(users::patch)
-            .delete(users::delete),
-    );
-    let api = both(api, "/Groups", get(groups::list).post(groups::create));
-    let api = both(api, "/Groups/.search", post(groups::search));
-    let api = both(
-        api,
-        "/Groups/{id}",
-        get(groups::get_one)
-            .put(groups::replace)
-            .patch(groups::patch)
-            .delete(groups::delete),
-    );
+    let api = resource_routes::<Users>(api, "/Users");
+    let api = resource_routes::<Groups>(api, "/Groups");
     let api = both(api, "/.search", post(discovery::root_search));
     let api = both(
         api,
@@ -67,6 +52,28 @@ pub fn router(state: AppState) -> Router {
         ))
         .with_state(state);
     Router::new().nest("/scim/v2/{tenant}", api)
+}
+
+/// The collection, its search and its items, each with and without a trailing slash.
+fn resource_routes<R: Resource>(api: Router<AppState>, base: &str) -> Router<AppState> {
+    let api = both(
+        api,
+        base,
+        get(resources::list::<R>).post(resources::create::<R>),
+    );
+    let api = both(
+        api,
+        &format!("{base}/.search"),
+        post(resources::search::<R>),
+    );
+    both(
+        api,
+        &format!("{base}/{{id}}"),
+        get(resources::get_one::<R>)
+            .put(resources::replace::<R>)
+            .patch(resources::patch::<R>)
+            .delete(resources::delete::<R>),
+    )
 }
 
 /// Routes `path` and `path/`: clients differ on trailing slashes.

@@ -10,6 +10,9 @@ use std::collections::HashMap;
 use super::error::{SCIM_CONTENT_TYPE, ScimError, ScimResult};
 use super::filter::{AttrPath, Filter, parse_attr_path, parse_filter};
 use super::projection::parse_attribute_list;
+use super::schema::ResourceKind;
+use crate::directory::{DirError, Preconditions};
+use crate::store::{StoreError, UniqueKey};
 
 pub const LIST_RESPONSE_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
 pub const SEARCH_REQUEST_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
@@ -19,14 +22,7 @@ pub const MAX_PAYLOAD_BYTES: usize = 1024 * 1024;
 pub const MAX_RESULTS: i64 = 1000;
 pub const DEFAULT_COUNT: i64 = 100;
 
-/// The organisation a SCIM request was authenticated for, put in the request by the gate.
-#[derive(Debug, Clone)]
-pub struct ScimTenant {
-    pub id: String,
-    pub slug: String,
-    /// `{public-url}/scim/v2/{slug}`, for `meta.location` and `$ref`.
-    pub base_url: String,
-}
+pub use super::resource::{ScimTenant, etag};
 
 /// A successful SCIM answer: JSON with the SCIM content type.
 pub fn scim_json(status: StatusCode, body: &Value) -> Response {
@@ -78,36 +74,72 @@ pub async fn read_json(body: Body) -> ScimResult<Value> {
     Ok(value)
 }
 
-pub fn etag(version: i64) -> String {
-    format!("W/\"{version}\"")
+/// The preconditions a request sent (`If-Match`, `If-None-Match`).
+pub fn preconditions(headers: &HeaderMap) -> Preconditions {
+    let value = |name: header::HeaderName| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    Preconditions {
+        if_match: value(header::IF_MATCH),
+        if_none_match: value(header::IF_NONE_MATCH),
+    }
 }
 
-/// RFC 7644 §3.14: a stale `If-Match` (or a matching `If-None-Match` on a write) → 412.
-pub fn check_preconditions(headers: &HeaderMap, current: &str) -> ScimResult<()> {
-    let listed = |name: header::HeaderName| {
-        headers.get(name).and_then(|v| v.to_str().ok()).map(|v| {
-            v.split(',').map(|t| t.trim()).any(|t| {
-                t == "*"
-                    || t == current
-                    || t.trim_start_matches("W/") == current.trim_start_matches("W/")
-            })
-        })
-    };
-    if listed(header::IF_MATCH) == Some(false) {
-        return Err(ScimError::new(
-            StatusCode::PRECONDITION_FAILED,
-            None,
-            format!("The resource has changed: its version is now {current}."),
-        ));
+fn plural(kind: ResourceKind) -> &'static str {
+    match kind {
+        ResourceKind::User => "user",
+        ResourceKind::Group => "group",
     }
-    if listed(header::IF_NONE_MATCH) == Some(true) {
-        return Err(ScimError::new(
-            StatusCode::PRECONDITION_FAILED,
-            None,
-            "The resource already exists at that version.",
-        ));
+}
+
+/// The one place a directory failure becomes a SCIM answer.
+impl From<DirError> for ScimError {
+    fn from(e: DirError) -> Self {
+        match e {
+            DirError::Invalid(e) => e,
+            DirError::NotFound { kind, id } => {
+                ScimError::not_found(format!("{} {id} not found.", kind.name()))
+            }
+            DirError::Taken { kind, key, value } => match key {
+                UniqueKey::ExternalId => ScimError::uniqueness(format!(
+                    "externalId '{value}' is already used by another {} of this organisation.",
+                    plural(kind)
+                )),
+                _ => match kind {
+                    ResourceKind::User => ScimError::uniqueness(format!(
+                        "userName '{value}' is already in use in this organisation."
+                    )),
+                    ResourceKind::Group => ScimError::uniqueness(format!(
+                        "A group named '{value}' already exists in this organisation."
+                    )),
+                },
+            },
+            DirError::Precondition(detail) => {
+                ScimError::new(StatusCode::PRECONDITION_FAILED, None, detail)
+            }
+            DirError::Stale { kind } => ScimError::new(
+                StatusCode::PRECONDITION_FAILED,
+                None,
+                format!(
+                    "The {} was changed by another request since the version in If-Match.",
+                    plural(kind)
+                ),
+            ),
+            DirError::Busy { kind } => ScimError::new(
+                StatusCode::CONFLICT,
+                None,
+                format!(
+                    "The {} is being changed by many requests at the same time; retry.",
+                    plural(kind)
+                ),
+            ),
+            DirError::LastAdmin => StoreError::LastAdmin.into(),
+            DirError::Store(e) => e.into(),
+        }
     }
-    Ok(())
 }
 
 /// True when `If-None-Match` names the current version (a GET then answers 304).
@@ -276,17 +308,53 @@ mod tests {
     }
 
     #[test]
-    fn preconditions_compare_versions() {
+    fn preconditions_are_read_from_headers_and_answer_412() {
         let mut h = HeaderMap::new();
-        assert!(check_preconditions(&h, "W/\"3\"").is_ok());
+        assert_eq!(preconditions(&h), Preconditions::default());
         h.insert(header::IF_MATCH, HeaderValue::from_static("W/\"2\""));
+        h.insert(header::IF_NONE_MATCH, HeaderValue::from_static("*"));
+        let p = preconditions(&h);
+        assert_eq!(p.if_match.as_deref(), Some("W/\"2\""));
+        assert_eq!(p.if_none_match.as_deref(), Some("*"));
+        let e = ScimError::from(p.check("W/\"3\"").unwrap_err());
+        assert_eq!(e.status, StatusCode::PRECONDITION_FAILED);
+        assert!(e.detail.contains("W/\"3\""), "{}", e.detail);
+    }
+
+    #[test]
+    fn directory_failures_become_scim_answers() {
+        let taken = |kind, key| {
+            ScimError::from(DirError::Taken {
+                kind,
+                key,
+                value: "x@y".into(),
+            })
+        };
+        let e = taken(ResourceKind::User, UniqueKey::UserName);
+        assert_eq!(e.status, StatusCode::CONFLICT);
+        assert_eq!(e.scim_type, Some(super::super::error::ScimType::Uniqueness));
+        assert!(e.detail.contains("userName 'x@y'"), "{}", e.detail);
+        let e = taken(ResourceKind::Group, UniqueKey::ExternalId);
+        assert!(e.detail.contains("externalId 'x@y'") && e.detail.contains("group"));
+        let e = ScimError::from(DirError::NotFound {
+            kind: ResourceKind::Group,
+            id: "g1".into(),
+        });
         assert_eq!(
-            check_preconditions(&h, "W/\"3\"").unwrap_err().status,
-            StatusCode::PRECONDITION_FAILED
+            (e.status, e.detail.as_str()),
+            (StatusCode::NOT_FOUND, "Group g1 not found.")
         );
-        h.insert(header::IF_MATCH, HeaderValue::from_static("\"3\""));
-        assert!(check_preconditions(&h, "W/\"3\"").is_ok());
-        h.insert(header::IF_MATCH, HeaderValue::from_static("*"));
-        assert!(check_preconditions(&h, "W/\"3\"").is_ok());
+        let stale = ScimError::from(DirError::Stale {
+            kind: ResourceKind::User,
+        });
+        assert_eq!(stale.status, StatusCode::PRECONDITION_FAILED);
+        let busy = ScimError::from(DirError::Busy {
+            kind: ResourceKind::Group,
+        });
+        assert_eq!(busy.status, StatusCode::CONFLICT);
+        assert_eq!(
+            ScimError::from(DirError::LastAdmin).scim_type,
+            Some(super::super::error::ScimType::Mutability)
+        );
     }
 }

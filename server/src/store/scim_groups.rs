@@ -1,7 +1,7 @@
 //! SCIM groups. Members are rows of `group_members`: adding one member is one insert, whatever
 //! the group's size.
 
-use super::{Db, StoreError, StoreResult, on_db};
+use super::{Db, StoreError, StoreResult, on_db, on_work};
 use std::collections::{HashMap, HashSet};
 
 #[derive(sqlx::FromRow, Debug, Clone)]
@@ -144,8 +144,8 @@ pub async fn insert(
          version, created_at, updated_at, search) VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $7, {})",
         db.json_param(8)
     );
-    on_db!(db, |p| {
-        let mut tx = p.begin().await?;
+    let mut w = db.begin_work().await?;
+    on_work!(w, |tx| {
         sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
             .bind(&id)
             .bind(tenant_id)
@@ -165,9 +165,9 @@ pub async fn insert(
             }
             q.execute(&mut *tx).await?;
         }
-        tx.commit().await?;
         Ok::<_, StoreError>(())
     })?;
+    w.commit().await?;
     get(db, tenant_id, &id).await
 }
 
@@ -198,8 +198,8 @@ pub async fn update(
         Db::Postgres(_) => " FOR SHARE",
         Db::Sqlite(_) => "",
     };
-    on_db!(db, |p| {
-        let mut tx = p.begin().await?;
+    let mut w = db.begin_work().await?;
+    on_work!(w, |tx| {
         let n = match g {
             Some(g) => sqlx::query(sqlx::AssertSqlSafe(doc_sql.as_str()))
                 .bind(g.display_name)
@@ -293,15 +293,15 @@ pub async fn update(
                 }
             }
         }
-        tx.commit().await?;
         Ok::<_, StoreError>(())
     })?;
+    w.commit().await?;
     get(db, tenant_id, id).await
 }
 
 pub async fn delete(db: &Db, tenant_id: &str, id: &str) -> StoreResult<()> {
-    on_db!(db, |p| {
-        let mut tx = p.begin().await?;
+    let mut w = db.begin_work().await?;
+    on_work!(w, |tx| {
         // Memberships of this group in other groups go too (its own go by cascade).
         sqlx::query("DELETE FROM group_members WHERE member_id = $1")
             .bind(id)
@@ -316,9 +316,9 @@ pub async fn delete(db: &Db, tenant_id: &str, id: &str) -> StoreResult<()> {
         if n == 0 {
             return Err(StoreError::NotFound);
         }
-        tx.commit().await?;
-        Ok(())
-    })
+        Ok::<_, StoreError>(())
+    })?;
+    w.commit().await
 }
 
 /// These groups of the tenant, in the order of `ids`.

@@ -439,9 +439,10 @@ pub async fn set_index(db: &Db, id: &str, ix: &SearchIndex) -> StoreResult<()> {
 /// No hard deletes: the user is marked deleted and inactive, leaves every group and loses any
 /// console session; the row stays for the console and the audit trail.
 pub async fn deprovision(db: &Db, tenant_id: &str, id: &str, now: i64) -> StoreResult<()> {
-    on_db!(db, |p| {
-        let mut tx = p.begin().await?;
-        if matches!(db, Db::Postgres(_)) {
+    let mut w = db.begin_work().await?;
+    let postgres = w.is_postgres();
+    on_work!(w, |tx| {
+        if postgres {
             sqlx::query(LOCK_TENANT_PG)
                 .bind(tenant_id)
                 .execute(&mut *tx)
@@ -482,9 +483,9 @@ pub async fn deprovision(db: &Db, tenant_id: &str, id: &str, now: i64) -> StoreR
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        tx.commit().await?;
-        Ok(())
-    })
+        Ok::<_, StoreError>(())
+    })?;
+    w.commit().await
 }
 
 /// The groups each of these users belongs to directly, in one query: user id → (id, name).

@@ -230,7 +230,7 @@ impl TestApp {
         )
         .await
         .unwrap();
-        server::scim::reindex_pending(&self.db).await.unwrap();
+        server::directory::reindex_pending(&self.db).await.unwrap();
         let who = Actor {
             name: "test",
             client_addr: "",

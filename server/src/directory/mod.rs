@@ -1,0 +1,186 @@
+//! The directory service: creating, replacing, patching and removing an organisation's users
+//! and groups under the connector's rules (mandatory attributes, passwords never stored, soft
+//! deletion of users, unique keys, member rules), each operation one unit of work in the
+//! store.
+//!
+//! The SCIM handlers and `/Bulk` both call it; neither repeats a rule. It speaks SCIM documents
+//! (the directory's resources are SCIM resources) but knows nothing of HTTP: the handlers turn
+//! requests into its calls and its [`DirError`] into SCIM error bodies (`scim::wire`).
+
+pub mod groups;
+pub mod users;
+
+use std::sync::Arc;
+
+use crate::clock::Clock;
+use crate::scim::error::ScimError;
+use crate::scim::schema::ResourceKind;
+use crate::store::batch::Batcher;
+use crate::store::{Db, StoreError, UniqueKey};
+
+pub use crate::scim::resource::ScimTenant;
+
+/// What an operation needs: the database, SQLite's group commit, the clock.
+#[derive(Clone)]
+pub struct Directory {
+    pub db: Db,
+    pub writes: Option<Batcher>,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// How a directory operation failed. The SCIM layer maps each variant to one answer.
+#[derive(Debug)]
+pub enum DirError {
+    /// The request breaks a rule of SCIM or of the connector (a 400 with its `scimType`, or
+    /// another client error the protocol core chose).
+    Invalid(ScimError),
+    NotFound {
+        kind: ResourceKind,
+        id: String,
+    },
+    /// A unique key is taken: which key, and the value that collided.
+    Taken {
+        kind: ResourceKind,
+        key: UniqueKey,
+        value: String,
+    },
+    /// The client's `If-Match`/`If-None-Match` does not hold for the current version.
+    Precondition(String),
+    /// The resource changed after the version the client pinned with `If-Match`.
+    Stale {
+        kind: ResourceKind,
+    },
+    /// Concurrent changes kept getting in; the client should retry.
+    Busy {
+        kind: ResourceKind,
+    },
+    /// The change would leave the organisation without an active admin.
+    LastAdmin,
+    /// The database failed.
+    Store(StoreError),
+}
+
+pub type DirResult<T> = Result<T, DirError>;
+
+impl From<ScimError> for DirError {
+    fn from(e: ScimError) -> Self {
+        DirError::Invalid(e)
+    }
+}
+
+impl From<crate::scim::patch::PatchError> for DirError {
+    fn from(e: crate::scim::patch::PatchError) -> Self {
+        DirError::Invalid(e.into())
+    }
+}
+
+impl From<StoreError> for DirError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::LastAdmin => DirError::LastAdmin,
+            e => DirError::Store(e),
+        }
+    }
+}
+
+/// The client's preconditions (RFC 7644 §3.14), as sent: `If-Match` and `If-None-Match`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Preconditions {
+    pub if_match: Option<String>,
+    pub if_none_match: Option<String>,
+}
+
+impl Preconditions {
+    /// A stale `If-Match`, or an `If-None-Match` naming the current version, fails a write.
+    pub fn check(&self, current: &str) -> DirResult<()> {
+        let listed = |value: &Option<String>| {
+            value.as_deref().map(|v| {
+                v.split(',').map(str::trim).any(|t| {
+                    t == "*"
+                        || t == current
+                        || t.trim_start_matches("W/") == current.trim_start_matches("W/")
+                })
+            })
+        };
+        if listed(&self.if_match) == Some(false) {
+            return Err(DirError::Precondition(format!(
+                "The resource has changed: its version is now {current}."
+            )));
+        }
+        if listed(&self.if_none_match) == Some(true) {
+            return Err(DirError::Precondition(
+                "The resource already exists at that version.".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// True when the client pinned a version: a write then fails instead of being re-applied
+    /// on a newer one.
+    pub fn pins_version(&self) -> bool {
+        self.if_match.is_some()
+    }
+}
+
+/// Tries a change computed from a read this many times when concurrent writes get in between
+/// (and the client pinned no version), so parallel changes never lose one.
+pub(crate) const ATTEMPTS: usize = 16;
+
+/// Writes the search index of every user and group that has none yet (rows from before the
+/// index existed, and admins created by the console or CLI), in batches. Returns how many.
+pub async fn reindex_pending(db: &Db) -> crate::store::StoreResult<u64> {
+    use crate::store::{scim_groups, scim_users};
+    let mut done = 0u64;
+    loop {
+        let batch = scim_users::unindexed(db, 500).await?;
+        if batch.is_empty() {
+            break;
+        }
+        for (_, rec) in &batch {
+            scim_users::set_index(db, &rec.id, &users::search_index(rec)).await?;
+            done += 1;
+        }
+    }
+    loop {
+        let batch = scim_groups::unindexed(db, 500).await?;
+        if batch.is_empty() {
+            break;
+        }
+        for rec in &batch {
+            scim_groups::set_index(db, &rec.id, &groups::search_index(rec)).await?;
+            done += 1;
+        }
+    }
+    Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn preconditions_follow_rfc_7644() {
+        let none = Preconditions::default();
+        assert!(none.check("W/\"3\"").is_ok());
+        assert!(!none.pins_version());
+        let m = |v: &str| Preconditions {
+            if_match: Some(v.into()),
+            if_none_match: None,
+        };
+        assert!(m("W/\"3\"").check("W/\"3\"").is_ok());
+        assert!(m("\"3\"").check("W/\"3\"").is_ok(), "weak comparison");
+        assert!(m("*").check("W/\"9\"").is_ok());
+        assert!(m("W/\"1\", W/\"3\"").check("W/\"3\"").is_ok());
+        assert!(matches!(
+            m("W/\"2\"").check("W/\"3\""),
+            Err(DirError::Precondition(d)) if d.contains("W/\"3\"")
+        ));
+        assert!(m("W/\"2\"").pins_version());
+        let n = Preconditions {
+            if_match: None,
+            if_none_match: Some("W/\"3\"".into()),
+        };
+        assert!(matches!(n.check("W/\"3\""), Err(DirError::Precondition(_))));
+        assert!(n.check("W/\"4\"").is_ok());
+    }
+}
