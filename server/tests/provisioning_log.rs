@@ -555,6 +555,70 @@ async fn concurrent_requests_each_get_one_entry() {
     assert_eq!(ids.len(), 24);
 }
 
+/// A user's creation is kept out of the target index (a random page per POST); its entry is
+/// found near the user's creation time, among creations arriving in parallel.
+#[tokio::test]
+async fn a_users_creation_entry_is_found_among_parallel_creations() {
+    let app = Arc::new(TestApp::new().await);
+    let t = Arc::new(app.scim_tenant("Contoso").await);
+    let mut tasks = Vec::new();
+    for i in 0..24 {
+        let (app, t) = (app.clone(), t.clone());
+        tasks.push(tokio::spawn(async move {
+            let name = format!("c{i}@contoso.com");
+            let r = app
+                .scim("POST", &t, "/Users", Some(user_json(&name, "C", "D")))
+                .await;
+            assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+            (name, id_of(&r.json()))
+        }));
+    }
+    let mut created = Vec::new();
+    for task in tasks {
+        created.push(task.await.unwrap());
+    }
+    app.state.provlog.flush().await;
+    for (name, id) in &created {
+        let user = server::store::scim_users::get(&app.db, &t.id, id)
+            .await
+            .unwrap();
+        let row = logstore::creation_of(&app.db, &t.id, id, user.created_at)
+            .await
+            .unwrap()
+            .expect("the creation entry");
+        assert_eq!(row.target_id.as_deref(), Some(id.as_str()));
+        assert_eq!(row.action, format!("Created user {name}"));
+        assert!(row.response_body.is_some(), "with its bodies");
+        // Not through the target index: a target listing holds the user's changes only.
+        let changes = logstore::list(
+            &app.db,
+            &t.id,
+            &LogFilter {
+                target_id: Some(id.clone()),
+                ..LogFilter::default()
+            },
+            None,
+            10,
+            false,
+        )
+        .await
+        .unwrap();
+        assert!(changes.is_empty(), "{changes:?}");
+    }
+    // Outside the window (a user created long after any request for it), nothing is found.
+    let (_, id) = &created[0];
+    let user = server::store::scim_users::get(&app.db, &t.id, id)
+        .await
+        .unwrap();
+    let late = user.created_at + logstore::CREATION_WINDOW_MS + 5_000;
+    assert!(
+        logstore::creation_of(&app.db, &t.id, id, late)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
 #[tokio::test]
 async fn the_log_page_filters_pages_and_opens_entries() {
     let app = TestApp::new().await;
@@ -789,6 +853,9 @@ async fn log_queries_read_the_time_key_or_a_partial_index_on_sqlite() {
         assert!(p.contains(want), "{filter:?}: {p}");
         assert!(!p.contains("TEMP B-TREE"), "{filter:?} sorts: {p}");
     }
+    let p = plan(logstore::creation_sql(true), 4).await;
+    assert!(p.contains("provisioning_log_operation"), "{p}");
+    assert!(!p.contains("TEMP B-TREE"), "the creation lookup sorts: {p}");
     let p = plan(
         "SELECT id FROM provisioning_log WHERE tenant_id = $1 AND at = $2 AND id = $3".into(),
         3,

@@ -582,7 +582,7 @@ impl Console {
             })
             .collect();
 
-        let (history, history_more) = self.history(&s.tenant_id, &u.id).await?;
+        let (history, history_more) = self.history(&s.tenant_id, &u.id, u.created_at).await?;
         Ok(UserDetailView {
             id: u.id.clone(),
             name,
@@ -602,6 +602,7 @@ impl Console {
         &self,
         tenant_id: &str,
         user_id: &str,
+        created_at: i64,
     ) -> Result<(Vec<HistoryItem>, bool), ConsoleError> {
         let filter = LogFilter {
             target_id: Some(user_id.to_string()),
@@ -613,9 +614,19 @@ impl Console {
             ..Default::default()
         };
         // One more than shown: the oldest shown entry needs its predecessor's state.
-        let rows = logstore::list(&self.state.db, tenant_id, &filter, None, HISTORY + 1, true)
+        let mut rows = logstore::list(&self.state.db, tenant_id, &filter, None, HISTORY + 1, true)
             .await
             .map_err(internal)?;
+        // The creation is not in the target index; it is the oldest entry, needed when the
+        // walk above reached the end.
+        if rows.len() as i64 <= HISTORY
+            && let Some(created) =
+                logstore::creation_of(&self.state.db, tenant_id, user_id, created_at)
+                    .await
+                    .map_err(internal)?
+        {
+            rows.push(created);
+        }
         let more = rows.len() as i64 > HISTORY;
         let after_state = |r: &LogRow| -> Option<Value> {
             if r.outcome != "success" {

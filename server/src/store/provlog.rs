@@ -40,6 +40,14 @@ const NCOLS: usize = 19;
 /// `provisioning_log_target` and `provisioning_log_operation` (migrations 0010, 0011): both
 /// databases use a partial index only when the query repeats its predicate.
 const CHANGES_ONLY: &str = "operation <> 'user_read' AND operation <> 'group_read'";
+/// Entries in `provisioning_log_target` (migration 0012): changes, except a user's creation,
+/// whose random new id would cost every POST /Users a random page of the index. Repeated word
+/// for word by the queries that use the index.
+const IN_TARGET_INDEX: &str =
+    "operation <> 'user_read' AND operation <> 'group_read' AND operation <> 'user_create'";
+/// How long before a user's stored creation time the request that created it may have
+/// arrived (above the longest request timeout anyone sets).
+pub const CREATION_WINDOW_MS: i64 = 10 * 60_000;
 /// Entries that did not succeed: the predicate of `provisioning_log_outcome` (migration 0011).
 const NOT_SUCCESS: &str = "outcome <> 'success'";
 /// Operations that only read: a filter for them walks the time key (they are most entries).
@@ -211,13 +219,52 @@ pub async fn last_known_name(
 ) -> StoreResult<Option<String>> {
     let name = on_db!(db, |p| sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "SELECT target_name FROM provisioning_log WHERE tenant_id = $1 AND target_id = $2 \
-             AND {CHANGES_ONLY} AND target_name IS NOT NULL ORDER BY at DESC LIMIT 1"
+             AND {IN_TARGET_INDEX} AND target_name IS NOT NULL ORDER BY at DESC LIMIT 1"
     )))
     .bind(tenant_id)
     .bind(target_id)
     .fetch_optional(p)
     .await)?;
     Ok(name)
+}
+
+/// The SQL of [`creation_of`]: `$1` organisation, `$2`/`$3` the window of arrival times,
+/// `$4` the user. On SQLite it names the operation index (without statistics SQLite may prefer
+/// the time key and test every entry of the window).
+pub fn creation_sql(sqlite: bool) -> String {
+    let hint = if sqlite {
+        " INDEXED BY provisioning_log_operation"
+    } else {
+        ""
+    };
+    format!(
+        "SELECT {COLUMNS} FROM provisioning_log{hint} WHERE tenant_id = $1 \
+         AND operation = 'user_create' AND {CHANGES_ONLY} AND at >= $2 AND at <= $3 \
+         AND target_id = $4 ORDER BY at DESC, id DESC LIMIT 1"
+    )
+}
+
+/// The entry of the request that created this user (creations are not in the target index).
+/// Its request arrived before the user was stored, so it is found by walking the creations
+/// back from the user's creation time: normally the first few it meets, never more than
+/// [`CREATION_WINDOW_MS`] of them.
+pub async fn creation_of(
+    db: &Db,
+    tenant_id: &str,
+    user_id: &str,
+    created_at: i64,
+) -> StoreResult<Option<LogRow>> {
+    let sql = creation_sql(matches!(db, Db::Sqlite(_)));
+    // A second of slack: the entry's time and the user's come from one clock, read in order,
+    // but a wall clock may step back a little.
+    let row = on_db!(db, |p| sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+        .bind(tenant_id)
+        .bind(created_at - CREATION_WINDOW_MS)
+        .bind(created_at + 1_000)
+        .bind(user_id)
+        .fetch_optional(p)
+        .await)?;
+    Ok(row)
 }
 
 pub async fn tenant_id_by_slug(db: &Db, slug: &str) -> StoreResult<Option<String>> {
@@ -381,7 +428,10 @@ pub fn list_sql(f: &LogFilter, after_cursor: bool, with_bodies: bool, sqlite: bo
         sql.push_str(&format!(" AND at < {}", next()));
     }
     if f.target_id.is_some() {
-        sql.push_str(&format!(" AND target_id = {} AND {CHANGES_ONLY}", next()));
+        sql.push_str(&format!(
+            " AND target_id = {} AND {IN_TARGET_INDEX}",
+            next()
+        ));
     }
     if f.parent_id.is_some() {
         sql.push_str(&format!(" AND parent_id = {}", next()));
