@@ -111,6 +111,115 @@ pub struct TokenView {
     pub valid_until: Option<String>,
 }
 
+/// What an audit entry records: the one list of actions, for the server that writes them and
+/// the pages that show them. `code()` is what the audit log stores.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuditAction {
+    OrganisationCreated,
+    SignedIn,
+    SignedOut,
+    SignInFailed,
+    ProvisioningEnabled,
+    ProvisioningDisabled,
+    TokenGenerated,
+    TokenRotated,
+    TokenRevoked,
+    OverlapChanged,
+    AdminEmailChanged,
+    LogRetentionChanged,
+    ClientSecretGenerated,
+    ClientSecretRotated,
+    ClientSecretRevoked,
+    AccessTokenLifetimeChanged,
+    BearerMaxLifetimeChanged,
+}
+
+impl AuditAction {
+    pub const ALL: [AuditAction; 17] = [
+        AuditAction::OrganisationCreated,
+        AuditAction::SignedIn,
+        AuditAction::SignedOut,
+        AuditAction::SignInFailed,
+        AuditAction::ProvisioningEnabled,
+        AuditAction::ProvisioningDisabled,
+        AuditAction::TokenGenerated,
+        AuditAction::TokenRotated,
+        AuditAction::TokenRevoked,
+        AuditAction::OverlapChanged,
+        AuditAction::AdminEmailChanged,
+        AuditAction::LogRetentionChanged,
+        AuditAction::ClientSecretGenerated,
+        AuditAction::ClientSecretRotated,
+        AuditAction::ClientSecretRevoked,
+        AuditAction::AccessTokenLifetimeChanged,
+        AuditAction::BearerMaxLifetimeChanged,
+    ];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            AuditAction::OrganisationCreated => "organisation_created",
+            AuditAction::SignedIn => "signed_in",
+            AuditAction::SignedOut => "signed_out",
+            AuditAction::SignInFailed => "sign_in_failed",
+            AuditAction::ProvisioningEnabled => "provisioning_enabled",
+            AuditAction::ProvisioningDisabled => "provisioning_disabled",
+            AuditAction::TokenGenerated => "token_generated",
+            AuditAction::TokenRotated => "token_rotated",
+            AuditAction::TokenRevoked => "token_revoked",
+            AuditAction::OverlapChanged => "overlap_changed",
+            AuditAction::AdminEmailChanged => "admin_email_changed",
+            AuditAction::LogRetentionChanged => "log_retention_changed",
+            AuditAction::ClientSecretGenerated => "client_secret_generated",
+            AuditAction::ClientSecretRotated => "client_secret_rotated",
+            AuditAction::ClientSecretRevoked => "client_secret_revoked",
+            AuditAction::AccessTokenLifetimeChanged => "access_token_lifetime_changed",
+            AuditAction::BearerMaxLifetimeChanged => "bearer_max_lifetime_changed",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<AuditAction> {
+        AuditAction::ALL.into_iter().find(|a| a.code() == code)
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            AuditAction::OrganisationCreated => "Organisation created",
+            AuditAction::SignedIn => "Signed in",
+            AuditAction::SignedOut => "Signed out",
+            AuditAction::SignInFailed => "Sign-in failed",
+            AuditAction::ProvisioningEnabled => "Automatic user provisioning enabled",
+            AuditAction::ProvisioningDisabled => "Automatic user provisioning disabled",
+            AuditAction::TokenGenerated => "Bearer token generated",
+            AuditAction::TokenRotated => "Bearer token rotated",
+            AuditAction::TokenRevoked => "Bearer token revoked",
+            AuditAction::OverlapChanged => "Rotation overlap changed",
+            AuditAction::AdminEmailChanged => "Admin sign-in email changed by provisioning",
+            AuditAction::LogRetentionChanged => "Provisioning log retention changed",
+            AuditAction::ClientSecretGenerated => "Client secret generated",
+            AuditAction::ClientSecretRotated => "Client secret rotated",
+            AuditAction::ClientSecretRevoked => "Client secret revoked",
+            AuditAction::AccessTokenLifetimeChanged => "Access-token lifetime changed",
+            AuditAction::BearerMaxLifetimeChanged => "Bearer token maximum lifetime changed",
+        }
+    }
+
+    /// Shown under "Recent changes" on the Microsoft Entra provisioning page.
+    pub fn on_integration_page(self) -> bool {
+        !matches!(
+            self,
+            AuditAction::OrganisationCreated
+                | AuditAction::SignedIn
+                | AuditAction::SignedOut
+                | AuditAction::SignInFailed
+        )
+    }
+
+    /// The label of a stored code ("Change" for one this version does not know).
+    pub fn label_of(code: &str) -> &'static str {
+        AuditAction::from_code(code).map_or("Change", AuditAction::label)
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AuditView {
     pub at: String,

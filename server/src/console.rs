@@ -13,6 +13,7 @@ use crate::auth::{password, random_secret_hex, sha256_hex};
 use crate::clock::display_time;
 use crate::domain::{self, Invalid};
 use crate::provisioning::{self, Actor, MAX_OVERLAP_SECS};
+use crate::store::audit::AuditAction;
 use crate::store::{self, StoreError, audit, sessions, tenants, throttle, tokens, users};
 
 /// A session ends after this long without activity...
@@ -127,7 +128,7 @@ impl Console {
         &self,
         tenant_id: &str,
         actor: &str,
-        action: &str,
+        action: AuditAction,
         detail: &str,
         client: &ClientAddr,
     ) -> Result<(), ConsoleError> {
@@ -238,7 +239,7 @@ impl ConsoleBackend for Console {
             .into_iter()
             .find(|c| c.tenant_id == tenant.id)
             .ok_or(ConsoleError::Internal)?;
-        self.audit(&tenant.id, &email, "signed_in", "", client)
+        self.audit(&tenant.id, &email, AuditAction::SignedIn, "", client)
             .await?;
         self.start_session(&me.user_id, &tenant.id).await
     }
@@ -272,7 +273,7 @@ impl ConsoleBackend for Console {
             self.audit(
                 &row.tenant_id,
                 &who,
-                "signed_out",
+                AuditAction::SignedOut,
                 "",
                 &ClientAddr(String::new()),
             )
@@ -336,9 +337,9 @@ impl ConsoleBackend for Console {
         let now = self.now();
         let tokens = tokens::list(db, &s.tenant_id).await.map_err(internal)?;
         // The page's own actions and those of its OAuth 2.0 section.
-        let actions: Vec<&str> = INTEGRATION_ACTIONS
+        let actions: Vec<AuditAction> = AuditAction::ALL
             .into_iter()
-            .chain(crate::oauth::AUDIT_ACTIONS)
+            .filter(|a| a.on_integration_page())
             .collect();
         let recent = audit::recent(db, &s.tenant_id, &actions, 20)
             .await
@@ -559,18 +560,6 @@ impl ConsoleBackend for Console {
     }
 }
 
-/// The audit actions shown as "Recent changes" on the Microsoft Entra provisioning page.
-pub const INTEGRATION_ACTIONS: [&str; 8] = [
-    "provisioning_enabled",
-    "provisioning_disabled",
-    "token_generated",
-    "token_rotated",
-    "token_revoked",
-    "overlap_changed",
-    "admin_email_changed",
-    "log_retention_changed",
-];
-
 fn token_view(t: &tokens::TokenRow, now: i64) -> TokenView {
     let state = if t.revoked_at.is_some() {
         TokenState::Revoked
@@ -657,7 +646,7 @@ impl Console {
                     let entry = audit::NewAuditEntry {
                         tenant_id: &c.tenant_id,
                         actor: &email_lc,
-                        action: "sign_in_failed",
+                        action: AuditAction::SignInFailed,
                         detail: "",
                         client_addr: &client,
                     };
@@ -671,7 +660,7 @@ impl Console {
         throttle::release(db, &attempt).await.map_err(internal)?;
         throttle::clear(db, &account_key).await.map_err(internal)?;
         if let [me] = matching.as_slice() {
-            self.audit(&me.tenant_id, &email_lc, "signed_in", "", client)
+            self.audit(&me.tenant_id, &email_lc, AuditAction::SignedIn, "", client)
                 .await?;
             return Ok(SignInOutcome::Session(
                 self.start_session(&me.user_id, &me.tenant_id).await?,

@@ -4,6 +4,7 @@
 
 use crate::domain::{self, Tenant};
 use crate::provisioning::{Actor, record};
+use crate::store::audit::AuditAction;
 use crate::store::tenants::{self, InstallGate, NewAdmin};
 use crate::store::{Db, StoreResult};
 
@@ -25,7 +26,7 @@ pub async fn create(
         &mut w,
         &tenant.id,
         who,
-        "organisation_created",
+        AuditAction::OrganisationCreated,
         &tenant.name,
         now,
     )

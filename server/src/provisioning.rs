@@ -2,6 +2,7 @@
 //! rotation overlap. Shared by the console and the operator CLI; every change is audited.
 
 use crate::auth::{new_scim_token, sha256_hex, token_hint};
+use crate::store::audit::AuditAction;
 use crate::store::{Db, StoreResult, Work, audit, tenants, tokens};
 
 /// Longest overlap an admin may choose for a rotated token.
@@ -23,7 +24,7 @@ pub(crate) async fn record(
     w: &mut Work,
     tenant_id: &str,
     who: &Actor<'_>,
-    action: &str,
+    action: AuditAction,
     detail: &str,
     now: i64,
 ) -> StoreResult<()> {
@@ -47,9 +48,9 @@ pub async fn set_enabled(
     let mut w = db.begin_work().await?;
     tenants::set_provisioning(&mut w, tenant_id, enabled).await?;
     let action = if enabled {
-        "provisioning_enabled"
+        AuditAction::ProvisioningEnabled
     } else {
-        "provisioning_disabled"
+        AuditAction::ProvisioningDisabled
     };
     record(&mut w, tenant_id, who, action, "", now).await?;
     w.commit().await
@@ -112,9 +113,9 @@ pub async fn issue_token(
         format!("{hint}{expiry}")
     };
     let action = if rotated {
-        "token_rotated"
+        AuditAction::TokenRotated
     } else {
-        "token_generated"
+        AuditAction::TokenGenerated
     };
     record(&mut w, tenant_id, who, action, &detail, now).await?;
     w.commit().await?;
@@ -135,7 +136,15 @@ pub async fn revoke_token(
 ) -> StoreResult<String> {
     let mut w = db.begin_work().await?;
     let hint = tokens::revoke(&mut w, tenant_id, token_id, now).await?;
-    record(&mut w, tenant_id, who, "token_revoked", &hint, now).await?;
+    record(
+        &mut w,
+        tenant_id,
+        who,
+        AuditAction::TokenRevoked,
+        &hint,
+        now,
+    )
+    .await?;
     w.commit().await?;
     Ok(hint)
 }
@@ -153,7 +162,7 @@ pub async fn set_overlap(
         &mut w,
         tenant_id,
         who,
-        "overlap_changed",
+        AuditAction::OverlapChanged,
         &describe_overlap(secs),
         now,
     )

@@ -130,9 +130,14 @@ async fn a_sign_in_email_changed_over_scim_is_audited() {
         )
         .await;
     ok_json(&r, StatusCode::OK);
-    let recent = server::store::audit::recent(&app.db, &t.id, &["admin_email_changed"], 10)
-        .await
-        .unwrap();
+    let recent = server::store::audit::recent(
+        &app.db,
+        &t.id,
+        &[server::store::audit::AuditAction::AdminEmailChanged],
+        10,
+    )
+    .await
+    .unwrap();
     assert_eq!(recent.len(), 1);
     assert_eq!(recent[0].actor, "scim");
     assert!(

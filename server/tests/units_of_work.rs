@@ -12,6 +12,7 @@ use common::*;
 use scim_support::*;
 use serde_json::json;
 use server::provisioning::{self, Actor};
+use server::store::audit::AuditAction;
 use server::store::{Db, tenants, tokens};
 
 const WHO: Actor<'static> = Actor {
@@ -38,6 +39,7 @@ async fn refuse_audit(db: &Db, on: bool) {
 }
 
 async fn audited(app: &TestApp, tenant_id: &str, action: &str) -> usize {
+    let action = AuditAction::from_code(action).expect("a known action");
     server::store::audit::recent(&app.db, tenant_id, &[action], 100)
         .await
         .unwrap()

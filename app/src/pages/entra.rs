@@ -13,7 +13,7 @@ use crate::api::{
 use crate::components::copy::CopyField;
 use crate::components::notice::ErrorNotice;
 use crate::model::{
-    AuditView, ClientSecretView, IntegrationView, OAuthView, TokenState, TokenView,
+    AuditAction, AuditView, ClientSecretView, IntegrationView, OAuthView, TokenState, TokenView,
 };
 use crate::pages::provisioning_log::HealthPanel;
 
@@ -28,20 +28,6 @@ const OVERLAP_CHOICES: [(i64, &str); 9] = [
     (720, "12 hours"),
     (1440, "24 hours"),
 ];
-
-fn action_label(action: &str) -> &'static str {
-    match action {
-        "provisioning_enabled" => "Automatic user provisioning enabled",
-        "provisioning_disabled" => "Automatic user provisioning disabled",
-        "token_generated" => "Bearer token generated",
-        "token_rotated" => "Bearer token rotated",
-        "token_revoked" => "Bearer token revoked",
-        "overlap_changed" => "Rotation overlap changed",
-        "admin_email_changed" => "Admin sign-in email changed by provisioning",
-        "log_retention_changed" => "Provisioning log retention changed",
-        _ => "Change",
-    }
-}
 
 #[component]
 pub fn EntraProvisioningPage() -> impl IntoView {
@@ -340,7 +326,7 @@ fn RecentChanges(entries: Vec<AuditView>) -> impl IntoView {
                                 <tr>
                                     <td>{e.at}</td>
                                     <td>{e.actor}</td>
-                                    <td>{oauth_action_label(&e.action).unwrap_or_else(|| action_label(&e.action))}{(!e.detail.is_empty()).then(|| view! { <br /><span class="muted">{e.detail.clone()}</span> })}</td>
+                                    <td>{AuditAction::label_of(&e.action)}{(!e.detail.is_empty()).then(|| view! { <br /><span class="muted">{e.detail.clone()}</span> })}</td>
                                     <td>{e.client_addr}</td>
                                 </tr>
                             }).collect_view()}
@@ -353,17 +339,6 @@ fn RecentChanges(entries: Vec<AuditView>) -> impl IntoView {
 }
 
 // ---- OAuth 2.0 client credentials, credential lifetimes and expiry warnings ----
-
-fn oauth_action_label(action: &str) -> Option<&'static str> {
-    Some(match action {
-        "client_secret_generated" => "Client secret generated",
-        "client_secret_rotated" => "Client secret rotated",
-        "client_secret_revoked" => "Client secret revoked",
-        "access_token_lifetime_changed" => "Access-token lifetime changed",
-        "bearer_max_lifetime_changed" => "Bearer token maximum lifetime changed",
-        _ => return None,
-    })
-}
 
 const SECRET_YEAR_CHOICES: [(i64, &str); 3] = [(1, "1 year"), (2, "2 years"), (3, "3 years")];
 

@@ -9,6 +9,7 @@ use super::{Console, internal};
 use crate::clock::display_time;
 use crate::provlog::describe::{self, Operation};
 use crate::provlog::{DAY_MS, DEFAULT_RETENTION_DAYS, HOUR_MS};
+use crate::store::audit::AuditAction;
 use crate::store::directory_view::{
     self as dv, COUNT_CAP, Cursor, SearchMode, UserListRow, UserQuery, UserSort, UserSource,
 };
@@ -903,7 +904,7 @@ impl Console {
         self.audit(
             &s.tenant_id,
             &who,
-            "log_retention_changed",
+            AuditAction::LogRetentionChanged,
             &format!("{days} days"),
             client,
         )

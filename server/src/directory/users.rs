@@ -332,7 +332,7 @@ impl Directory {
             .map(|detail| crate::store::audit::NewAuditEntry {
                 tenant_id: &t.id,
                 actor: "scim",
-                action: "admin_email_changed",
+                action: crate::store::audit::AuditAction::AdminEmailChanged,
                 detail,
                 client_addr: "",
             });

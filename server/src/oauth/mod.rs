@@ -12,6 +12,7 @@ use crate::auth::{constant_time_eq, random_secret_hex, sha256_hex};
 use crate::clock::display_time;
 use crate::domain::Invalid;
 use crate::provisioning::{Actor, record};
+use crate::store::audit::AuditAction;
 use crate::store::tokens::{self, GateRow};
 use crate::store::{Db, StoreError, StoreResult, oauth as store, tenants, throttle};
 use request::{BAD_CLIENT, ClientCredentials, ErrorCode, OAuthError};
@@ -38,15 +39,6 @@ pub const THROTTLE_WINDOW_MS: i64 = 15 * 60 * 1000;
 /// ...and refused once a client identifier or an address reaches these counts.
 pub const MAX_FAILURES_PER_CLIENT: i64 = 10;
 pub const MAX_FAILURES_PER_ADDRESS: i64 = 50;
-
-/// The audit actions of this module, shown under "Recent changes" on the Entra page.
-pub const AUDIT_ACTIONS: [&str; 5] = [
-    "client_secret_generated",
-    "client_secret_rotated",
-    "client_secret_revoked",
-    "access_token_lifetime_changed",
-    "bearer_max_lifetime_changed",
-];
 
 /// `{public-url}/scim/v2/{slug}/oauth/token`: Entra's "Token endpoint".
 pub fn token_endpoint_url(public_url: &str, slug: &str) -> String {
@@ -154,9 +146,9 @@ pub async fn issue_client_secret(
         format!("{hint} (expires {})", display_time(valid_until))
     };
     let action = if rotated {
-        "client_secret_rotated"
+        AuditAction::ClientSecretRotated
     } else {
-        "client_secret_generated"
+        AuditAction::ClientSecretGenerated
     };
     record(&mut w, tenant_id, who, action, &detail, now).await?;
     w.commit().await?;
@@ -179,7 +171,15 @@ pub async fn revoke_client_secret(
 ) -> StoreResult<String> {
     let mut w = db.begin_work().await?;
     let hint = store::revoke_secret(&mut w, tenant_id, secret_id, now).await?;
-    record(&mut w, tenant_id, who, "client_secret_revoked", &hint, now).await?;
+    record(
+        &mut w,
+        tenant_id,
+        who,
+        AuditAction::ClientSecretRevoked,
+        &hint,
+        now,
+    )
+    .await?;
     w.commit().await?;
     Ok(hint)
 }
@@ -208,7 +208,7 @@ pub async fn set_access_token_lifetime(
         &mut w,
         tenant_id,
         who,
-        "access_token_lifetime_changed",
+        AuditAction::AccessTokenLifetimeChanged,
         &detail,
         now,
     )
@@ -244,7 +244,7 @@ pub async fn set_bearer_max_lifetime(
         &mut w,
         tenant_id,
         who,
-        "bearer_max_lifetime_changed",
+        AuditAction::BearerMaxLifetimeChanged,
         &detail,
         now,
     )
