@@ -203,15 +203,7 @@ impl Written {
 impl Directory {
     /// A group of the organisation.
     pub async fn group(&self, t: &ScimTenant, id: &str) -> DirResult<GroupRecord> {
-        scim_groups::get(&self.db, &t.id, id)
-            .await
-            .map_err(|e| match e {
-                StoreError::NotFound => DirError::NotFound {
-                    kind: KIND,
-                    id: id.to_string(),
-                },
-                e => e.into(),
-            })
+        super::found(scim_groups::get(&self.db, &t.id, id).await, KIND, id)
     }
 
     /// The kinds of every id, or an error naming the first that is not a live user or a group
@@ -386,15 +378,7 @@ impl Directory {
     ) -> DirResult<()> {
         let rec = self.group(t, id).await?;
         pre.check(&etag(rec.version))?;
-        scim_groups::delete(&self.db, &t.id, id)
-            .await
-            .map_err(|e| match e {
-                StoreError::NotFound => DirError::NotFound {
-                    kind: KIND,
-                    id: id.to_string(),
-                },
-                e => e.into(),
-            })
+        super::found(scim_groups::delete(&self.db, &t.id, id).await, KIND, id)
     }
 }
 

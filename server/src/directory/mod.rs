@@ -83,6 +83,17 @@ impl From<StoreError> for DirError {
     }
 }
 
+/// A store result whose "not found" means that this resource does not exist.
+fn found<T>(r: crate::store::StoreResult<T>, kind: ResourceKind, id: &str) -> DirResult<T> {
+    r.map_err(|e| match e {
+        StoreError::NotFound => DirError::NotFound {
+            kind,
+            id: id.to_string(),
+        },
+        e => e.into(),
+    })
+}
+
 /// The client's preconditions (RFC 7644 §3.14), as sent: `If-Match` and `If-None-Match`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Preconditions {

@@ -216,15 +216,7 @@ fn taken(key: UniqueKey, cols: &UserColumns) -> DirError {
 impl Directory {
     /// A live user of the organisation.
     pub async fn user(&self, t: &ScimTenant, id: &str) -> DirResult<UserRecord> {
-        scim_users::get(&self.db, &t.id, id)
-            .await
-            .map_err(|e| match e {
-                StoreError::NotFound => DirError::NotFound {
-                    kind: KIND,
-                    id: id.to_string(),
-                },
-                e => e.into(),
-            })
+        super::found(scim_users::get(&self.db, &t.id, id).await, KIND, id)
     }
 
     /// Creates a user from a client's document (`groups` in it is ignored: it is derived).
@@ -367,15 +359,11 @@ impl Directory {
     ) -> DirResult<()> {
         let rec = self.user(t, id).await?;
         pre.check(&etag(rec.version))?;
-        scim_users::deprovision(&self.db, &t.id, id, self.clock.now_ms())
-            .await
-            .map_err(|e| match e {
-                StoreError::NotFound => DirError::NotFound {
-                    kind: KIND,
-                    id: id.to_string(),
-                },
-                e => e.into(),
-            })
+        super::found(
+            scim_users::deprovision(&self.db, &t.id, id, self.clock.now_ms()).await,
+            KIND,
+            id,
+        )
     }
 }
 
