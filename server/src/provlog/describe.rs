@@ -400,6 +400,11 @@ pub fn describe(s: &Seen<'_>) -> Described {
     // where that stores the same thing (see `lean`).
     let user_write = resource.eq_ignore_ascii_case("Users")
         && ((method == "POST" && id.is_none()) || (method == "PUT" && id.is_some()));
+    // A PATCH's answer is the user too (its request, operations with paths, is not).
+    let user_answer = user_write
+        || (resource.eq_ignore_ascii_case("Users")
+            && method == "PATCH"
+            && id.as_deref().is_some_and(|i| i != ".search"));
     let list_answer = outcome == Outcome::Success
         && (resource.eq_ignore_ascii_case("Users") || resource.eq_ignore_ascii_case("Groups"))
         && ((method == "GET" && id.is_none())
@@ -409,7 +414,7 @@ pub fn describe(s: &Seen<'_>) -> Described {
     } else {
         (parse(s.request), None)
     };
-    let (res, res_as_sent) = if user_write {
+    let (res, res_as_sent) = if user_answer {
         view(s.response)
     } else if list_answer {
         let lean = s.response.and_then(lean::list_summary);
@@ -919,6 +924,24 @@ mod tests {
         );
         assert_eq!(d.action, "Disabled user alice@contoso.com");
         assert_eq!(d.operation, Operation::DisableUser);
+        // A PATCH's answer (the user) is stored as sent; its operations are read and redacted.
+        let answer = br#"{"id": "u1",  "userName": "alice@contoso.com", "active": false}"#;
+        let ops = br#"{"Operations": [{"op": "replace", "path": "password", "value": "Pw-9x!"}]}"#;
+        let d = describe(&Seen {
+            method: "PATCH",
+            path: "/Users/u1",
+            query: "",
+            status: 200,
+            request: Some(ops),
+            response: Some(answer),
+        });
+        assert_eq!(
+            d.response_text.as_deref().map(str::as_bytes),
+            Some(&answer[..])
+        );
+        assert_eq!(d.target_name.as_deref(), Some("alice@contoso.com"));
+        let req = d.request_text.unwrap();
+        assert!(!req.contains("Pw-9x!"), "{req}");
 
         let flagged = json!({"Operations": [{"op": "replace", "value": {"active": true, "title": "CEO", "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department": "Sales"}}]});
         let d = run(
