@@ -559,6 +559,7 @@ async fn concurrent_requests_each_get_one_entry() {
 /// found near the user's creation time, among creations arriving in parallel.
 #[tokio::test]
 async fn a_users_creation_entry_is_found_among_parallel_creations() {
+    const WINDOW: i64 = 60_000;
     let app = Arc::new(TestApp::new().await);
     let t = Arc::new(app.scim_tenant("Contoso").await);
     let mut tasks = Vec::new();
@@ -582,7 +583,7 @@ async fn a_users_creation_entry_is_found_among_parallel_creations() {
         let user = server::store::scim_users::get(&app.db, &t.id, id)
             .await
             .unwrap();
-        let row = logstore::creation_of(&app.db, &t.id, id, user.created_at)
+        let row = logstore::creation_of(&app.db, &t.id, id, user.created_at, WINDOW)
             .await
             .unwrap()
             .expect("the creation entry");
@@ -610,9 +611,9 @@ async fn a_users_creation_entry_is_found_among_parallel_creations() {
     let user = server::store::scim_users::get(&app.db, &t.id, id)
         .await
         .unwrap();
-    let late = user.created_at + logstore::CREATION_WINDOW_MS + 5_000;
+    let late = user.created_at + WINDOW + 5_000;
     assert!(
-        logstore::creation_of(&app.db, &t.id, id, late)
+        logstore::creation_of(&app.db, &t.id, id, late, WINDOW)
             .await
             .unwrap()
             .is_none()

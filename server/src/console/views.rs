@@ -620,9 +620,11 @@ impl Console {
             .map_err(internal)?;
         // The creation is not in the target index; it is the oldest entry, needed when the
         // walk above reached the end.
+        // Its request arrived at most a request timeout before the user was stored.
+        let window = self.state.settings.request_timeout.as_millis() as i64 + 10_000;
         if rows.len() as i64 <= HISTORY
             && let Some(created) =
-                logstore::creation_of(&self.state.db, tenant_id, user_id, created_at)
+                logstore::creation_of(&self.state.db, tenant_id, user_id, created_at, window)
                     .await
                     .map_err(internal)?
         {

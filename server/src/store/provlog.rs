@@ -45,9 +45,6 @@ const CHANGES_ONLY: &str = "operation <> 'user_read' AND operation <> 'group_rea
 /// for word by the queries that use the index.
 const IN_TARGET_INDEX: &str =
     "operation <> 'user_read' AND operation <> 'group_read' AND operation <> 'user_create'";
-/// How long before a user's stored creation time the request that created it may have
-/// arrived (above the longest request timeout anyone sets).
-pub const CREATION_WINDOW_MS: i64 = 10 * 60_000;
 /// Entries that did not succeed: the predicate of `provisioning_log_outcome` (migration 0011).
 const NOT_SUCCESS: &str = "outcome <> 'success'";
 /// Operations that only read: a filter for them walks the time key (they are most entries).
@@ -245,21 +242,22 @@ pub fn creation_sql(sqlite: bool) -> String {
 }
 
 /// The entry of the request that created this user (creations are not in the target index).
-/// Its request arrived before the user was stored, so it is found by walking the creations
-/// back from the user's creation time: normally the first few it meets, never more than
-/// [`CREATION_WINDOW_MS`] of them.
+/// Its request arrived before the user was stored, at most `window_ms` before (the request
+/// timeout), so it is found by walking the creations back from the user's creation time in
+/// the operation index, which ends with each entry's target: normally the first few it meets.
 pub async fn creation_of(
     db: &Db,
     tenant_id: &str,
     user_id: &str,
     created_at: i64,
+    window_ms: i64,
 ) -> StoreResult<Option<LogRow>> {
     let sql = creation_sql(matches!(db, Db::Sqlite(_)));
     // A second of slack: the entry's time and the user's come from one clock, read in order,
     // but a wall clock may step back a little.
     let row = on_db!(db, |p| sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
         .bind(tenant_id)
-        .bind(created_at - CREATION_WINDOW_MS)
+        .bind(created_at - window_ms)
         .bind(created_at + 1_000)
         .bind(user_id)
         .fetch_optional(p)
