@@ -178,19 +178,16 @@ pub async fn bulk(
 /// What an operation's path names: a collection (`/Users`) or one resource (`/Users/{id}`).
 fn target(path: &str) -> Option<(ResourceKind, Option<&str>)> {
     let path = path.strip_suffix('/').unwrap_or(path);
-    [
-        ("/Users", ResourceKind::User),
-        ("/Groups", ResourceKind::Group),
-    ]
-    .into_iter()
-    .find_map(|(base, kind)| {
-        let rest = path.strip_prefix(base)?;
-        if rest.is_empty() {
-            return Some((kind, None));
-        }
-        let id = rest.strip_prefix('/')?;
-        (!id.is_empty() && !id.contains(['/', '?', '#'])).then_some((kind, Some(id)))
-    })
+    [ResourceKind::User, ResourceKind::Group]
+        .into_iter()
+        .find_map(|kind| {
+            let rest = path.strip_prefix(kind.endpoint())?;
+            if rest.is_empty() {
+                return Some((kind, None));
+            }
+            let id = rest.strip_prefix('/')?;
+            (!id.is_empty() && !id.contains(['/', '?', '#'])).then_some((kind, Some(id)))
+        })
 }
 
 fn header_text(headers: &header::HeaderMap, name: header::HeaderName) -> Option<String> {

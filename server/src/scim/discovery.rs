@@ -50,9 +50,10 @@ pub async fn service_provider_config(Extension(t): Extension<ScimTenant>) -> Res
 }
 
 fn resource_type_json(kind: ResourceKind, t: &ScimTenant) -> Value {
-    let (name, endpoint, description) = match kind {
-        ResourceKind::User => ("User", "/Users", "User accounts of the organisation"),
-        ResourceKind::Group => ("Group", "/Groups", "Groups of the organisation"),
+    let (name, endpoint) = (kind.name(), kind.endpoint());
+    let description = match kind {
+        ResourceKind::User => "User accounts of the organisation",
+        ResourceKind::Group => "Groups of the organisation",
     };
     let extensions: Vec<Value> = kind
         .extensions()

@@ -72,15 +72,11 @@ pub fn meta(
     modified: i64,
     version: i64,
 ) -> Value {
-    let plural = match kind {
-        ResourceKind::User => "Users",
-        ResourceKind::Group => "Groups",
-    };
     json!({
         "resourceType": kind.name(),
         "created": rfc3339(created),
         "lastModified": rfc3339(modified),
-        "location": format!("{base_url}/{plural}/{id}"),
+        "location": format!("{base_url}{}/{id}", kind.endpoint()),
         "version": etag(version),
     })
 }

@@ -25,8 +25,8 @@ const MAX_TOKEN_LEN: usize = 1024;
 
 pub fn router(state: AppState) -> Router {
     let api = Router::new();
-    let api = resource_routes::<Users>(api, "/Users");
-    let api = resource_routes::<Groups>(api, "/Groups");
+    let api = resource_routes::<Users>(api);
+    let api = resource_routes::<Groups>(api);
     let api = both(api, "/.search", post(discovery::root_search));
     let api = both(
         api,
@@ -55,7 +55,8 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// The collection, its search and its items, each with and without a trailing slash.
-fn resource_routes<R: Resource>(api: Router<AppState>, base: &str) -> Router<AppState> {
+fn resource_routes<R: Resource>(api: Router<AppState>) -> Router<AppState> {
+    let base = R::KIND.endpoint();
     let api = both(
         api,
         base,

@@ -449,6 +449,14 @@ impl ResourceKind {
         }
     }
 
+    /// The collection's path under the SCIM base URL (`/ResourceTypes` endpoint).
+    pub fn endpoint(self) -> &'static str {
+        match self {
+            ResourceKind::User => "/Users",
+            ResourceKind::Group => "/Groups",
+        }
+    }
+
     /// The core schema or a known extension with this id, ignoring case.
     pub fn schema(self, urn: &str) -> Option<&'static SchemaDef> {
         let core = self.core_schema();
