@@ -235,19 +235,18 @@ impl ProvLog {
         if !self.is_on() {
             return;
         }
-        let kept = |b: Bytes| Some(b).filter(|b| !b.is_empty() && b.len() < MAX_KEPT_BODY);
         self.enqueue(Exchange {
             id: entry_id(start.at),
             slug: op.slug.to_string(),
             at: start.at,
-            duration_us: start.started.elapsed().as_micros().min(i64::MAX as u128) as i64,
+            duration_us: micros_since(start.started),
             method: op.method.to_string(),
             path: op.path.to_string(),
             query: String::new(),
             status: op.status,
             client_addr: op.parent.client_addr.clone(),
-            request: op.request.and_then(kept),
-            response: kept(op.response),
+            request: kept(op.request),
+            response: kept(Some(op.response)),
             bodies_dropped: false,
             parent_id: Some(op.parent.entry_id.clone()),
         });
@@ -284,6 +283,15 @@ static PROCESS_TAIL: std::sync::LazyLock<String> =
 fn entry_id(at: i64) -> String {
     let seq = SEQ.fetch_add(1, Ordering::Relaxed);
     format!("{:012x}-{:010x}-{}", at.max(0), seq, *PROCESS_TAIL)
+}
+
+/// A body as an entry keeps it: not empty, and not over the size kept.
+fn kept(body: Option<Bytes>) -> Option<Bytes> {
+    body.filter(|b| !b.is_empty() && b.len() < MAX_KEPT_BODY)
+}
+
+fn micros_since(started: Instant) -> i64 {
+    started.elapsed().as_micros().min(i64::MAX as u128) as i64
 }
 
 /// The layer on the SCIM router: records every request, whatever its outcome (the gate's
@@ -346,14 +354,14 @@ pub async fn record(State(log): State<ProvLog>, req: Request, next: Next) -> Res
         id,
         slug,
         at,
-        duration_us: started.elapsed().as_micros().min(i64::MAX as u128) as i64,
+        duration_us: micros_since(started),
         method,
         path,
         query,
         status,
         client_addr,
-        request: request.filter(|b| !b.is_empty() && b.len() < MAX_KEPT_BODY),
-        response: Some(bytes).filter(|b| !b.is_empty() && b.len() < MAX_KEPT_BODY),
+        request: kept(request),
+        response: kept(Some(bytes)),
         bodies_dropped: false,
         parent_id: None,
     });
