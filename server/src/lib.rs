@@ -98,9 +98,8 @@ pub struct Shared {
     pub provlog: provlog::ProvLog,
     /// Recent answers of the SCIM token gate (see `store::gate_cache`).
     pub gate_cache: Arc<store::gate_cache::GateCache>,
-    /// SQLite: group commit for the SCIM write path (`store::batch`); `None` on PostgreSQL.
-    pub writes: Option<store::batch::Batcher>,
-    /// The directory service over the same database, group commit and clock.
+    /// The directory service over the same database and clock; on SQLite it holds the group
+    /// commit for SCIM's writes (`store::batch`).
     pub directory: directory::Directory,
 }
 
@@ -115,7 +114,7 @@ impl AppState {
         };
         let directory = directory::Directory {
             db: db.clone(),
-            writes: writes.clone(),
+            writes,
             clock: clock.clone(),
         };
         AppState(Arc::new(Shared {
@@ -127,7 +126,6 @@ impl AppState {
             metrics: Arc::new(Metrics::default()),
             provlog: provlog::ProvLog::start(db_for_log, clock_for_log),
             gate_cache: Arc::default(),
-            writes,
             directory,
         }))
     }
