@@ -894,3 +894,120 @@ async fn the_log_writes_through_its_own_connection_on_sqlite() {
         ["Created user ada@contoso.com"]
     );
 }
+
+/// A user's successful changes are not in the target index: each entry points to the entry of
+/// the change before it, and the user row to the newest. Parallel PATCHes (Entra sends them)
+/// must give one unbroken chain in the order they were applied, Bulk operations included.
+#[tokio::test]
+async fn a_users_parallel_changes_form_one_chain_in_the_order_applied() {
+    const N: usize = 16;
+    let app = Arc::new(TestApp::new().await);
+    let t = Arc::new(app.scim_tenant("Contoso").await);
+    let user = app.create_user(&t, "chain@contoso.com").await;
+    let id = id_of(&user);
+    let mut tasks = Vec::new();
+    for i in 0..N {
+        let (app, t, id) = (app.clone(), t.clone(), id.clone());
+        tasks.push(tokio::spawn(async move {
+            let p =
+                patch_ops(json!([{"op": "Replace", "path": "title", "value": format!("t{i}")}]));
+            let r = app
+                .scim("PATCH", &t, &format!("/Users/{id}"), Some(p))
+                .await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    // One more through Bulk, and one that fails (not in the chain, in the target index).
+    let bulk = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+        "Operations": [{"method": "PATCH", "path": format!("/Users/{id}"),
+            "data": patch_ops(json!([{"op": "Replace", "path": "title", "value": "bulk"}]))}]
+    });
+    let r = app.scim("POST", &t, "/Bulk", Some(bulk)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let bad = patch_ops(json!([{"op": "Replace", "path": "active", "value": "maybe"}]));
+    let r = app
+        .scim("PATCH", &t, &format!("/Users/{id}"), Some(bad))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    app.state.provlog.flush().await;
+
+    let (chain, end) = logstore::user_chain(&app.db, &t.id, &id, 100)
+        .await
+        .unwrap();
+    assert_eq!(end, logstore::ChainEnd::Start);
+    assert_eq!(
+        chain.len(),
+        N + 1,
+        "every change once: {:?}",
+        actions(&chain)
+    );
+    assert!(
+        chain[0].parent_id.is_some(),
+        "the Bulk operation is the newest"
+    );
+    // Newest first, in the order applied: each answer's version is one below the one before.
+    let versions: Vec<String> = chain
+        .iter()
+        .map(|r| {
+            let body: Value = serde_json::from_str(r.response_body.as_deref().unwrap()).unwrap();
+            body["meta"]["version"].as_str().unwrap().to_string()
+        })
+        .collect();
+    let expected: Vec<String> = (0..=N).rev().map(|v| format!("W/\"{}\"", v + 2)).collect();
+    assert_eq!(versions, expected);
+    assert!(chain.iter().all(|r| r.outcome == "success"));
+    // A shorter walk stops at its limit.
+    let (short, end) = logstore::user_chain(&app.db, &t.id, &id, 3).await.unwrap();
+    assert_eq!((short.len(), end), (3, logstore::ChainEnd::Limit));
+    assert_eq!(short, chain[..3].to_vec());
+    // The target index holds only the failure.
+    let target = logstore::list(
+        &app.db,
+        &t.id,
+        &LogFilter {
+            target_id: Some(id.clone()),
+            ..LogFilter::default()
+        },
+        None,
+        100,
+        false,
+    )
+    .await
+    .unwrap();
+    assert_eq!(target.len(), 1, "{:?}", actions(&target));
+    assert_eq!(target[0].outcome, "failure");
+}
+
+/// An entry gone from the chain (pruned, or lost when the queue was full) ends the walk there,
+/// and says so.
+#[tokio::test]
+async fn a_chain_with_a_missing_entry_ends_at_the_gap() {
+    let app = TestApp::new().await;
+    let t = app.scim_tenant("Contoso").await;
+    let id = id_of(&app.create_user(&t, "gap@contoso.com").await);
+    for title in ["one", "two", "three"] {
+        let p = patch_ops(json!([{"op": "Replace", "path": "title", "value": title}]));
+        let r = app
+            .scim("PATCH", &t, &format!("/Users/{id}"), Some(p))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    }
+    app.state.provlog.flush().await;
+    let (chain, _) = logstore::user_chain(&app.db, &t.id, &id, 10).await.unwrap();
+    assert_eq!(chain.len(), 3);
+    let middle = &chain[1];
+    server::on_db!(&app.db, |p| {
+        sqlx::query("DELETE FROM provisioning_log WHERE id = $1")
+            .bind(&middle.id)
+            .execute(p)
+            .await
+            .unwrap();
+    });
+    let (after, end) = logstore::user_chain(&app.db, &t.id, &id, 10).await.unwrap();
+    assert_eq!(end, logstore::ChainEnd::Gap);
+    assert_eq!(after, chain[..1].to_vec());
+}

@@ -13,7 +13,7 @@ use crate::store::audit::AuditAction;
 use crate::store::directory_view::{
     self as dv, COUNT_CAP, Cursor, SearchMode, UserListRow, UserQuery, UserSort, UserSource,
 };
-use crate::store::provlog::{self as logstore, LogFilter, LogRow};
+use crate::store::provlog::{self as logstore, ChainEnd, LogFilter, LogRow};
 use crate::store::tenants;
 
 /// Rows per page on every listing.
@@ -605,6 +605,12 @@ impl Console {
         user_id: &str,
         created_at: i64,
     ) -> Result<(Vec<HistoryItem>, bool), ConsoleError> {
+        let db = &self.state.db;
+        // Successful changes: the user's chain, in the order they were applied.
+        let (chain, end) = logstore::user_chain(db, tenant_id, user_id, HISTORY as usize + 1)
+            .await
+            .map_err(internal)?;
+        // Failed ones: the target index (a user's successful changes are not in it).
         let filter = LogFilter {
             target_id: Some(user_id.to_string()),
             operations: Operation::ALL
@@ -614,23 +620,26 @@ impl Console {
                 .collect(),
             ..Default::default()
         };
-        // One more than shown: the oldest shown entry needs its predecessor's state.
-        let mut rows = logstore::list(&self.state.db, tenant_id, &filter, None, HISTORY + 1, true)
+        let failed = logstore::list(db, tenant_id, &filter, None, HISTORY + 1, true)
             .await
             .map_err(internal)?;
+        // One more than shown: the oldest shown entry needs its predecessor's state.
+        let mut rows = merge_newest_first(chain, failed);
+        rows.truncate(HISTORY as usize + 1);
         // The creation is not in the target index; it is the oldest entry, needed when the
-        // walk above reached the end.
-        // Its request arrived at most a request timeout before the user was stored.
+        // chain ended at the user's first logged change. Its request arrived at most a request
+        // timeout before the user was stored.
         let window = self.state.settings.request_timeout.as_millis() as i64 + 10_000;
         if rows.len() as i64 <= HISTORY
-            && let Some(created) =
-                logstore::creation_of(&self.state.db, tenant_id, user_id, created_at, window)
-                    .await
-                    .map_err(internal)?
+            && end == ChainEnd::Start
+            && let Some(created) = logstore::creation_of(db, tenant_id, user_id, created_at, window)
+                .await
+                .map_err(internal)?
         {
             rows.push(created);
         }
-        let more = rows.len() as i64 > HISTORY;
+        // A gap (an entry pruned, or lost to a full queue) ends the chain early.
+        let more = rows.len() as i64 > HISTORY || end == ChainEnd::Gap;
         let after_state = |r: &LogRow| -> Option<Value> {
             if r.outcome != "success" {
                 return None;
@@ -1031,6 +1040,25 @@ impl Console {
     }
 }
 
+/// A user's changes, newest first: its chain (in the order the changes were applied, kept as
+/// it is) with the failed changes placed by time; an entry in both is shown once.
+fn merge_newest_first(chain: Vec<LogRow>, failed: Vec<LogRow>) -> Vec<LogRow> {
+    let in_chain: std::collections::HashSet<String> = chain.iter().map(|r| r.id.clone()).collect();
+    let mut failed = failed
+        .into_iter()
+        .filter(|r| !in_chain.contains(&r.id))
+        .peekable();
+    let mut out = Vec::with_capacity(chain.len() + failed.size_hint().0);
+    for r in chain {
+        while let Some(f) = failed.next_if(|f| (f.at, &f.id) > (r.at, &r.id)) {
+            out.push(f);
+        }
+        out.push(r);
+    }
+    out.extend(failed);
+    out
+}
+
 fn hour_label(ms: i64) -> String {
     let fmt = time::macros::format_description!("[hour]:00");
     time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
@@ -1077,6 +1105,23 @@ fn touched_paths(request: Option<&str>) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_history_keeps_the_chains_order_and_places_failures_by_time() {
+        let row = |id: &str, at: i64| LogRow {
+            id: id.into(),
+            at,
+            ..Default::default()
+        };
+        // B arrived after A but was applied before it; B also failed after writing.
+        let chain = vec![row("a", 30), row("b", 31), row("c", 10)];
+        let failed = vec![row("f", 40), row("b", 31), row("g", 25), row("h", 5)];
+        let ids: Vec<String> = merge_newest_first(chain, failed)
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(ids, ["f", "a", "b", "g", "c", "h"]);
+    }
 
     #[test]
     fn numbers_and_times_read_well() {

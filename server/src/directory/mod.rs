@@ -10,7 +10,7 @@
 pub mod groups;
 pub mod users;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::clock::Clock;
 use crate::scim::error::ScimError;
@@ -26,6 +26,43 @@ pub struct Directory {
     pub db: Db,
     pub writes: Option<Batcher>,
     pub clock: Arc<dyn Clock>,
+}
+
+/// The provisioning log entry a change of a user is recorded under, and what the change tells
+/// the log back: the entry of the user's change before it. Entries linked so form each user's
+/// history (the console follows it); the log layer makes one per SCIM request or Bulk
+/// operation, and a change nobody logs takes [`LogLink::default`].
+#[derive(Debug, Clone, Default)]
+pub struct LogLink {
+    entry_id: Option<String>,
+    prev: Arc<OnceLock<String>>,
+}
+
+impl LogLink {
+    pub fn for_entry(entry_id: String) -> LogLink {
+        LogLink {
+            entry_id: Some(entry_id),
+            prev: Arc::default(),
+        }
+    }
+
+    pub fn entry_id(&self) -> Option<&str> {
+        self.entry_id.as_deref()
+    }
+
+    /// The change was written after the entry `prev` (`None`: the user's first logged one).
+    pub(crate) fn written_after(&self, prev: Option<String>) {
+        if self.entry_id.is_some()
+            && let Some(p) = prev
+        {
+            let _ = self.prev.set(p);
+        }
+    }
+
+    /// The entry the recorded change followed, once it was written.
+    pub fn prev_entry(&self) -> Option<String> {
+        self.prev.get().cloned()
+    }
 }
 
 /// How a directory operation failed. The SCIM layer maps each variant to one answer.

@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use super::{ATTEMPTS, DirError, DirResult, Directory, Preconditions, ScimTenant};
+use super::{ATTEMPTS, DirError, DirResult, Directory, LogLink, Preconditions, ScimTenant};
 use crate::scim::error::{ScimError, ScimType};
 use crate::scim::patch::{PatchRequest, apply_patch};
 use crate::scim::resource::{etag, meta, normalize, stored_doc, strip_keys};
@@ -251,6 +251,7 @@ impl Directory {
         id: &str,
         body: Value,
         pre: &Preconditions,
+        link: &LogLink,
     ) -> DirResult<UserRecord> {
         let rec = self.user(t, id).await?;
         pre.check(&etag(rec.version))?;
@@ -266,7 +267,7 @@ impl Directory {
         }
         let doc = normalize(KIND, body, &["groups"])?;
         let expect = pre.pins_version().then_some(rec.version);
-        self.write_user(t, &rec, &doc, expect)
+        self.write_user(t, &rec, &doc, expect, link)
             .await?
             .ok_or(DirError::Stale { kind: KIND })
     }
@@ -279,6 +280,7 @@ impl Directory {
         id: &str,
         req: &PatchRequest,
         pre: &Preconditions,
+        link: &LogLink,
     ) -> DirResult<UserRecord> {
         for _ in 0..ATTEMPTS {
             let rec = self.user(t, id).await?;
@@ -288,7 +290,10 @@ impl Directory {
                 strip_keys(o, &["meta"]);
             }
             apply_patch(&mut doc, &req.operations, KIND)?;
-            match self.write_user(t, &rec, &doc, Some(rec.version)).await? {
+            match self
+                .write_user(t, &rec, &doc, Some(rec.version), link)
+                .await?
+            {
                 Some(saved) => return Ok(saved),
                 None if pre.pins_version() => return Err(DirError::Stale { kind: KIND }),
                 None => continue,
@@ -304,6 +309,7 @@ impl Directory {
         rec: &UserRecord,
         doc: &Value,
         expect: Option<i64>,
+        link: &LogLink,
     ) -> DirResult<Option<UserRecord>> {
         let cols = user_columns(doc, !rec.is_admin)?;
         let now = self.clock.now_ms();
@@ -338,11 +344,15 @@ impl Directory {
             &resource,
             &ix,
             audit,
+            link.entry_id(),
             now,
         )
         .await
         {
-            Ok(r) => Ok(Some(r)),
+            Ok(w) => {
+                link.written_after(w.prev_entry);
+                Ok(Some(w.user))
+            }
             Err(StoreError::Stale) => Ok(None),
             Err(StoreError::Conflict(key)) => Err(taken(key, &cols)),
             Err(e) => Err(e.into()),
@@ -356,14 +366,18 @@ impl Directory {
         t: &ScimTenant,
         id: &str,
         pre: &Preconditions,
+        link: &LogLink,
     ) -> DirResult<()> {
         let rec = self.user(t, id).await?;
         pre.check(&etag(rec.version))?;
-        super::found(
-            scim_users::deprovision(&self.db, &t.id, id, self.clock.now_ms()).await,
+        let now = self.clock.now_ms();
+        let prev = super::found(
+            scim_users::deprovision(&self.db, &t.id, id, link.entry_id(), now).await,
             KIND,
             id,
-        )
+        )?;
+        link.written_after(prev);
+        Ok(())
     }
 }
 

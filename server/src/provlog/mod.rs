@@ -27,6 +27,7 @@ use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::Clock;
+use crate::directory::LogLink;
 use crate::store::Db;
 
 pub use writer::{Writer, prune};
@@ -59,6 +60,8 @@ pub struct Exchange {
     /// True when the bodies were left out because the queue held too many bytes.
     pub bodies_dropped: bool,
     pub parent_id: Option<String>,
+    /// The entry of the change this one follows, for a user's change (see [`LogLink`]).
+    pub prev_entry: Option<String>,
 }
 
 impl Exchange {
@@ -202,10 +205,18 @@ impl ProvLog {
     }
 }
 
-/// When a Bulk operation started, for its entry (see [`ProvLog::record_operation`]).
+/// When a Bulk operation started, for its entry (see [`ProvLog::record_operation`]), and the
+/// entry's link for the change it makes.
 pub struct OperationStart {
     at: i64,
     started: Instant,
+    link: LogLink,
+}
+
+impl OperationStart {
+    pub fn link(&self) -> &LogLink {
+        &self.link
+    }
 }
 
 /// One Bulk operation as the Bulk handler ran it: what the entry of a sub-request holds.
@@ -222,9 +233,11 @@ pub struct OperationDone<'a> {
 
 impl ProvLog {
     pub fn start_operation(&self) -> OperationStart {
+        let at = self.inner.clock.now_ms();
         OperationStart {
-            at: self.inner.clock.now_ms(),
+            at,
             started: Instant::now(),
+            link: LogLink::for_entry(entry_id(at)),
         }
     }
 
@@ -236,7 +249,7 @@ impl ProvLog {
             return;
         }
         self.enqueue(Exchange {
-            id: entry_id(start.at),
+            id: start.link.entry_id().unwrap_or_default().to_string(),
             slug: op.slug.to_string(),
             at: start.at,
             duration_us: micros_since(start.started),
@@ -249,6 +262,7 @@ impl ProvLog {
             response: kept(Some(op.response)),
             bodies_dropped: false,
             parent_id: Some(op.parent.entry_id.clone()),
+            prev_entry: start.link.prev_entry(),
         });
     }
 }
@@ -329,6 +343,13 @@ pub async fn record(State(log): State<ProvLog>, req: Request, next: Next) -> Res
             client_addr: client_addr.clone(),
         });
     }
+    // A change learns its entry; a user's change tells back the entry it follows.
+    let link = (parts.method != axum::http::Method::GET
+        && parts.method != axum::http::Method::POST)
+        .then(|| LogLink::for_entry(id.clone()));
+    if let Some(l) = &link {
+        parts.extensions.insert(l.clone());
+    }
     // A request without a body (lookups) is passed on as it is.
     let (body, seen) = if http_body::Body::size_hint(&body).exact() == Some(0) {
         (body, None)
@@ -364,6 +385,7 @@ pub async fn record(State(log): State<ProvLog>, req: Request, next: Next) -> Res
         response: kept(Some(bytes)),
         bodies_dropped: false,
         parent_id: None,
+        prev_entry: link.and_then(|l| l.prev_entry()),
     });
     res
 }

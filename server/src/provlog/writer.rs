@@ -323,6 +323,7 @@ impl Batch {
                 request_body,
                 response_body,
                 parent_id: e.parent_id,
+                prev_entry: e.prev_entry,
             });
             slugs.push(e.slug);
         }

@@ -20,7 +20,7 @@ use super::schema::ResourceKind;
 use super::users::Users;
 use super::wire::{Projection, ScimTenant, read_json, scim_json};
 use crate::AppState;
-use crate::directory::Preconditions;
+use crate::directory::{LogLink, Preconditions};
 use crate::provlog::OperationDone;
 
 pub const BULK_REQUEST_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:BulkRequest";
@@ -204,6 +204,7 @@ async fn dispatch<R: Resource>(
     method: &str,
     id: Option<&str>,
     pre: &Preconditions,
+    link: &LogLink,
     data: Value,
 ) -> ScimResult<Response> {
     let proj = Projection::default();
@@ -218,9 +219,9 @@ async fn dispatch<R: Resource>(
     };
     match (method, id) {
         ("POST", None) => create_op::<R>(state, t, &proj, object(data)?).await,
-        ("PUT", Some(id)) => replace_op::<R>(state, t, id, &proj, pre, object(data)?).await,
-        ("PATCH", Some(id)) => patch_op::<R>(state, t, id, &proj, pre, object(data)?).await,
-        ("DELETE", Some(id)) => delete_op::<R>(state, t, id, pre).await,
+        ("PUT", Some(id)) => replace_op::<R>(state, t, id, link, &proj, pre, object(data)?).await,
+        ("PATCH", Some(id)) => patch_op::<R>(state, t, id, link, &proj, pre, object(data)?).await,
+        ("DELETE", Some(id)) => delete_op::<R>(state, t, id, link, pre).await,
         _ => Err(ScimError::method_not_allowed()),
     }
 }
@@ -269,12 +270,16 @@ async fn run_one(
         if_none_match: None,
     };
     let log = log_tag.map(|_| state.provlog.start_operation());
+    let link = log
+        .as_ref()
+        .map(|start| start.link().clone())
+        .unwrap_or_default();
     let request = log_tag
         .filter(|_| !data.is_null())
         .map(|_| Bytes::from(data.to_string()));
     let answer = match kind {
-        ResourceKind::User => dispatch::<Users>(state, t, method, id, &pre, data).await,
-        ResourceKind::Group => dispatch::<Groups>(state, t, method, id, &pre, data).await,
+        ResourceKind::User => dispatch::<Users>(state, t, method, id, &pre, &link, data).await,
+        ResourceKind::Group => dispatch::<Groups>(state, t, method, id, &pre, &link, data).await,
     };
     let (parts, body) = answer
         .unwrap_or_else(IntoResponse::into_response)

@@ -14,7 +14,7 @@ use super::schema::ResourceKind;
 use super::wire::{ListParams, Projection, ScimTenant, list_response, scim_json};
 use crate::AppState;
 use crate::directory::groups::render;
-use crate::directory::{DirResult, Directory, Preconditions};
+use crate::directory::{DirResult, Directory, LogLink, Preconditions};
 use crate::domain::query::{Cond, Page, Query as DirQuery};
 use crate::store::query::{Fetched, Table};
 use crate::store::scim_groups::{self, GroupRecord};
@@ -44,6 +44,7 @@ impl Resource for Groups {
         id: &str,
         body: Value,
         pre: &Preconditions,
+        _link: &LogLink,
     ) -> DirResult<GroupRecord> {
         dir.replace_group(t, id, body, pre).await
     }
@@ -53,6 +54,7 @@ impl Resource for Groups {
         id: &str,
         req: &super::patch::PatchRequest,
         pre: &Preconditions,
+        _link: &LogLink,
     ) -> DirResult<GroupRecord> {
         dir.patch_group(t, id, req, pre).await
     }
@@ -61,6 +63,7 @@ impl Resource for Groups {
         t: &ScimTenant,
         id: &str,
         pre: &Preconditions,
+        _link: &LogLink,
     ) -> DirResult<()> {
         dir.delete_group(t, id, pre).await
     }

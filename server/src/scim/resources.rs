@@ -22,7 +22,7 @@ use super::wire::{
     not_modified, preconditions, projection_from_query, read_json, resource_response,
 };
 use crate::AppState;
-use crate::directory::{DirResult, Directory, Preconditions};
+use crate::directory::{DirResult, Directory, LogLink, Preconditions};
 
 /// A kind of SCIM resource as the HTTP layer serves it.
 pub trait Resource: Send + Sync + 'static {
@@ -49,6 +49,7 @@ pub trait Resource: Send + Sync + 'static {
         id: &str,
         body: Value,
         pre: &Preconditions,
+        link: &LogLink,
     ) -> impl Future<Output = DirResult<Self::Record>> + Send;
     fn patch(
         dir: &Directory,
@@ -56,12 +57,14 @@ pub trait Resource: Send + Sync + 'static {
         id: &str,
         req: &PatchRequest,
         pre: &Preconditions,
+        link: &LogLink,
     ) -> impl Future<Output = DirResult<Self::Record>> + Send;
     fn remove(
         dir: &Directory,
         t: &ScimTenant,
         id: &str,
         pre: &Preconditions,
+        link: &LogLink,
     ) -> impl Future<Output = DirResult<()>> + Send;
     /// The resource's document as the projection asks for it (reading what it derives).
     fn render(
@@ -105,11 +108,12 @@ pub async fn replace_op<R: Resource>(
     state: &AppState,
     t: &ScimTenant,
     id: &str,
+    link: &LogLink,
     proj: &Projection,
     pre: &Preconditions,
     body: Value,
 ) -> ScimResult<Response> {
-    let rec = scim(R::replace(state.directory(), t, id, body, pre).await)?;
+    let rec = scim(R::replace(state.directory(), t, id, body, pre, link).await)?;
     let doc = R::render(state, t, &rec, proj).await?;
     Ok(resource_response(StatusCode::OK, &doc, false))
 }
@@ -118,12 +122,13 @@ pub async fn patch_op<R: Resource>(
     state: &AppState,
     t: &ScimTenant,
     id: &str,
+    link: &LogLink,
     proj: &Projection,
     pre: &Preconditions,
     body: Value,
 ) -> ScimResult<Response> {
     let req = PatchRequest::from_value(body)?;
-    let rec = scim(R::patch(state.directory(), t, id, &req, pre).await)?;
+    let rec = scim(R::patch(state.directory(), t, id, &req, pre, link).await)?;
     if R::PATCH_ANSWERS_NO_CONTENT && !proj.is_requested() {
         let mut res = StatusCode::NO_CONTENT.into_response();
         if let Ok(v) = HeaderValue::from_str(&etag(R::version(&rec))) {
@@ -139,9 +144,10 @@ pub async fn delete_op<R: Resource>(
     state: &AppState,
     t: &ScimTenant,
     id: &str,
+    link: &LogLink,
     pre: &Preconditions,
 ) -> ScimResult<Response> {
-    scim(R::remove(state.directory(), t, id, pre).await)?;
+    scim(R::remove(state.directory(), t, id, pre, link).await)?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -193,12 +199,23 @@ pub async fn replace<R: Resource>(
     Extension(t): Extension<ScimTenant>,
     Path((_, id)): Path<(String, String)>,
     Query(q): Query<HashMap<String, String>>,
+    link: Option<Extension<LogLink>>,
     headers: HeaderMap,
     body: Body,
 ) -> ScimResult<Response> {
     let proj = projection_from_query(&q)?;
     let body = read_json(body).await?;
-    replace_op::<R>(&state, &t, &id, &proj, &preconditions(&headers), body).await
+    let link = link.map(|l| l.0).unwrap_or_default();
+    replace_op::<R>(
+        &state,
+        &t,
+        &id,
+        &link,
+        &proj,
+        &preconditions(&headers),
+        body,
+    )
+    .await
 }
 
 pub async fn patch<R: Resource>(
@@ -206,19 +223,32 @@ pub async fn patch<R: Resource>(
     Extension(t): Extension<ScimTenant>,
     Path((_, id)): Path<(String, String)>,
     Query(q): Query<HashMap<String, String>>,
+    link: Option<Extension<LogLink>>,
     headers: HeaderMap,
     body: Body,
 ) -> ScimResult<Response> {
     let proj = projection_from_query(&q)?;
     let body = read_json(body).await?;
-    patch_op::<R>(&state, &t, &id, &proj, &preconditions(&headers), body).await
+    let link = link.map(|l| l.0).unwrap_or_default();
+    patch_op::<R>(
+        &state,
+        &t,
+        &id,
+        &link,
+        &proj,
+        &preconditions(&headers),
+        body,
+    )
+    .await
 }
 
 pub async fn delete<R: Resource>(
     State(state): State<AppState>,
     Extension(t): Extension<ScimTenant>,
     Path((_, id)): Path<(String, String)>,
+    link: Option<Extension<LogLink>>,
     headers: HeaderMap,
 ) -> ScimResult<Response> {
-    delete_op::<R>(&state, &t, &id, &preconditions(&headers)).await
+    let link = link.map(|l| l.0).unwrap_or_default();
+    delete_op::<R>(&state, &t, &id, &link, &preconditions(&headers)).await
 }

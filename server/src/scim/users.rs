@@ -13,7 +13,7 @@ use super::schema::ResourceKind;
 use super::wire::{ListParams, Projection, ScimTenant, list_response, scim_json};
 use crate::AppState;
 use crate::directory::users::render;
-use crate::directory::{DirResult, Directory, Preconditions};
+use crate::directory::{DirResult, Directory, LogLink, Preconditions};
 use crate::domain::query::{Column, Cond, Page, Query as DirQuery, TextOp};
 use crate::store::query::{Fetched, Table};
 use crate::store::scim_users::{self, UserRecord};
@@ -45,8 +45,9 @@ impl Resource for Users {
         id: &str,
         body: Value,
         pre: &Preconditions,
+        link: &LogLink,
     ) -> DirResult<UserRecord> {
-        dir.replace_user(t, id, body, pre).await
+        dir.replace_user(t, id, body, pre, link).await
     }
     async fn patch(
         dir: &Directory,
@@ -54,16 +55,18 @@ impl Resource for Users {
         id: &str,
         req: &super::patch::PatchRequest,
         pre: &Preconditions,
+        link: &LogLink,
     ) -> DirResult<UserRecord> {
-        dir.patch_user(t, id, req, pre).await
+        dir.patch_user(t, id, req, pre, link).await
     }
     async fn remove(
         dir: &Directory,
         t: &ScimTenant,
         id: &str,
         pre: &Preconditions,
+        link: &LogLink,
     ) -> DirResult<()> {
-        dir.deprovision_user(t, id, pre).await
+        dir.deprovision_user(t, id, pre, link).await
     }
     async fn render(
         state: &AppState,

@@ -5,7 +5,7 @@ use super::{Db, StoreResult, on_db};
 use std::collections::HashMap;
 
 /// One stored log entry.
-#[derive(sqlx::FromRow, Debug, Clone, PartialEq)]
+#[derive(sqlx::FromRow, Debug, Clone, Default, PartialEq)]
 pub struct LogRow {
     pub id: String,
     pub tenant_id: String,
@@ -26,31 +26,36 @@ pub struct LogRow {
     pub request_body: Option<String>,
     pub response_body: Option<String>,
     pub parent_id: Option<String>,
+    /// For a user's successful change: the entry of the user's change before it (the chain a
+    /// user's history follows, migration 0013).
+    pub prev_entry: Option<String>,
 }
 
 const COLUMNS: &str = "id, tenant_id, at, duration_us, method, path, operation, action, target_type, \
      target_id, target_name, outcome, status, scim_type, error_detail, client_addr, request_body, \
-     response_body, parent_id";
+     response_body, parent_id, prev_entry";
 /// Listings leave the bodies out; an entry's page reads them.
 const LIST_COLUMNS: &str = "id, tenant_id, at, duration_us, method, path, operation, action, \
      target_type, target_id, target_name, outcome, status, scim_type, error_detail, client_addr, \
-     NULL AS request_body, NULL AS response_body, parent_id";
-const NCOLS: usize = 19;
+     NULL AS request_body, NULL AS response_body, parent_id, prev_entry";
+const NCOLS: usize = 20;
 /// Entries that change their target. Must read exactly as the predicate of the partial indexes
 /// `provisioning_log_target` and `provisioning_log_operation` (migrations 0010, 0011): both
 /// databases use a partial index only when the query repeats its predicate.
 const CHANGES_ONLY: &str = "operation <> 'user_read' AND operation <> 'group_read'";
-/// Entries in `provisioning_log_target` (migration 0012): changes, except a user's creation,
-/// whose random new id would cost every POST /Users a random page of the index. Repeated word
-/// for word by the queries that use the index.
-const IN_TARGET_INDEX: &str =
-    "operation <> 'user_read' AND operation <> 'group_read' AND operation <> 'user_create'";
+/// Entries in `provisioning_log_target` (migrations 0012, 0013): changes, except a user's
+/// creation and a user's successful changes. A user's random id would cost every POST and PATCH
+/// of /Users a random page of the index; its changes are found through their chain instead
+/// (`user_chain`), its creation near its creation time (`creation_of`). Repeated word for word
+/// by the queries that use the index.
+const IN_TARGET_INDEX: &str = "operation <> 'user_read' AND operation <> 'group_read' \
+     AND operation <> 'user_create' AND (outcome <> 'success' OR operation NOT LIKE 'user%')";
 /// Entries that did not succeed: the predicate of `provisioning_log_outcome` (migration 0011).
 const NOT_SUCCESS: &str = "outcome <> 'success'";
 /// Operations that only read: a filter for them walks the time key (they are most entries).
 const READ_OPERATIONS: [&str; 2] = ["user_read", "group_read"];
 const DAY_MS: i64 = 86_400_000;
-/// Rows per INSERT statement (19 parameters each, far below both databases' limits).
+/// Rows per INSERT statement (20 parameters each, far below both databases' limits).
 const INSERT_CHUNK: usize = 50;
 
 /// Requests of one organisation in one hour, added to the stored counters.
@@ -147,7 +152,8 @@ pub async fn write_batch(
                     .bind(&r.client_addr)
                     .bind(&r.request_body)
                     .bind(&r.response_body)
-                    .bind(&r.parent_id);
+                    .bind(&r.parent_id)
+                    .bind(&r.prev_entry);
             }
             q.execute(&mut *tx).await?;
         }
@@ -263,6 +269,50 @@ pub async fn creation_of(
         .fetch_optional(p)
         .await)?;
     Ok(row)
+}
+
+/// Where a walk of a user's chain of changes stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChainEnd {
+    /// At the user's first logged change: what comes before is its creation.
+    Start,
+    /// At the limit: older changes follow.
+    Limit,
+    /// At an entry that is no longer there (pruned by retention, or lost when the queue was
+    /// full): what came before it cannot be followed.
+    Gap,
+}
+
+/// A user's successful changes, newest first, at most `limit`: the chain from the user's
+/// `last_entry` through each entry's `prev_entry` (migration 0013), one key lookup per entry.
+pub async fn user_chain(
+    db: &Db,
+    tenant_id: &str,
+    user_id: &str,
+    limit: usize,
+) -> StoreResult<(Vec<LogRow>, ChainEnd)> {
+    let last: Option<Option<String>> = on_db!(db, |p| sqlx::query_scalar(
+        "SELECT last_entry FROM users WHERE tenant_id = $1 AND id = $2"
+    )
+    .bind(tenant_id)
+    .bind(user_id)
+    .fetch_optional(p)
+    .await)?;
+    let mut next = last.flatten();
+    let mut rows = Vec::new();
+    while let Some(id) = next {
+        if rows.len() >= limit {
+            return Ok((rows, ChainEnd::Limit));
+        }
+        let Some(row) = get(db, tenant_id, &id).await? else {
+            return Ok((rows, ChainEnd::Gap));
+        };
+        // In the order the changes were applied, which for parallel requests is not always
+        // the order they arrived in (entry ids); `limit` bounds the walk.
+        next = row.prev_entry.clone();
+        rows.push(row);
+    }
+    Ok((rows, ChainEnd::Start))
 }
 
 pub async fn tenant_id_by_slug(db: &Db, slug: &str) -> StoreResult<Option<String>> {

@@ -262,10 +262,28 @@ pub async fn insert_many(
     })
 }
 
+/// A change written: the user after it, and the log entry of the user's change before it (when
+/// this change was logged: see [`CHAIN_LINK`]).
+#[derive(Debug)]
+pub struct Written {
+    pub user: UserRecord,
+    pub prev_entry: Option<String>,
+}
+
+/// Set by every change of a user's row (`$E` is this change's log entry, or NULL when it is
+/// not logged): the entry becomes the user's `last_entry` and the one it replaces is kept in
+/// `prev_entry`, which the statement returns. Both sides of `SET` read the row as it was, so
+/// parallel changes each get the entry they follow, in the order they were applied.
+const CHAIN_LINK: &str = "prev_entry = last_entry, last_entry = COALESCE($E, last_entry)";
+
+fn chain_link(mark: usize) -> String {
+    CHAIN_LINK.replace("$E", &format!("${mark}"))
+}
+
 /// Replaces the stored document, columns and index. With `version`, only while the row is still
 /// at that version (a changed version is reported as `Stale`). With `writes` (SQLite), through
-/// the group commit.
-// One write: row, expected version, columns, document, index, time.
+/// the group commit. `entry` is the provisioning log entry the change is recorded under.
+// One write: row, expected version, columns, document, index, log entry, time.
 #[allow(clippy::too_many_arguments)]
 pub async fn update(
     db: &Db,
@@ -277,21 +295,24 @@ pub async fn update(
     resource: &str,
     ix: &SearchIndex,
     audit: Option<super::audit::NewAuditEntry<'_>>,
+    entry: Option<&str>,
     now: i64,
-) -> StoreResult<UserRecord> {
+) -> StoreResult<Written> {
     let sql = format!(
         "UPDATE users SET user_name = $1, user_name_lc = $2, external_id = $3, given_name = $4, \
          family_name = $5, display_name = $6, email = $7, email_lc = $8, active = $9, \
          resource = $10, version = version + 1, updated_at = $11, last_provisioned_at = $11, \
-         search = {}, display_name_lc = $16, given_name_lc = $17, family_name_lc = $18 \
+         search = {}, display_name_lc = $16, given_name_lc = $17, family_name_lc = $18, {} \
          WHERE tenant_id = $12 AND id = $13 AND ($14 = 0 OR version = $14) AND deleted_at IS NULL \
-         AND {}",
+         AND {} RETURNING prev_entry",
         db.json_param(15),
+        chain_link(19),
         keeps_an_admin(9, 12, 13)
     );
+    let entry = entry.map(str::to_string);
     macro_rules! update_query {
-        ($c:expr, $t:expr, $id:expr, $res:expr, $ix:expr) => {
-            sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+        ($c:expr, $t:expr, $id:expr, $res:expr, $ix:expr, $entry:expr) => {
+            sqlx::query_scalar::<_, Option<String>>(sqlx::AssertSqlSafe(sql.as_str()))
                 .bind(&$c.user_name)
                 .bind($c.user_name.to_lowercase())
                 .bind(&$c.external_id)
@@ -310,42 +331,43 @@ pub async fn update(
                 .bind(&$ix.display_name_lc)
                 .bind(&$ix.given_name_lc)
                 .bind(&$ix.family_name_lc)
+                .bind(&$entry)
         };
     }
-    let n = match (db, writes) {
+    // `None`: no row changed; `Some(prev)`: changed, after the entry `prev`.
+    let changed: Option<Option<String>> = match (db, writes) {
         (Db::Sqlite(_), Some(w)) => {
-            let (c, t, uid, res, ix) = (
+            let (c, t, uid, res, ix, e) = (
                 cols.clone(),
                 tenant_id.to_string(),
                 id.to_string(),
                 resource.to_string(),
                 ix.clone(),
+                entry.clone(),
             );
             match audit.map(|e| e.to_owned_entry()) {
                 None => {
                     w.write_statement(move |conn| {
                         Box::pin(async move {
-                            let done = update_query!(c, &t, &uid, &res, ix)
-                                .execute(&mut *conn)
-                                .await?;
-                            Ok(done.rows_affected())
+                            Ok(update_query!(c, &t, &uid, &res, ix, e)
+                                .fetch_optional(&mut *conn)
+                                .await?)
                         })
                     })
                     .await?
                 }
                 // An audited change (rare: an admin's sign-in email) and its entry share the
                 // write's savepoint: both commit or neither.
-                Some(entry) => {
+                Some(audit) => {
                     w.write(move |conn| {
                         Box::pin(async move {
-                            let n = update_query!(c, &t, &uid, &res, ix)
-                                .execute(&mut *conn)
-                                .await?
-                                .rows_affected();
-                            if n > 0 {
-                                super::audit::record_on_sqlite(conn, entry.entry(), now).await?;
+                            let changed = update_query!(c, &t, &uid, &res, ix, e)
+                                .fetch_optional(&mut *conn)
+                                .await?;
+                            if changed.is_some() {
+                                super::audit::record_on_sqlite(conn, audit.entry(), now).await?;
                             }
-                            Ok(n)
+                            Ok(changed)
                         })
                     })
                     .await?
@@ -355,7 +377,7 @@ pub async fn update(
         _ => {
             let mut w = db.begin_work().await?;
             let postgres = w.is_postgres();
-            let n = on_work!(w, |tx| {
+            let changed = on_work!(w, |tx| {
                 if postgres && !cols.active {
                     sqlx::query(LOCK_TENANT_PG)
                         .bind(tenant_id)
@@ -363,30 +385,32 @@ pub async fn update(
                         .await?;
                 }
                 Ok::<_, StoreError>(
-                    update_query!(cols, tenant_id, id, resource, ix)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected(),
+                    update_query!(cols, tenant_id, id, resource, ix, entry)
+                        .fetch_optional(&mut *tx)
+                        .await?,
                 )
             })?;
-            if n > 0
-                && let Some(entry) = audit
+            if changed.is_some()
+                && let Some(audit) = audit
             {
-                super::audit::record_in(&mut w, entry, now).await?;
+                super::audit::record_in(&mut w, audit, now).await?;
             }
             w.commit().await?;
-            n
+            changed
         }
     };
-    if n == 0 {
+    let Some(prev_entry) = changed else {
         let now_row = get(db, tenant_id, id).await?;
         let same_version = version.is_none_or(|v| v == now_row.version);
         if same_version && now_row.is_admin && now_row.active && !cols.active {
             return Err(StoreError::LastAdmin);
         }
         return Err(StoreError::Stale);
-    }
-    get(db, tenant_id, id).await
+    };
+    Ok(Written {
+        user: get(db, tenant_id, id).await?,
+        prev_entry,
+    })
 }
 
 /// These users (live ones of the tenant), in the order of `ids`.
@@ -438,10 +462,18 @@ pub async fn set_index(db: &Db, id: &str, ix: &SearchIndex) -> StoreResult<()> {
 
 /// No hard deletes: the user is marked deleted and inactive, leaves every group and loses any
 /// console session; the row stays for the console and the audit trail.
-pub async fn deprovision(db: &Db, tenant_id: &str, id: &str, now: i64) -> StoreResult<()> {
+/// `entry` is the provisioning log entry the change is recorded under; the answer is the entry
+/// of the user's change before it (see [`CHAIN_LINK`]).
+pub async fn deprovision(
+    db: &Db,
+    tenant_id: &str,
+    id: &str,
+    entry: Option<&str>,
+    now: i64,
+) -> StoreResult<Option<String>> {
     let mut w = db.begin_work().await?;
     let postgres = w.is_postgres();
-    on_work!(w, |tx| {
+    let prev_entry = on_work!(w, |tx| {
         if postgres {
             sqlx::query(LOCK_TENANT_PG)
                 .bind(tenant_id)
@@ -450,18 +482,20 @@ pub async fn deprovision(db: &Db, tenant_id: &str, id: &str, now: i64) -> StoreR
         }
         let sql = format!(
             "UPDATE users SET deleted_at = $1, active = FALSE, version = version + 1, updated_at = $1, \
-             last_provisioned_at = $1 WHERE tenant_id = $2 AND id = $3 AND deleted_at IS NULL AND {}",
+             last_provisioned_at = $1, {} WHERE tenant_id = $2 AND id = $3 \
+             AND deleted_at IS NULL AND {} RETURNING prev_entry",
+            chain_link(5),
             keeps_an_admin(4, 2, 3)
         );
-        let n = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+        let changed: Option<Option<String>> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.as_str()))
             .bind(now)
             .bind(tenant_id)
             .bind(id)
             .bind(false)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if n == 0 {
+            .bind(entry)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(prev_entry) = changed else {
             let live: Option<bool> = sqlx::query_scalar(
                 "SELECT is_admin FROM users WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL",
             )
@@ -474,7 +508,7 @@ pub async fn deprovision(db: &Db, tenant_id: &str, id: &str, now: i64) -> StoreR
             } else {
                 StoreError::NotFound
             });
-        }
+        };
         sqlx::query("DELETE FROM group_members WHERE member_id = $1")
             .bind(id)
             .execute(&mut *tx)
@@ -483,9 +517,10 @@ pub async fn deprovision(db: &Db, tenant_id: &str, id: &str, now: i64) -> StoreR
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        Ok::<_, StoreError>(())
+        Ok::<_, StoreError>(prev_entry)
     })?;
-    w.commit().await
+    w.commit().await?;
+    Ok(prev_entry)
 }
 
 /// The groups each of these users belongs to directly, in one query: user id → (id, name).
