@@ -12,31 +12,28 @@ ALTER TABLE users ADD COLUMN last_entry TEXT;
 ALTER TABLE users ADD COLUMN prev_entry TEXT;
 ALTER TABLE provisioning_log ADD COLUMN prev_entry TEXT;
 
--- The chain of the entries already written, read from the old index before it is dropped.
-UPDATE provisioning_log SET prev_entry = (
-    SELECT p.id FROM provisioning_log AS p
-    WHERE p.tenant_id = provisioning_log.tenant_id AND p.target_id = provisioning_log.target_id
-        AND p.operation <> 'user_read' AND p.operation <> 'group_read'
-        AND p.operation <> 'user_create'
-        AND p.operation LIKE 'user%' AND p.outcome = 'success'
-        AND (p.at < provisioning_log.at OR (p.at = provisioning_log.at AND p.id < provisioning_log.id))
-    ORDER BY p.at DESC, p.id DESC LIMIT 1)
-WHERE target_id IS NOT NULL AND operation <> 'user_create' AND operation <> 'user_read'
-    AND operation LIKE 'user%' AND outcome = 'success';
+-- The chain of the entries already written: one ordered pass over the old target index (named:
+-- without planner statistics SQLite would walk the whole log once per entry).
+UPDATE provisioning_log SET prev_entry = chain.prev
+FROM (
+    SELECT p.tenant_id, p.at, p.id,
+        LAG(p.id) OVER (PARTITION BY p.tenant_id, p.target_id ORDER BY p.at, p.id) AS prev
+    FROM provisioning_log AS p INDEXED BY provisioning_log_target
+    WHERE p.target_id IS NOT NULL AND p.operation <> 'user_read' AND p.operation <> 'group_read'
+        AND p.operation <> 'user_create' AND p.operation LIKE 'user%' AND p.outcome = 'success'
+) AS chain
+WHERE chain.prev IS NOT NULL AND provisioning_log.tenant_id = chain.tenant_id
+    AND provisioning_log.at = chain.at AND provisioning_log.id = chain.id;
 
-UPDATE users SET last_entry = (
-    SELECT p.id FROM provisioning_log AS p
-    WHERE p.tenant_id = users.tenant_id AND p.target_id = users.id
-        AND p.operation <> 'user_read' AND p.operation <> 'group_read'
-        AND p.operation <> 'user_create'
-        AND p.operation LIKE 'user%' AND p.outcome = 'success'
-    ORDER BY p.at DESC, p.id DESC LIMIT 1)
-WHERE EXISTS (
-    SELECT 1 FROM provisioning_log AS p
-    WHERE p.tenant_id = users.tenant_id AND p.target_id = users.id
-        AND p.operation <> 'user_read' AND p.operation <> 'group_read'
-        AND p.operation <> 'user_create'
-        AND p.operation LIKE 'user%' AND p.outcome = 'success');
+UPDATE users SET last_entry = latest.id
+FROM (
+    SELECT p.tenant_id, p.target_id, p.id,
+        ROW_NUMBER() OVER (PARTITION BY p.tenant_id, p.target_id ORDER BY p.at DESC, p.id DESC) AS n
+    FROM provisioning_log AS p INDEXED BY provisioning_log_target
+    WHERE p.target_id IS NOT NULL AND p.operation <> 'user_read' AND p.operation <> 'group_read'
+        AND p.operation <> 'user_create' AND p.operation LIKE 'user%' AND p.outcome = 'success'
+) AS latest
+WHERE latest.n = 1 AND users.tenant_id = latest.tenant_id AND users.id = latest.target_id;
 
 -- The predicate is repeated word for word by the queries that use the index
 -- (store/provlog.rs IN_TARGET_INDEX).
