@@ -38,6 +38,14 @@ async fn member_patches_of_one_group_commute() {
     for r in &replies {
         assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
     }
+    // Each answer carries the version its own change made (not one read after a later change).
+    let mut versions: Vec<String> = replies
+        .iter()
+        .map(|r| r.header("etag").unwrap().to_string())
+        .collect();
+    versions.sort();
+    versions.dedup();
+    assert_eq!(versions.len(), uids.len(), "{versions:?}");
     let r = app.scim("GET", &t, &path, None).await;
     let doc = ok_json(&r, StatusCode::OK);
     let members: Vec<&str> = doc["members"]

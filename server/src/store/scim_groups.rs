@@ -141,12 +141,13 @@ pub async fn insert(
     let id = g.id.to_string();
     let sql = format!(
         "INSERT INTO scim_groups (id, tenant_id, display_name, display_name_lc, external_id, resource, \
-         version, created_at, updated_at, search) VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $7, {})",
+         version, created_at, updated_at, search) VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $7, {}) \
+         RETURNING {COLUMNS}",
         db.json_param(8)
     );
     let mut w = db.begin_work().await?;
-    on_work!(w, |tx| {
-        sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+    let created = on_work!(w, |tx| {
+        let created: GroupRecord = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
             .bind(&id)
             .bind(tenant_id)
             .bind(g.display_name)
@@ -155,7 +156,7 @@ pub async fn insert(
             .bind(g.resource)
             .bind(now)
             .bind(g.search)
-            .execute(&mut *tx)
+            .fetch_one(&mut *tx)
             .await?;
         for chunk in members.chunks(MEMBER_CHUNK) {
             let sql = insert_members_sql(chunk.len());
@@ -165,10 +166,10 @@ pub async fn insert(
             }
             q.execute(&mut *tx).await?;
         }
-        Ok::<_, StoreError>(())
+        Ok::<_, StoreError>(created)
     })?;
     w.commit().await?;
-    get(db, tenant_id, &id).await
+    Ok(created)
 }
 
 /// Updates the group's document (when `g` is given) and applies member changes, all in one
@@ -190,7 +191,7 @@ pub async fn update(
     let doc_sql = format!(
         "UPDATE scim_groups SET display_name = $1, display_name_lc = $2, external_id = $3, \
          resource = $4, version = version + 1, updated_at = $5, search = {} \
-         WHERE tenant_id = $6 AND id = $7 AND ($8 = 0 OR version = $8)",
+         WHERE tenant_id = $6 AND id = $7 AND ($8 = 0 OR version = $8) RETURNING {COLUMNS}",
         db.json_param(9)
     );
     let version = version.unwrap_or(0);
@@ -198,37 +199,41 @@ pub async fn update(
         Db::Postgres(_) => " FOR SHARE",
         Db::Sqlite(_) => "",
     };
+    let bump_sql = format!(
+        "UPDATE scim_groups SET version = version + 1, updated_at = $1 \
+         WHERE tenant_id = $2 AND id = $3 AND ($4 = 0 OR version = $4) RETURNING {COLUMNS}"
+    );
     let mut w = db.begin_work().await?;
-    on_work!(w, |tx| {
-        let n = match g {
-            Some(g) => sqlx::query(sqlx::AssertSqlSafe(doc_sql.as_str()))
-                .bind(g.display_name)
-                .bind(g.display_name.to_lowercase())
-                .bind(g.external_id)
-                .bind(g.resource)
-                .bind(now)
-                .bind(tenant_id)
-                .bind(id)
-                .bind(version)
-                .bind(g.search)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected(),
-            None => sqlx::query(
-                "UPDATE scim_groups SET version = version + 1, updated_at = $1 \
-                 WHERE tenant_id = $2 AND id = $3 AND ($4 = 0 OR version = $4)",
-            )
-            .bind(now)
-            .bind(tenant_id)
-            .bind(id)
-            .bind(version)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected(),
+    // The group as this write leaves it (members aside), returned by the write itself.
+    let written = on_work!(w, |tx| {
+        let written: Option<GroupRecord> = match g {
+            Some(g) => {
+                sqlx::query_as(sqlx::AssertSqlSafe(doc_sql.as_str()))
+                    .bind(g.display_name)
+                    .bind(g.display_name.to_lowercase())
+                    .bind(g.external_id)
+                    .bind(g.resource)
+                    .bind(now)
+                    .bind(tenant_id)
+                    .bind(id)
+                    .bind(version)
+                    .bind(g.search)
+                    .fetch_optional(&mut *tx)
+                    .await?
+            }
+            None => {
+                sqlx::query_as(sqlx::AssertSqlSafe(bump_sql.as_str()))
+                    .bind(now)
+                    .bind(tenant_id)
+                    .bind(id)
+                    .bind(version)
+                    .fetch_optional(&mut *tx)
+                    .await?
+            }
         };
-        if n == 0 {
+        let Some(written) = written else {
             return Err(StoreError::Stale);
-        }
+        };
         for op in ops {
             match op {
                 MemberOp::Add(ids) => {
@@ -293,10 +298,10 @@ pub async fn update(
                 }
             }
         }
-        Ok::<_, StoreError>(())
+        Ok::<_, StoreError>(written)
     })?;
     w.commit().await?;
-    get(db, tenant_id, id).await
+    Ok(written)
 }
 
 pub async fn delete(db: &Db, tenant_id: &str, id: &str) -> StoreResult<()> {

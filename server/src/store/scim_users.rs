@@ -262,10 +262,12 @@ pub async fn insert_many(
     })
 }
 
-/// A change written: the user after it, and the log entry of the user's change before it (when
-/// this change was logged: see [`CHAIN_LINK`]).
-#[derive(Debug)]
+/// A change written: the user as the write left it (returned by the write itself, so a
+/// concurrent change cannot show through), and the log entry of the user's change before it
+/// (when this change was logged: see [`CHAIN_LINK`]).
+#[derive(sqlx::FromRow, Debug)]
 pub struct Written {
+    #[sqlx(flatten)]
     pub user: UserRecord,
     pub prev_entry: Option<String>,
 }
@@ -304,7 +306,7 @@ pub async fn update(
          resource = $10, version = version + 1, updated_at = $11, last_provisioned_at = $11, \
          search = {}, display_name_lc = $16, given_name_lc = $17, family_name_lc = $18, {} \
          WHERE tenant_id = $12 AND id = $13 AND ($14 = 0 OR version = $14) AND deleted_at IS NULL \
-         AND {} RETURNING prev_entry",
+         AND {} RETURNING {COLUMNS}, prev_entry",
         db.json_param(15),
         chain_link(19),
         keeps_an_admin(9, 12, 13)
@@ -312,7 +314,7 @@ pub async fn update(
     let entry = entry.map(str::to_string);
     macro_rules! update_query {
         ($c:expr, $t:expr, $id:expr, $res:expr, $ix:expr, $entry:expr) => {
-            sqlx::query_scalar::<_, Option<String>>(sqlx::AssertSqlSafe(sql.as_str()))
+            sqlx::query_as::<_, Written>(sqlx::AssertSqlSafe(sql.as_str()))
                 .bind(&$c.user_name)
                 .bind($c.user_name.to_lowercase())
                 .bind(&$c.external_id)
@@ -334,8 +336,8 @@ pub async fn update(
                 .bind(&$entry)
         };
     }
-    // `None`: no row changed; `Some(prev)`: changed, after the entry `prev`.
-    let changed: Option<Option<String>> = match (db, writes) {
+    // `None`: no row changed.
+    let changed: Option<Written> = match (db, writes) {
         (Db::Sqlite(_), Some(w)) => {
             let (c, t, uid, res, ix, e) = (
                 cols.clone(),
@@ -399,7 +401,7 @@ pub async fn update(
             changed
         }
     };
-    let Some(prev_entry) = changed else {
+    let Some(written) = changed else {
         let now_row = get(db, tenant_id, id).await?;
         let same_version = version.is_none_or(|v| v == now_row.version);
         if same_version && now_row.is_admin && now_row.active && !cols.active {
@@ -407,10 +409,7 @@ pub async fn update(
         }
         return Err(StoreError::Stale);
     };
-    Ok(Written {
-        user: get(db, tenant_id, id).await?,
-        prev_entry,
-    })
+    Ok(written)
 }
 
 /// These users (live ones of the tenant), in the order of `ids`.
