@@ -475,6 +475,55 @@ async fn a_full_queue_never_blocks_scim_and_the_loss_is_counted() {
     );
 }
 
+/// With the queue full, a user's written change is kept without its bodies (the user's row
+/// points to its entry; losing it would cut the user's history there); other entries are lost
+/// and counted.
+#[tokio::test]
+async fn a_full_queue_keeps_a_users_changes_without_bodies() {
+    let base = TestApp::new().await;
+    let t = base.scim_tenant("Contoso").await;
+    let id = id_of(&base.create_user(&t, "kept@contoso.com").await);
+    base.state.provlog.flush().await;
+    let clock: Arc<dyn Clock> = Arc::new(base.clock.clone());
+    let (log, writer) = ProvLog::new(
+        base.db.clone(),
+        clock,
+        provlog::Options {
+            capacity: 1,
+            body_budget: 1 << 20,
+        },
+    );
+    let mut app = base;
+    app.router = server::router(state_with(&app, log.clone()));
+    app.state = app.state.clone().with_provlog(log.clone());
+    // The writer is not running: the queue holds the first PATCH only.
+    for title in ["one", "two", "three"] {
+        let p = patch_ops(json!([{"op": "Replace", "path": "title", "value": title}]));
+        let r = app
+            .scim("PATCH", &t, &format!("/Users/{id}"), Some(p))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    }
+    let r = app.scim("GET", &t, &format!("/Users/{id}"), None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(log.lost_total(), 1, "only the lookup is lost");
+    writer.spawn();
+    log.flush().await;
+    let (chain, end) = logstore::user_chain(&app.db, &t.id, &id, 10).await.unwrap();
+    assert_eq!(end, logstore::ChainEnd::Start, "{:?}", actions(&chain));
+    assert_eq!(chain.len(), 3);
+    let kept_whole: Vec<bool> = chain
+        .iter()
+        .map(|r| {
+            r.response_body
+                .as_deref()
+                .is_some_and(|b| b.starts_with('{'))
+        })
+        .collect();
+    assert_eq!(kept_whole, [false, false, true], "newest first");
+    assert!(chain.iter().all(|r| r.operation == "user_update"));
+}
+
 #[tokio::test]
 async fn bodies_beyond_the_byte_budget_are_left_out_not_the_entries() {
     let base = TestApp::new().await;

@@ -35,14 +35,15 @@ pub struct Directory {
 #[derive(Debug, Clone, Default)]
 pub struct LogLink {
     entry_id: Option<String>,
-    prev: Arc<OnceLock<String>>,
+    /// Set when the change was written: the entry it followed, if any.
+    written: Arc<OnceLock<Option<String>>>,
 }
 
 impl LogLink {
     pub fn for_entry(entry_id: String) -> LogLink {
         LogLink {
             entry_id: Some(entry_id),
-            prev: Arc::default(),
+            written: Arc::default(),
         }
     }
 
@@ -52,16 +53,15 @@ impl LogLink {
 
     /// The change was written after the entry `prev` (`None`: the user's first logged one).
     pub(crate) fn written_after(&self, prev: Option<String>) {
-        if self.entry_id.is_some()
-            && let Some(p) = prev
-        {
-            let _ = self.prev.set(p);
+        if self.entry_id.is_some() {
+            let _ = self.written.set(prev);
         }
     }
 
-    /// The entry the recorded change followed, once it was written.
-    pub fn prev_entry(&self) -> Option<String> {
-        self.prev.get().cloned()
+    /// Whether the change was written (the user's row now points to this entry), and the entry
+    /// it followed.
+    pub fn chained(&self) -> Option<Option<String>> {
+        self.written.get().cloned()
     }
 }
 

@@ -36,6 +36,8 @@ pub use writer::{Writer, prune};
 pub const DEFAULT_CAPACITY: usize = 20_000;
 /// Bytes of bodies waiting to be written, at most; beyond it entries are kept without bodies.
 pub const DEFAULT_BODY_BUDGET: usize = 64 * 1024 * 1024;
+/// A user's changes kept without their bodies while the queue is full, at most.
+pub const MAX_KEPT_LINKS: usize = 10_000;
 /// Bodies larger than this are not kept (the SCIM limit for requests is 1 MiB).
 pub const MAX_KEPT_BODY: usize = 1024 * 1024 + 1;
 pub const HOUR_MS: i64 = 3_600_000;
@@ -60,6 +62,9 @@ pub struct Exchange {
     /// True when the bodies were left out because the queue held too many bytes.
     pub bodies_dropped: bool,
     pub parent_id: Option<String>,
+    /// True for a user's change that was written: the user's row points to this entry, so the
+    /// entry must not be lost (see [`ProvLog::enqueue`]).
+    pub chained: bool,
     /// The entry of the change this one follows, for a user's change (see [`LogLink`]).
     pub prev_entry: Option<String>,
 }
@@ -87,6 +92,8 @@ struct Inner {
     tx: Option<mpsc::Sender<Msg>>,
     clock: Arc<dyn Clock>,
     lost: Mutex<HashMap<(String, i64), LostCounts>>,
+    /// A user's changes that found the queue full, kept without bodies (see [`ProvLog::enqueue`]).
+    kept_links: Mutex<Vec<Exchange>>,
     lost_total: AtomicU64,
     queued_bytes: AtomicUsize,
     body_budget: usize,
@@ -137,6 +144,7 @@ impl ProvLog {
             tx: Some(tx),
             clock,
             lost: Mutex::new(HashMap::new()),
+            kept_links: Mutex::new(Vec::new()),
             lost_total: AtomicU64::new(0),
             queued_bytes: AtomicUsize::new(0),
             body_budget: opts.body_budget,
@@ -152,6 +160,7 @@ impl ProvLog {
                 tx: None,
                 clock,
                 lost: Mutex::new(HashMap::new()),
+                kept_links: Mutex::new(Vec::new()),
                 lost_total: AtomicU64::new(0),
                 queued_bytes: AtomicUsize::new(0),
                 body_budget: 0,
@@ -197,6 +206,25 @@ impl ProvLog {
         let (slug, at, status) = (e.slug.clone(), e.at, e.status);
         if let Err(err) = tx.try_send(Msg::Entry(Box::new(e))) {
             self.inner.queued_bytes.fetch_sub(kept, Ordering::Relaxed);
+            // A user's written change is kept without its bodies: the user's row points to its
+            // entry, and losing it would cut the user's history there.
+            if let mpsc::error::TrySendError::Full(Msg::Entry(e)) = &err
+                && e.chained
+            {
+                let mut links = self
+                    .inner
+                    .kept_links
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner());
+                if links.len() < MAX_KEPT_LINKS {
+                    let mut e = (**e).clone();
+                    e.request = None;
+                    e.response = None;
+                    e.bodies_dropped = true;
+                    links.push(e);
+                    return;
+                }
+            }
             if let mpsc::error::TrySendError::Full(_) = err {
                 tracing::warn!("provisioning log queue full: entry dropped and counted");
             }
@@ -262,7 +290,8 @@ impl ProvLog {
             response: kept(Some(op.response)),
             bodies_dropped: false,
             parent_id: Some(op.parent.entry_id.clone()),
-            prev_entry: start.link.prev_entry(),
+            chained: start.link.chained().is_some(),
+            prev_entry: start.link.chained().flatten(),
         });
     }
 }
@@ -371,6 +400,7 @@ pub async fn record(State(log): State<ProvLog>, req: Request, next: Next) -> Res
     };
     let res = Response::from_parts(parts, Body::from(bytes.clone()));
     let request = seen.and_then(|s| s.take());
+    let chain = link.and_then(|l| l.chained());
     log.enqueue(Exchange {
         id,
         slug,
@@ -385,7 +415,8 @@ pub async fn record(State(log): State<ProvLog>, req: Request, next: Next) -> Res
         response: kept(Some(bytes)),
         bodies_dropped: false,
         parent_id: None,
-        prev_entry: link.and_then(|l| l.prev_entry()),
+        chained: chain.is_some(),
+        prev_entry: chain.flatten(),
     });
     res
 }

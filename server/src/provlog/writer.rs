@@ -78,7 +78,14 @@ impl Writer {
         }
     }
 
-    async fn write(&mut self, entries: Vec<Exchange>) {
+    async fn write(&mut self, mut entries: Vec<Exchange>) {
+        entries.append(
+            &mut self
+                .inner
+                .kept_links
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        );
         let bytes: usize = entries.iter().map(Exchange::body_bytes).sum();
         let described = describe_batch(entries, &self.inner).await;
         let lost = std::mem::take(&mut *self.inner.lost.lock().unwrap_or_else(|p| p.into_inner()));
