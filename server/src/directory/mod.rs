@@ -141,21 +141,12 @@ pub struct Preconditions {
 impl Preconditions {
     /// A stale `If-Match`, or an `If-None-Match` naming the current version, fails a write.
     pub fn check(&self, current: &str) -> DirResult<()> {
-        let listed = |value: &Option<String>| {
-            value.as_deref().map(|v| {
-                v.split(',').map(str::trim).any(|t| {
-                    t == "*"
-                        || t == current
-                        || t.trim_start_matches("W/") == current.trim_start_matches("W/")
-                })
-            })
-        };
-        if listed(&self.if_match) == Some(false) {
+        if lists(&self.if_match, current) == Some(false) {
             return Err(DirError::Precondition(format!(
                 "The resource has changed: its version is now {current}."
             )));
         }
-        if listed(&self.if_none_match) == Some(true) {
+        if lists(&self.if_none_match, current) == Some(true) {
             return Err(DirError::Precondition(
                 "The resource already exists at that version.".into(),
             ));
@@ -163,11 +154,26 @@ impl Preconditions {
         Ok(())
     }
 
+    /// For a read: an `If-None-Match` naming the current version answers 304 Not Modified.
+    pub fn not_modified(&self, current: &str) -> bool {
+        lists(&self.if_none_match, current) == Some(true)
+    }
+
     /// True when the client pinned a version: a write then fails instead of being re-applied
     /// on a newer one.
     pub fn pins_version(&self) -> bool {
         self.if_match.is_some()
     }
+}
+
+/// Whether a header's list of entity tags names `current` (`*` names any), compared weakly
+/// (`W/"3"` and `"3"` are the same version); `None` when the header was not sent.
+fn lists(header: &Option<String>, current: &str) -> Option<bool> {
+    header.as_deref().map(|v| {
+        v.split(',')
+            .map(str::trim)
+            .any(|t| t == "*" || t.trim_start_matches("W/") == current.trim_start_matches("W/"))
+    })
 }
 
 /// Tries a change computed from a read this many times when concurrent writes get in between
@@ -230,5 +236,14 @@ mod tests {
         };
         assert!(matches!(n.check("W/\"3\""), Err(DirError::Precondition(_))));
         assert!(n.check("W/\"4\"").is_ok());
+        // A read compares the same way: one rule for GET's 304 and for writes.
+        assert!(n.not_modified("W/\"3\""));
+        assert!(!n.not_modified("W/\"4\""));
+        let strong = Preconditions {
+            if_match: None,
+            if_none_match: Some("\"7\", \"3\"".into()),
+        };
+        assert!(strong.not_modified("W/\"3\""), "weak comparison");
+        assert!(!none.not_modified("W/\"3\""));
     }
 }

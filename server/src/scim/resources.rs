@@ -19,7 +19,7 @@ use super::patch::PatchRequest;
 use super::schema::ResourceKind;
 use super::wire::{
     ListParams, Projection, ScimTenant, etag, list_params_from_query, list_params_from_search,
-    not_modified, preconditions, projection_from_query, read_json, resource_response,
+    preconditions, projection_from_query, read_json, resource_response,
 };
 use crate::AppState;
 use crate::directory::{DirResult, Directory, LogLink, Preconditions};
@@ -170,7 +170,7 @@ pub async fn get_one<R: Resource>(
 ) -> ScimResult<Response> {
     let proj = projection_from_query(&q)?;
     let rec = scim(R::get(state.directory(), &t, &id).await)?;
-    if not_modified(&headers, &etag(R::version(&rec))) {
+    if preconditions(&headers).not_modified(&etag(R::version(&rec))) {
         return Ok(StatusCode::NOT_MODIFIED.into_response());
     }
     let doc = R::render(&state, &t, &rec, &proj).await?;

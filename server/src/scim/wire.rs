@@ -142,14 +142,6 @@ impl From<DirError> for ScimError {
     }
 }
 
-/// True when `If-None-Match` names the current version (a GET then answers 304).
-pub fn not_modified(headers: &HeaderMap, current: &str) -> bool {
-    headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == current || t.trim() == "*"))
-}
-
 #[derive(Debug, Clone, Default)]
 pub struct ListParams {
     pub filter: Option<Filter>,
