@@ -6,7 +6,7 @@
 use serde_json::{Value, json};
 use std::collections::HashMap;
 
-use super::{ATTEMPTS, DirError, DirResult, Directory, Preconditions, ScimTenant};
+use super::{DirError, DirResult, Directory, Preconditions, ScimTenant};
 use crate::scim::error::ScimError;
 use crate::scim::patch::{MemberChange, PatchRequest, apply_group_patch};
 use crate::scim::resource::{etag, meta, normalize, stored_doc, strip_keys};
@@ -292,7 +292,7 @@ impl Directory {
         req: &PatchRequest,
         pre: &Preconditions,
     ) -> DirResult<GroupRecord> {
-        for _ in 0..ATTEMPTS {
+        super::until_written(KIND, pre, || async {
             let rec = self.group(t, id).await?;
             pre.check(&etag(rec.version))?;
             let mut doc = render(&rec, None, t);
@@ -327,13 +327,9 @@ impl Directory {
             let doc_changed = doc != before;
             let expect = (doc_changed || pre.pins_version()).then_some(rec.version);
             let doc = doc_changed.then_some(&doc);
-            match self.save_group(t, &rec, doc, &ops, &kinds, expect).await? {
-                Some(saved) => return Ok(saved),
-                None if pre.pins_version() => return Err(DirError::Stale { kind: KIND }),
-                None => continue,
-            }
-        }
-        Err(DirError::Busy { kind: KIND })
+            self.save_group(t, &rec, doc, &ops, &kinds, expect).await
+        })
+        .await
     }
 
     /// Writes the group: its document (when given) and member changes, in one unit of work.

@@ -178,7 +178,28 @@ fn lists(header: &Option<String>, current: &str) -> Option<bool> {
 
 /// Tries a change computed from a read this many times when concurrent writes get in between
 /// (and the client pinned no version), so parallel changes never lose one.
-pub(crate) const ATTEMPTS: usize = 16;
+const ATTEMPTS: usize = 16;
+
+/// Runs `attempt` (read, compute, write pinned to the version read; `None` when the row moved)
+/// until a write lands. A version the client pinned is not re-applied: the change is stale.
+async fn until_written<T, F, Fut>(
+    kind: ResourceKind,
+    pre: &Preconditions,
+    mut attempt: F,
+) -> DirResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = DirResult<Option<T>>>,
+{
+    for _ in 0..ATTEMPTS {
+        match attempt().await? {
+            Some(saved) => return Ok(saved),
+            None if pre.pins_version() => return Err(DirError::Stale { kind }),
+            None => continue,
+        }
+    }
+    Err(DirError::Busy { kind })
+}
 
 /// Writes the search index of every user and group that has none yet (rows from before the
 /// index existed, and admins created by the console or CLI), in batches. Returns how many.

@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use super::{ATTEMPTS, DirError, DirResult, Directory, LogLink, Preconditions, ScimTenant};
+use super::{DirError, DirResult, Directory, LogLink, Preconditions, ScimTenant};
 use crate::scim::error::{ScimError, ScimType};
 use crate::scim::patch::{PatchRequest, apply_patch};
 use crate::scim::resource::{etag, meta, normalize, stored_doc, strip_keys};
@@ -282,7 +282,7 @@ impl Directory {
         pre: &Preconditions,
         link: &LogLink,
     ) -> DirResult<UserRecord> {
-        for _ in 0..ATTEMPTS {
+        super::until_written(KIND, pre, || async {
             let rec = self.user(t, id).await?;
             pre.check(&etag(rec.version))?;
             let mut doc = render(&rec, &[], t);
@@ -290,16 +290,10 @@ impl Directory {
                 strip_keys(o, &["meta"]);
             }
             apply_patch(&mut doc, &req.operations, KIND)?;
-            match self
-                .write_user(t, &rec, &doc, Some(rec.version), link)
-                .await?
-            {
-                Some(saved) => return Ok(saved),
-                None if pre.pins_version() => return Err(DirError::Stale { kind: KIND }),
-                None => continue,
-            }
-        }
-        Err(DirError::Busy { kind: KIND })
+            self.write_user(t, &rec, &doc, Some(rec.version), link)
+                .await
+        })
+        .await
     }
 
     /// Writes `doc` over `rec`; `None` when `expect` was given and the row has moved on.
