@@ -434,22 +434,27 @@ fn state_with(app: &TestApp, log: ProvLog) -> AppState {
     .with_provlog(log)
 }
 
+/// `base` served through a log of its own whose writer the test starts (or holds back).
+fn with_own_log(base: TestApp, opts: provlog::Options) -> (TestApp, ProvLog, provlog::Writer) {
+    let clock: Arc<dyn Clock> = Arc::new(base.clock.clone());
+    let (log, writer) = ProvLog::new(base.db.clone(), clock, opts);
+    let mut app = base;
+    app.router = server::router(state_with(&app, log.clone()));
+    app.state = app.state.clone().with_provlog(log.clone());
+    (app, log, writer)
+}
+
 #[tokio::test]
 async fn a_full_queue_never_blocks_scim_and_the_loss_is_counted() {
     let base = TestApp::new().await;
     let t = base.scim_tenant("Contoso").await;
-    let clock: Arc<dyn Clock> = Arc::new(base.clock.clone());
-    let (log, writer) = ProvLog::new(
-        base.db.clone(),
-        clock,
+    let (app, log, writer) = with_own_log(
+        base,
         provlog::Options {
             capacity: 2,
             body_budget: 1 << 20,
         },
     );
-    let mut app = base;
-    app.router = server::router(state_with(&app, log.clone()));
-    app.state = app.state.clone().with_provlog(log.clone());
     // The writer is not running: the queue holds 2; the other 3 requests are still answered.
     for _ in 0..5 {
         let r = app.scim("GET", &t, "/ServiceProviderConfig", None).await;
@@ -484,18 +489,13 @@ async fn a_full_queue_keeps_a_users_changes_without_bodies() {
     let t = base.scim_tenant("Contoso").await;
     let id = id_of(&base.create_user(&t, "kept@contoso.com").await);
     base.state.provlog.flush().await;
-    let clock: Arc<dyn Clock> = Arc::new(base.clock.clone());
-    let (log, writer) = ProvLog::new(
-        base.db.clone(),
-        clock,
+    let (app, log, writer) = with_own_log(
+        base,
         provlog::Options {
             capacity: 1,
             body_budget: 1 << 20,
         },
     );
-    let mut app = base;
-    app.router = server::router(state_with(&app, log.clone()));
-    app.state = app.state.clone().with_provlog(log.clone());
     // The writer is not running: the queue holds the first PATCH only.
     for title in ["one", "two", "three"] {
         let p = patch_ops(json!([{"op": "Replace", "path": "title", "value": title}]));
@@ -528,17 +528,13 @@ async fn a_full_queue_keeps_a_users_changes_without_bodies() {
 async fn bodies_beyond_the_byte_budget_are_left_out_not_the_entries() {
     let base = TestApp::new().await;
     let t = base.scim_tenant("Contoso").await;
-    let (log, writer) = ProvLog::new(
-        base.db.clone(),
-        Arc::new(base.clock.clone()),
+    let (app, log, writer) = with_own_log(
+        base,
         provlog::Options {
             capacity: 100,
             body_budget: 10,
         },
     );
-    let mut app = base;
-    app.router = server::router(state_with(&app, log.clone()));
-    app.state = app.state.clone().with_provlog(log.clone());
     writer.spawn();
     app.create_user(&t, "big@contoso.com").await;
     let rows = entries(&app, &t.id).await;
@@ -557,13 +553,7 @@ async fn bodies_beyond_the_byte_budget_are_left_out_not_the_entries() {
 async fn shutdown_drains_the_queue() {
     let base = TestApp::new().await;
     let t = base.scim_tenant("Contoso").await;
-    let (log, writer) = ProvLog::new(
-        base.db.clone(),
-        Arc::new(base.clock.clone()),
-        provlog::Options::default(),
-    );
-    let mut app = base;
-    app.router = server::router(state_with(&app, log.clone()));
+    let (app, log, writer) = with_own_log(base, provlog::Options::default());
     for i in 0..40 {
         app.create_user(&t, &format!("u{i}@contoso.com")).await;
     }
