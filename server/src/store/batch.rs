@@ -121,7 +121,18 @@ async fn run(pool: SqlitePool, mut jobs: mpsc::Receiver<Job>) {
             .drain(..)
             .map(|j| ((j.work, j.one_statement), j.answer))
             .unzip();
-        let results = commit_batch(&pool, works).await;
+        // A write that panics (a bug) fails its batch, rolled back, and not the writer: a dead
+        // writer would leave the server unable to write until it restarts.
+        let n = answers.len();
+        let results = match tokio::spawn(commit_batch(pool.clone(), works)).await {
+            Ok(results) => results,
+            Err(e) => {
+                tracing::error!(error = %e, "a write batch panicked; none of it committed");
+                (0..n)
+                    .map(|_| Err(internal("the write batch failed")))
+                    .collect()
+            }
+        };
         for (answer, result) in answers.into_iter().zip(results) {
             // A caller that went away (request cancelled) still had its write committed.
             let _ = answer.send(result);
@@ -130,7 +141,7 @@ async fn run(pool: SqlitePool, mut jobs: mpsc::Receiver<Job>) {
 }
 
 /// Runs each work in its savepoint of one transaction; one answer per work, in order.
-async fn commit_batch(pool: &SqlitePool, works: Vec<(Work, bool)>) -> Vec<StoreResult<Done>> {
+async fn commit_batch(pool: SqlitePool, works: Vec<(Work, bool)>) -> Vec<StoreResult<Done>> {
     let n = works.len();
     let fail_all = |what: &str| (0..n).map(|_| Err(internal(what))).collect();
     // IMMEDIATE: the write lock is taken now, so no statement of the batch fails on it. A
@@ -260,6 +271,51 @@ mod tests {
                 Ok(r.rows_affected())
             })
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_that_panics_fails_its_batch_and_the_writer_goes_on() {
+        let pool = pool().await;
+        let b = Batcher::start(pool.clone());
+        // Hold the write lock so the three writes gather into one batch behind the first.
+        let mut conn = pool.acquire().await.unwrap();
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        let first = tokio::spawn({
+            let b = b.clone();
+            async move { b.write(insert("first")).await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let before = tokio::spawn({
+            let b = b.clone();
+            async move { b.write(insert("before")).await }
+        });
+        let panics = tokio::spawn({
+            let b = b.clone();
+            async move {
+                b.write(
+                    |_c: &mut SqliteConnection| -> BoxFuture<'_, StoreResult<u64>> {
+                        Box::pin(async { panic!("a bug in a write") })
+                    },
+                )
+                .await
+            }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        sqlx::query("ROLLBACK").execute(&mut *conn).await.unwrap();
+        drop(conn);
+        assert_eq!(first.await.unwrap().unwrap(), 1);
+        assert!(before.await.unwrap().is_err(), "its batch did not commit");
+        assert!(panics.await.unwrap().is_err());
+        // The writer is still there.
+        assert_eq!(b.write(insert("after")).await.unwrap(), 1);
+        let stored: Vec<String> = sqlx::query_scalar("SELECT k FROM t ORDER BY k")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        assert_eq!(stored, vec!["after", "first"]);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
