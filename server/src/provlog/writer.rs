@@ -377,7 +377,8 @@ async fn describe_batch(
     match tokio::task::spawn_blocking(move || describe_all(entries)).await {
         Ok(described) => described,
         Err(e) => {
-            // Only when the runtime is going away: the entries cannot be attributed any more.
+            // Describing panicked (a bug) or the runtime is going away: the entries are lost,
+            // and counted (they cannot be attributed to an organisation any more).
             tracing::error!(error = %e, entries = n, "describing provisioning log entries failed");
             inner.lost_total.fetch_add(n as u64, Ordering::Relaxed);
             Vec::new()
