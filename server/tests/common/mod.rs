@@ -57,7 +57,16 @@ impl Reply {
     }
 }
 
+/// A database with every migration applied: SQLite in a temporary folder, or a new database
+/// on the PostgreSQL of `TEST_DATABASE_URL`.
 pub async fn fresh_db() -> (Db, Option<tempfile::TempDir>) {
+    let (db, dir) = empty_db().await;
+    db.migrate().await.unwrap();
+    (db, dir)
+}
+
+/// Like [`fresh_db`], before any migration (for tests of an upgrade).
+pub async fn empty_db() -> (Db, Option<tempfile::TempDir>) {
     match std::env::var("TEST_DATABASE_URL") {
         Ok(admin_url) if !admin_url.is_empty() => {
             let admin = Db::open(&admin_url)
@@ -76,14 +85,12 @@ pub async fn fresh_db() -> (Db, Option<tempfile::TempDir>) {
                 .map(|(b, _)| b)
                 .unwrap_or(&admin_url);
             let db = Db::open(&format!("{base}/{name}")).await.unwrap();
-            db.migrate().await.unwrap();
             (db, None)
         }
         _ => {
             let dir = tempfile::tempdir().unwrap();
             let url = format!("sqlite://{}/test.db", dir.path().display());
             let db = Db::open(&url).await.unwrap();
-            db.migrate().await.unwrap();
             (db, Some(dir))
         }
     }

@@ -1,0 +1,76 @@
+//! Upgrades keep what was written: a migration runs over a database that an earlier version
+//! filled (SQLite; PostgreSQL too when TEST_DATABASE_URL is set).
+
+mod common;
+
+use common::*;
+use server::on_db;
+use server::store::Db;
+use server::store::provlog::{self as logstore, ChainEnd, LogFilter};
+
+/// An organisation, three users and the log an earlier version wrote for them: u1 created,
+/// updated, a failed update, disabled, read, deprovisioned; u2 updated once; u3 never changed.
+const BEFORE_0013: &str = "
+INSERT INTO tenants (id, slug, name, created_at) VALUES ('t1', 'c', 'C', 0);
+INSERT INTO users (id, tenant_id, user_name, user_name_lc, source, created_at, updated_at)
+    VALUES ('u1', 't1', 'a', 'a', 'scim', 0, 0), ('u2', 't1', 'b', 'b', 'scim', 0, 0),
+           ('u3', 't1', 'c', 'c', 'scim', 0, 0);
+INSERT INTO provisioning_log
+    (id, tenant_id, at, duration_us, method, path, operation, action, target_id, outcome, status)
+VALUES
+    ('000000000001-e1', 't1', 1, 0, 'POST', '/Users', 'user_create', 'x', 'u1', 'success', 201),
+    ('000000000002-e2', 't1', 2, 0, 'PATCH', '/Users/u1', 'user_update', 'x', 'u1', 'success', 200),
+    ('000000000003-e3', 't1', 3, 0, 'PATCH', '/Users/u1', 'user_update', 'x', 'u1', 'failure', 400),
+    ('000000000004-e4', 't1', 4, 0, 'PATCH', '/Users/u1', 'user_disable', 'x', 'u1', 'success', 200),
+    ('000000000005-e5', 't1', 5, 0, 'PATCH', '/Users/u2', 'user_update', 'x', 'u2', 'success', 200),
+    ('000000000006-e6', 't1', 6, 0, 'PATCH', '/Groups/g', 'group_update', 'x', 'g', 'success', 200),
+    ('000000000007-e7', 't1', 7, 0, 'GET', '/Users/u1', 'user_read', 'x', 'u1', 'success', 200),
+    ('000000000008-e8', 't1', 8, 0, 'DELETE', '/Users/u1', 'user_deprovision', 'x', 'u1', 'success', 204);
+";
+
+async fn chain_ids(db: &Db, user: &str) -> (Vec<String>, ChainEnd) {
+    let (rows, end) = logstore::user_chain(db, "t1", user, 10).await.unwrap();
+    (rows.into_iter().map(|r| r.id).collect(), end)
+}
+
+#[tokio::test]
+async fn migration_13_links_the_history_users_already_have() {
+    let (db, _dir) = empty_db().await;
+    match &db {
+        Db::Sqlite(p) => sqlx::migrate!("../migrations/sqlite").run_to(12, p).await,
+        Db::Postgres(p) => sqlx::migrate!("../migrations/postgres").run_to(12, p).await,
+    }
+    .unwrap();
+    on_db!(&db, |p| {
+        sqlx::raw_sql(BEFORE_0013).execute(p).await.unwrap();
+    });
+    db.migrate().await.unwrap();
+
+    let (u1, end) = chain_ids(&db, "u1").await;
+    assert_eq!(
+        u1,
+        ["000000000008-e8", "000000000004-e4", "000000000002-e2"],
+        "the successful changes, newest first"
+    );
+    assert_eq!(end, ChainEnd::Start);
+    assert_eq!(chain_ids(&db, "u2").await.0, ["000000000005-e5"]);
+    assert!(chain_ids(&db, "u3").await.0.is_empty());
+    // The target index keeps the failure and the group's change, not the chained entries.
+    let listed = |target: &'static str| {
+        let db = db.clone();
+        async move {
+            let f = LogFilter {
+                target_id: Some(target.to_string()),
+                ..LogFilter::default()
+            };
+            logstore::list(&db, "t1", &f, None, 10, false)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| r.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(listed("u1").await, ["000000000003-e3"]);
+    assert_eq!(listed("g").await, ["000000000006-e6"]);
+}
