@@ -24,6 +24,17 @@ async fn entries(app: &TestApp, tenant_id: &str) -> Vec<LogRow> {
     rows
 }
 
+/// What the target index holds for `target_id` (a target listing reads only it).
+async fn in_target_index(app: &TestApp, tenant_id: &str, target_id: &str) -> Vec<LogRow> {
+    let f = LogFilter {
+        target_id: Some(target_id.to_string()),
+        ..LogFilter::default()
+    };
+    logstore::list(&app.db, tenant_id, &f, None, 100, false)
+        .await
+        .unwrap()
+}
+
 fn actions(rows: &[LogRow]) -> Vec<String> {
     rows.iter().map(|r| r.action.clone()).collect()
 }
@@ -630,19 +641,7 @@ async fn a_users_creation_entry_is_found_among_parallel_creations() {
         assert_eq!(row.action, format!("Created user {name}"));
         assert!(row.response_body.is_some(), "with its bodies");
         // Not through the target index: a target listing holds the user's changes only.
-        let changes = logstore::list(
-            &app.db,
-            &t.id,
-            &LogFilter {
-                target_id: Some(id.clone()),
-                ..LogFilter::default()
-            },
-            None,
-            10,
-            false,
-        )
-        .await
-        .unwrap();
+        let changes = in_target_index(&app, &t.id, id).await;
         assert!(changes.is_empty(), "{changes:?}");
     }
     // Outside the window (a user created long after any request for it), nothing is found.
@@ -1004,19 +1003,7 @@ async fn a_users_parallel_changes_form_one_chain_in_the_order_applied() {
     assert_eq!((short.len(), end), (3, logstore::ChainEnd::Limit));
     assert_eq!(short, chain[..3].to_vec());
     // The target index holds only the failure.
-    let target = logstore::list(
-        &app.db,
-        &t.id,
-        &LogFilter {
-            target_id: Some(id.clone()),
-            ..LogFilter::default()
-        },
-        None,
-        100,
-        false,
-    )
-    .await
-    .unwrap();
+    let target = in_target_index(&app, &t.id, &id).await;
     assert_eq!(target.len(), 1, "{:?}", actions(&target));
     assert_eq!(target[0].outcome, "failure");
 }
