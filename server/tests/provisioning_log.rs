@@ -35,6 +35,15 @@ async fn in_target_index(app: &TestApp, tenant_id: &str, target_id: &str) -> Vec
         .unwrap()
 }
 
+/// One PATCH of the user's title per value, each answered 200.
+async fn retitle(app: &TestApp, t: &ScimTenant, id: &str, titles: &[&str]) {
+    for title in titles {
+        let p = patch_ops(json!([{"op": "Replace", "path": "title", "value": title}]));
+        let r = app.scim("PATCH", t, &format!("/Users/{id}"), Some(p)).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    }
+}
+
 fn actions(rows: &[LogRow]) -> Vec<String> {
     rows.iter().map(|r| r.action.clone()).collect()
 }
@@ -508,13 +517,7 @@ async fn a_full_queue_keeps_a_users_changes_without_bodies() {
         },
     );
     // The writer is not running: the queue holds the first PATCH only.
-    for title in ["one", "two", "three"] {
-        let p = patch_ops(json!([{"op": "Replace", "path": "title", "value": title}]));
-        let r = app
-            .scim("PATCH", &t, &format!("/Users/{id}"), Some(p))
-            .await;
-        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    }
+    retitle(&app, &t, &id, &["one", "two", "three"]).await;
     let r = app.scim("GET", &t, &format!("/Users/{id}"), None).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(log.lost_total(), 1, "only the lookup is lost");
@@ -1015,13 +1018,7 @@ async fn a_chain_with_a_missing_entry_ends_at_the_gap() {
     let app = TestApp::new().await;
     let t = app.scim_tenant("Contoso").await;
     let id = id_of(&app.create_user(&t, "gap@contoso.com").await);
-    for title in ["one", "two", "three"] {
-        let p = patch_ops(json!([{"op": "Replace", "path": "title", "value": title}]));
-        let r = app
-            .scim("PATCH", &t, &format!("/Users/{id}"), Some(p))
-            .await;
-        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    }
+    retitle(&app, &t, &id, &["one", "two", "three"]).await;
     app.state.provlog.flush().await;
     let (chain, _) = logstore::user_chain(&app.db, &t.id, &id, 10).await.unwrap();
     assert_eq!(chain.len(), 3);
