@@ -105,7 +105,7 @@ pub async fn recent(
         let marks: Vec<String> = (0..actions.len()).map(|i| format!("${}", i + 3)).collect();
         sql.push_str(&format!(" AND action IN ({})", marks.join(", ")));
     }
-    sql.push_str(" ORDER BY at DESC, id DESC LIMIT $2");
+    sql.push_str(" ORDER BY at DESC, id DESC LIMIT $2 + 0");
     let rows = on_db!(db, |p| {
         // Only numbered placeholders are added to the text; every value is bound.
         let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))

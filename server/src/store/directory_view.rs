@@ -489,7 +489,7 @@ pub async fn groups_of_user(
     let rows = on_db!(db, |p| {
         sqlx::query_as(
         "SELECT g.id, g.display_name FROM group_members m JOIN scim_groups g ON g.id = m.group_id \
-         WHERE m.member_id = $1 AND g.tenant_id = $2 ORDER BY g.display_name_lc LIMIT $3"
+         WHERE m.member_id = $1 AND g.tenant_id = $2 ORDER BY g.display_name_lc LIMIT $3 + 0"
     )
     .bind(user_id)
     .bind(tenant_id)
@@ -601,7 +601,7 @@ pub async fn member_counts(db: &Db, group_ids: &[String]) -> StoreResult<HashMap
 
 pub async fn count_groups(db: &Db, tenant_id: &str) -> StoreResult<i64> {
     let n = on_db!(db, |p| sqlx::query_scalar(
-        "SELECT COUNT(*) FROM (SELECT 1 FROM scim_groups WHERE tenant_id = $1 LIMIT $2) c"
+        "SELECT COUNT(*) FROM (SELECT 1 FROM scim_groups WHERE tenant_id = $1 LIMIT $2 + 0) c"
     )
     .bind(tenant_id)
     .bind(COUNT_CAP + 1)
@@ -691,7 +691,7 @@ pub async fn group_group_members(
     let rows = on_db!(db, |p| {
         sqlx::query_as(
         "SELECT g.id, g.display_name FROM group_members m JOIN scim_groups g ON g.id = m.member_id \
-         WHERE m.group_id = $1 AND m.member_type = 'Group' ORDER BY g.display_name_lc LIMIT $2"
+         WHERE m.group_id = $1 AND m.member_type = 'Group' ORDER BY g.display_name_lc LIMIT $2 + 0"
     )
     .bind(group_id)
     .bind(limit)

@@ -369,11 +369,11 @@ pub async fn prune(db: &Db, now: i64, default_days: i64, keep_hours_ms: i64) -> 
                 Db::Sqlite(_) => {
                     "DELETE FROM provisioning_log WHERE (tenant_id, at, id) IN \
                      (SELECT tenant_id, at, id FROM provisioning_log \
-                     WHERE tenant_id = $1 AND at < $2 ORDER BY at LIMIT $3)"
+                     WHERE tenant_id = $1 AND at < $2 ORDER BY at LIMIT $3 + 0)"
                 }
                 Db::Postgres(_) => {
                     "DELETE FROM provisioning_log WHERE id IN (SELECT id FROM provisioning_log \
-                     WHERE tenant_id = $1 AND at < $2 ORDER BY at LIMIT $3)"
+                     WHERE tenant_id = $1 AND at < $2 ORDER BY at LIMIT $3 + 0)"
                 }
             };
             let n = super::execute!(

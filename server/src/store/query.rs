@@ -517,11 +517,16 @@ impl Sql {
         self.push(", r.created_at, r.id");
     }
 
+    /// `LIMIT $n + 0 OFFSET $m + 0`. SQLite (3.51) plans with the value bound to a bare
+    /// `LIMIT $n`, so each new binding throws the compiled statement away and parses and plans
+    /// it again: a third of the CPU of Entra's lookup went there. An expression keeps one plan
+    /// per statement. Every other bound limit in the store is written the same way.
     pub fn page(&mut self, page: Page) {
         self.push(" LIMIT ")
             .arg(Arg::Int(page.limit))
-            .push(" OFFSET ")
-            .arg(Arg::Int(page.offset));
+            .push(" + 0 OFFSET ")
+            .arg(Arg::Int(page.offset))
+            .push(" + 0");
     }
 }
 
@@ -565,6 +570,29 @@ fn from(sql: &mut Sql, table: Table, what: &str, tenant_id: &str, index: Option<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pages_bounds_are_expressions_not_bare_placeholders() {
+        let q = Query {
+            cond: Cond::Column(Column::NameLc, TextOp::Eq, "alice".into()),
+            sort: Sort::default(),
+            page: Page {
+                offset: 990_000,
+                limit: 100,
+            },
+        };
+        for d in [Dialect::Sqlite, Dialect::Postgres] {
+            let sql = page_sql(d, Table::Users, "t1", "r.id", &q);
+            let n = sql.args.len();
+            assert!(
+                sql.text
+                    .ends_with(&format!(" LIMIT ${} + 0 OFFSET ${n} + 0", n - 1)),
+                "{}",
+                sql.text
+            );
+            assert_eq!(sql.args[n - 2..], [Arg::Int(100), Arg::Int(990_000)]);
+        }
+    }
 
     #[test]
     fn values_are_always_bound() {

@@ -341,7 +341,7 @@ pub async fn by_ids(db: &Db, tenant_id: &str, ids: &[String]) -> StoreResult<Vec
 
 /// Groups written before they had a search index, with their tenant.
 pub async fn unindexed(db: &Db, limit: i64) -> StoreResult<Vec<GroupRecord>> {
-    let sql = format!("SELECT {COLUMNS} FROM scim_groups WHERE search IS NULL LIMIT $1");
+    let sql = format!("SELECT {COLUMNS} FROM scim_groups WHERE search IS NULL LIMIT $1 + 0");
     let rows = on_db!(db, |p| sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
         .bind(limit)
         .fetch_all(p)

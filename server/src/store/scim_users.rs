@@ -433,7 +433,7 @@ pub async fn unindexed(db: &Db, limit: i64) -> StoreResult<Vec<(String, UserReco
         #[sqlx(flatten)]
         rec: UserRecord,
     }
-    let sql = format!("SELECT tenant_id, {COLUMNS} FROM users WHERE search IS NULL LIMIT $1");
+    let sql = format!("SELECT tenant_id, {COLUMNS} FROM users WHERE search IS NULL LIMIT $1 + 0");
     let rows: Vec<Row> = on_db!(db, |p| sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
         .bind(limit)
         .fetch_all(p)
