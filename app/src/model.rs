@@ -400,8 +400,20 @@ pub struct UserDetailView {
     pub sections: Vec<FactSection>,
     pub groups: Vec<LinkView>,
     pub history: Vec<HistoryItem>,
-    /// More history exists in the log than is shown.
-    pub history_more: bool,
+    /// Where the shown history stops.
+    pub history_end: HistoryEnd,
+}
+
+/// Where a user's shown provisioning history stops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HistoryEnd {
+    /// Everything the log holds about the user is shown.
+    Complete,
+    /// The log holds older changes than the page shows.
+    More,
+    /// The history reaches a change whose entry the log no longer holds (pruned by retention,
+    /// or lost and counted): older changes cannot be shown.
+    Gap,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -405,9 +405,48 @@ async fn a_users_page_shows_attributes_groups_and_history() {
         .json();
     assert_eq!(v["status"], "Deprovisioned");
     assert_eq!(v["history"][0]["what"], "Deprovisioned");
+    assert_eq!(
+        v["history_end"], "Complete",
+        "the history reaches the creation"
+    );
     let r = app.get(&format!("/users/{id}"), Some(&cookie)).await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.body.contains("Deprovisioned") && r.body.contains("Alan Turing"));
+    assert!(
+        !r.body.contains("history-end"),
+        "no line under a complete history"
+    );
+
+    // An entry the log no longer holds (retention pruned it) ends the history there, and the
+    // page says why older changes are missing.
+    let disabled = v["history"][2]["entry_id"].as_str().unwrap().to_string();
+    assert_eq!(v["history"][2]["what"], "Disabled");
+    on_db!(&app.db, |p| {
+        sqlx::query("DELETE FROM provisioning_log WHERE id = $1")
+            .bind(&disabled)
+            .execute(p)
+            .await
+            .unwrap();
+    });
+    let v = app
+        .server_fn("load_user", &[("id", &id)], Some(&cookie))
+        .await
+        .json();
+    let what: Vec<&str> = v["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["what"].as_str().unwrap())
+        .collect();
+    assert_eq!(what, ["Deprovisioned", "Re-enabled"]);
+    assert_eq!(v["history_end"], "Gap");
+    let r = app.get(&format!("/users/{id}"), Some(&cookie)).await;
+    assert!(
+        r.body
+            .contains("Older changes are no longer in the provisioning log"),
+        "{}",
+        r.body
+    );
     // Another organisation's user is not found.
     let other = app.scim_tenant("Fabrikam").await;
     let theirs = app.create_user(&other, "x@fabrikam.com").await;

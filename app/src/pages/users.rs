@@ -189,7 +189,7 @@ pub fn UserPage() -> impl IntoView {
                                 }.into_any()
                             }}
                         </section>
-                        <History items=u.history more=u.history_more />
+                        <History items=u.history end=u.history_end />
                     }.into_any(),
                 }
             })}
@@ -198,7 +198,7 @@ pub fn UserPage() -> impl IntoView {
 }
 
 #[component]
-fn History(items: Vec<HistoryItem>, more: bool) -> impl IntoView {
+fn History(items: Vec<HistoryItem>, end: HistoryEnd) -> impl IntoView {
     view! {
         <section class="panel" aria-labelledby="history-h">
             <h2 id="history-h">"Provisioning history"</h2>
@@ -239,7 +239,17 @@ fn History(items: Vec<HistoryItem>, more: bool) -> impl IntoView {
                             }
                         }).collect_view()}
                     </ol>
-                    {more.then(|| view! { <p class="muted">"Older changes are in the provisioning log."</p> })}
+                    {match end {
+                        HistoryEnd::Complete => None,
+                        HistoryEnd::More => Some(view! {
+                            <p class="muted" data-testid="history-end">"Older changes are in the provisioning log."</p>
+                        }),
+                        HistoryEnd::Gap => Some(view! {
+                            <p class="muted" data-testid="history-end">
+                                "Older changes are no longer in the provisioning log (past its retention, or lost while the log could not keep up)."
+                            </p>
+                        }),
+                    }}
                 }.into_any()
             }}
         </section>

@@ -583,7 +583,7 @@ impl Console {
             })
             .collect();
 
-        let (history, history_more) = self.history(&s.tenant_id, &u.id, u.created_at).await?;
+        let (history, history_end) = self.history(&s.tenant_id, &u.id, u.created_at).await?;
         Ok(UserDetailView {
             id: u.id.clone(),
             name,
@@ -593,7 +593,7 @@ impl Console {
             sections,
             groups,
             history,
-            history_more,
+            history_end,
         })
     }
 
@@ -604,7 +604,7 @@ impl Console {
         tenant_id: &str,
         user_id: &str,
         created_at: i64,
-    ) -> Result<(Vec<HistoryItem>, bool), ConsoleError> {
+    ) -> Result<(Vec<HistoryItem>, HistoryEnd), ConsoleError> {
         let db = &self.state.db;
         // Successful changes: the user's chain, in the order they were applied.
         let (chain, end) = logstore::user_chain(db, tenant_id, user_id, HISTORY as usize + 1)
@@ -638,8 +638,15 @@ impl Console {
         {
             rows.push(created);
         }
-        // A gap (an entry pruned, or lost to a full queue) ends the chain early.
-        let more = rows.len() as i64 > HISTORY || end == ChainEnd::Gap;
+        // A gap ends the chain early: retention pruned an entry, or the entry was lost (a failed
+        // write of the log, or a full queue past the changes it keeps), which is counted.
+        let shown_end = if rows.len() as i64 > HISTORY {
+            HistoryEnd::More
+        } else if end == ChainEnd::Gap {
+            HistoryEnd::Gap
+        } else {
+            HistoryEnd::Complete
+        };
         let after_state = |r: &LogRow| -> Option<Value> {
             if r.outcome != "success" {
                 return None;
@@ -700,7 +707,7 @@ impl Console {
                 error: r.error_detail.clone(),
             });
         }
-        Ok((items, more))
+        Ok((items, shown_end))
     }
 
     pub(super) async fn groups_view(
