@@ -19,6 +19,13 @@ pub mod serve;
 pub mod store;
 pub mod web;
 
+/// Every program built on this crate (the `bitabiz` binary, the bench, the tests) allocates
+/// with mimalloc. A SCIM request allocates and frees hundreds of small blocks, many of them
+/// freed on another thread than the one that made them (the database connections' threads,
+/// the log writer); glibc's malloc took a sixth of the request threads' CPU on Entra's lookup.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use app::backend::ConsoleBackend;
 use axum::Router;
 use axum::middleware;
