@@ -290,6 +290,16 @@ async fn contains_search_is_bounded_and_continues() {
     assert_eq!(second.next, None);
 }
 
+/// What each item of a user page's history says happened, newest first.
+fn history_whats(user: &Value) -> Vec<&str> {
+    user["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["what"].as_str().unwrap())
+        .collect()
+}
+
 #[tokio::test]
 async fn a_users_page_shows_attributes_groups_and_history() {
     let app = TestApp::new().await;
@@ -370,9 +380,8 @@ async fn a_users_page_shows_attributes_groups_and_history() {
     );
 
     let h = v["history"].as_array().unwrap();
-    let what: Vec<&str> = h.iter().map(|i| i["what"].as_str().unwrap()).collect();
     assert_eq!(
-        what,
+        history_whats(&v),
         ["Re-enabled", "Disabled", "Updated", "Created"],
         "newest first"
     );
@@ -432,13 +441,7 @@ async fn a_users_page_shows_attributes_groups_and_history() {
         .server_fn("load_user", &[("id", &id)], Some(&cookie))
         .await
         .json();
-    let what: Vec<&str> = v["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["what"].as_str().unwrap())
-        .collect();
-    assert_eq!(what, ["Deprovisioned", "Re-enabled"]);
+    assert_eq!(history_whats(&v), ["Deprovisioned", "Re-enabled"]);
     assert_eq!(v["history_end"], "Gap");
     let r = app.get(&format!("/users/{id}"), Some(&cookie)).await;
     assert!(
