@@ -292,7 +292,7 @@ pub async fn users(db: &Db, tenant_id: &str, q: &UserQuery) -> StoreResult<UserP
     }
     let lim = w.arg(Arg::Int(limit + 1));
     let sql = format!(
-        "SELECT {} FROM users WHERE tenant_id = $1{}{} LIMIT {lim}",
+        "SELECT {} FROM users WHERE tenant_id = $1{}{} LIMIT {lim} + 0",
         user_columns(db),
         w.sql,
         order_sql(db, q.sort)
@@ -344,10 +344,13 @@ async fn users_containing(
     }
     let lim = w.arg(Arg::Int(limit + 1));
     let order = order_sql(db, q.sort);
+    // Limits and patterns are expressions (`+ 0`, `|| ''`), not bare placeholders: SQLite
+    // re-prepares a statement on every binding of a bare `LIMIT` or `LIKE` parameter (see
+    // `query::Sql::page`).
     let sql = format!(
-        "SELECT * FROM (SELECT {cols}, user_name_lc, email_lc FROM users WHERE tenant_id = $1{window_where}{order} LIMIT {win}) w \
-         WHERE (user_name_lc LIKE {pat} ESCAPE '\\' OR email_lc LIKE {pat} ESCAPE '\\' \
-         OR name_key LIKE {pat_db} ESCAPE '\\'){outer}{outer_order} LIMIT {lim}",
+        "SELECT * FROM (SELECT {cols}, user_name_lc, email_lc FROM users WHERE tenant_id = $1{window_where}{order} LIMIT {win} + 0) w \
+         WHERE (user_name_lc LIKE ({pat} || '') ESCAPE '\\' OR email_lc LIKE ({pat} || '') ESCAPE '\\' \
+         OR name_key LIKE ({pat_db} || '') ESCAPE '\\'){outer}{outer_order} LIMIT {lim} + 0",
         cols = user_columns(db),
         outer_order = order.replace(&format!("{NAME_KEY}{}", c(db)), "name_key"),
     );
@@ -373,7 +376,7 @@ async fn users_containing(
     }
     let off = w2.arg(Arg::Int(CONTAINS_WINDOW - 1));
     let sql = format!(
-        "SELECT {} FROM users WHERE tenant_id = $1{}{} LIMIT 1 OFFSET {off}",
+        "SELECT {} FROM users WHERE tenant_id = $1{}{} LIMIT 1 OFFSET {off} + 0",
         user_columns(db),
         w2.sql,
         order
@@ -406,7 +409,7 @@ pub async fn count_users(db: &Db, tenant_id: &str, q: &UserQuery) -> StoreResult
     }
     let cap = w.arg(Arg::Int(COUNT_CAP + 1));
     let sql = format!(
-        "SELECT COUNT(*) FROM (SELECT 1 FROM users WHERE tenant_id = $1{} LIMIT {cap}) c",
+        "SELECT COUNT(*) FROM (SELECT 1 FROM users WHERE tenant_id = $1{} LIMIT {cap} + 0) c",
         w.sql
     );
     let n: i64 = on_db!(db, |p| bind_args!(
@@ -543,7 +546,7 @@ pub async fn groups(
     let lim = w.arg(Arg::Int(limit + 1));
     let sql = format!(
         "SELECT id, display_name, display_name_lc{c} AS display_name_lc, external_id, created_at, \
-         updated_at FROM scim_groups WHERE tenant_id = $1{} ORDER BY display_name_lc{c}, id LIMIT {lim}",
+         updated_at FROM scim_groups WHERE tenant_id = $1{} ORDER BY display_name_lc{c}, id LIMIT {lim} + 0",
         w.sql
     );
     let mut rows: Vec<GroupListRow> = on_db!(db, |p| bind_args!(
@@ -652,13 +655,13 @@ pub async fn group_members(
     let sql = if member_count <= SORT_MEMBERS_UP_TO {
         format!(
             "SELECT {cols} FROM users WHERE tenant_id = $1 AND id IN \
-             (SELECT member_id FROM group_members WHERE group_id = {g}){}{order} LIMIT {lim}",
+             (SELECT member_id FROM group_members WHERE group_id = {g}){}{order} LIMIT {lim} + 0",
             w.sql
         )
     } else {
         format!(
             "SELECT {cols} FROM users WHERE tenant_id = $1 AND EXISTS \
-             (SELECT 1 FROM group_members m WHERE m.group_id = {g} AND m.member_id = users.id){}{order} LIMIT {lim}",
+             (SELECT 1 FROM group_members m WHERE m.group_id = {g} AND m.member_id = users.id){}{order} LIMIT {lim} + 0",
             w.sql
         )
     };

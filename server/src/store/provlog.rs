@@ -489,7 +489,7 @@ pub fn list_sql(f: &LogFilter, after_cursor: bool, with_bodies: bool, sqlite: bo
         sql.push_str(&format!(" AND at <= {a} AND (at < {b} OR id < {c})"));
     }
     let lim = next();
-    sql.push_str(&format!(" ORDER BY at DESC, id DESC LIMIT {lim}"));
+    sql.push_str(&format!(" ORDER BY at DESC, id DESC LIMIT {lim} + 0"));
     sql
 }
 

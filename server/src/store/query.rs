@@ -520,7 +520,8 @@ impl Sql {
     /// `LIMIT $n + 0 OFFSET $m + 0`. SQLite (3.51) plans with the value bound to a bare
     /// `LIMIT $n`, so each new binding throws the compiled statement away and parses and plans
     /// it again: a third of the CPU of Entra's lookup went there. An expression keeps one plan
-    /// per statement. Every other bound limit in the store is written the same way.
+    /// per statement. Every other bound limit in the store is written the same way, and bound
+    /// `LIKE` patterns as `($n || '')`, for the same reason.
     pub fn page(&mut self, page: Page) {
         self.push(" LIMIT ")
             .arg(Arg::Int(page.limit))
