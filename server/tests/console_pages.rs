@@ -430,13 +430,7 @@ async fn a_users_page_shows_attributes_groups_and_history() {
     // page says why older changes are missing.
     let disabled = v["history"][2]["entry_id"].as_str().unwrap().to_string();
     assert_eq!(v["history"][2]["what"], "Disabled");
-    on_db!(&app.db, |p| {
-        sqlx::query("DELETE FROM provisioning_log WHERE id = $1")
-            .bind(&disabled)
-            .execute(p)
-            .await
-            .unwrap();
-    });
+    app.forget_log_entry(&disabled).await;
     let v = app
         .server_fn("load_user", &[("id", &id)], Some(&cookie))
         .await

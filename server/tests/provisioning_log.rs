@@ -1023,13 +1023,7 @@ async fn a_chain_with_a_missing_entry_ends_at_the_gap() {
     let (chain, _) = logstore::user_chain(&app.db, &t.id, &id, 10).await.unwrap();
     assert_eq!(chain.len(), 3);
     let middle = &chain[1];
-    server::on_db!(&app.db, |p| {
-        sqlx::query("DELETE FROM provisioning_log WHERE id = $1")
-            .bind(&middle.id)
-            .execute(p)
-            .await
-            .unwrap();
-    });
+    app.forget_log_entry(&middle.id).await;
     let (after, end) = logstore::user_chain(&app.db, &t.id, &id, 10).await.unwrap();
     assert_eq!(end, logstore::ChainEnd::Gap);
     assert_eq!(after, chain[..1].to_vec());

@@ -191,6 +191,17 @@ impl TestApp {
         self.server_fn("sign_in", &[("email", email), ("password", password)], None)
             .await
     }
+
+    /// Deletes one provisioning log entry, as retention pruning would.
+    pub async fn forget_log_entry(&self, id: &str) {
+        server::on_db!(&self.db, |p| {
+            sqlx::query("DELETE FROM provisioning_log WHERE id = $1")
+                .bind(id)
+                .execute(p)
+                .await
+                .unwrap();
+        });
+    }
 }
 
 pub const ORG: &str = "Contoso Pharma";
