@@ -187,6 +187,15 @@ impl Where {
     fn text(&mut self, s: impl Into<String>) -> String {
         self.arg(Arg::Text(s.into()))
     }
+    /// Binds a limit or offset and returns it as an expression: SQLite re-prepares a statement
+    /// on every binding of a bare `LIMIT`/`OFFSET` parameter (see `query::Sql::page`).
+    fn bound(&mut self, n: i64) -> String {
+        format!("{} + 0", self.arg(Arg::Int(n)))
+    }
+    /// Binds a `LIKE` pattern, as an expression for the same reason.
+    fn pattern(&mut self, s: String) -> String {
+        format!("({} || '')", self.text(s))
+    }
     fn push(&mut self, s: &str) {
         self.sql.push_str(s);
     }
@@ -290,9 +299,9 @@ pub async fn users(db: &Db, tenant_id: &str, q: &UserQuery) -> StoreResult<UserP
     if let Some(after) = &q.after {
         keyset_sql(db, &mut w, q.sort, after);
     }
-    let lim = w.arg(Arg::Int(limit + 1));
+    let lim = w.bound(limit + 1);
     let sql = format!(
-        "SELECT {} FROM users WHERE tenant_id = $1{}{} LIMIT {lim} + 0",
+        "SELECT {} FROM users WHERE tenant_id = $1{}{} LIMIT {lim}",
         user_columns(db),
         w.sql,
         order_sql(db, q.sort)
@@ -332,9 +341,9 @@ async fn users_containing(
         keyset_sql(db, &mut w, q.sort, after);
     }
     let window_where = w.sql.clone();
-    let win = w.arg(Arg::Int(CONTAINS_WINDOW));
-    let pat = w.text(like_pattern(&term.to_lowercase()));
-    let pat_db = w.text(like_pattern(&lower_like_db(db, term)));
+    let win = w.bound(CONTAINS_WINDOW);
+    let pat = w.pattern(like_pattern(&term.to_lowercase()));
+    let pat_db = w.pattern(like_pattern(&lower_like_db(db, term)));
     let mut outer = String::new();
     if let Some(s) = q.status {
         outer.push_str(status_sql(s));
@@ -342,15 +351,12 @@ async fn users_containing(
     if let Some(s) = q.source {
         outer.push_str(source_sql(s));
     }
-    let lim = w.arg(Arg::Int(limit + 1));
+    let lim = w.bound(limit + 1);
     let order = order_sql(db, q.sort);
-    // Limits and patterns are expressions (`+ 0`, `|| ''`), not bare placeholders: SQLite
-    // re-prepares a statement on every binding of a bare `LIMIT` or `LIKE` parameter (see
-    // `query::Sql::page`).
     let sql = format!(
-        "SELECT * FROM (SELECT {cols}, user_name_lc, email_lc FROM users WHERE tenant_id = $1{window_where}{order} LIMIT {win} + 0) w \
-         WHERE (user_name_lc LIKE ({pat} || '') ESCAPE '\\' OR email_lc LIKE ({pat} || '') ESCAPE '\\' \
-         OR name_key LIKE ({pat_db} || '') ESCAPE '\\'){outer}{outer_order} LIMIT {lim} + 0",
+        "SELECT * FROM (SELECT {cols}, user_name_lc, email_lc FROM users WHERE tenant_id = $1{window_where}{order} LIMIT {win}) w \
+         WHERE (user_name_lc LIKE {pat} ESCAPE '\\' OR email_lc LIKE {pat} ESCAPE '\\' \
+         OR name_key LIKE {pat_db} ESCAPE '\\'){outer}{outer_order} LIMIT {lim}",
         cols = user_columns(db),
         outer_order = order.replace(&format!("{NAME_KEY}{}", c(db)), "name_key"),
     );
@@ -374,9 +380,9 @@ async fn users_containing(
     if let Some(after) = &q.after {
         keyset_sql(db, &mut w2, q.sort, after);
     }
-    let off = w2.arg(Arg::Int(CONTAINS_WINDOW - 1));
+    let off = w2.bound(CONTAINS_WINDOW - 1);
     let sql = format!(
-        "SELECT {} FROM users WHERE tenant_id = $1{}{} LIMIT 1 OFFSET {off} + 0",
+        "SELECT {} FROM users WHERE tenant_id = $1{}{} LIMIT 1 OFFSET {off}",
         user_columns(db),
         w2.sql,
         order
@@ -407,9 +413,9 @@ pub async fn count_users(db: &Db, tenant_id: &str, q: &UserQuery) -> StoreResult
     if let Some(t) = q.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         prefix_sql(db, &mut w, t);
     }
-    let cap = w.arg(Arg::Int(COUNT_CAP + 1));
+    let cap = w.bound(COUNT_CAP + 1);
     let sql = format!(
-        "SELECT COUNT(*) FROM (SELECT 1 FROM users WHERE tenant_id = $1{} LIMIT {cap} + 0) c",
+        "SELECT COUNT(*) FROM (SELECT 1 FROM users WHERE tenant_id = $1{} LIMIT {cap}) c",
         w.sql
     );
     let n: i64 = on_db!(db, |p| bind_args!(
@@ -543,10 +549,10 @@ pub async fn groups(
             " AND (display_name_lc{c} > {k1} OR (display_name_lc{c} = {k2} AND id > {id}))"
         ));
     }
-    let lim = w.arg(Arg::Int(limit + 1));
+    let lim = w.bound(limit + 1);
     let sql = format!(
         "SELECT id, display_name, display_name_lc{c} AS display_name_lc, external_id, created_at, \
-         updated_at FROM scim_groups WHERE tenant_id = $1{} ORDER BY display_name_lc{c}, id LIMIT {lim} + 0",
+         updated_at FROM scim_groups WHERE tenant_id = $1{} ORDER BY display_name_lc{c}, id LIMIT {lim}",
         w.sql
     );
     let mut rows: Vec<GroupListRow> = on_db!(db, |p| bind_args!(
@@ -649,19 +655,19 @@ pub async fn group_members(
     if let Some(after) = after {
         keyset_sql(db, &mut w, UserSort::Name, after);
     }
-    let lim = w.arg(Arg::Int(limit + 1));
+    let lim = w.bound(limit + 1);
     let cols = user_columns(db);
     let order = order_sql(db, UserSort::Name);
     let sql = if member_count <= SORT_MEMBERS_UP_TO {
         format!(
             "SELECT {cols} FROM users WHERE tenant_id = $1 AND id IN \
-             (SELECT member_id FROM group_members WHERE group_id = {g}){}{order} LIMIT {lim} + 0",
+             (SELECT member_id FROM group_members WHERE group_id = {g}){}{order} LIMIT {lim}",
             w.sql
         )
     } else {
         format!(
             "SELECT {cols} FROM users WHERE tenant_id = $1 AND EXISTS \
-             (SELECT 1 FROM group_members m WHERE m.group_id = {g} AND m.member_id = users.id){}{order} LIMIT {lim} + 0",
+             (SELECT 1 FROM group_members m WHERE m.group_id = {g} AND m.member_id = users.id){}{order} LIMIT {lim}",
             w.sql
         )
     };
