@@ -126,6 +126,18 @@ async fn every_scim_operation_is_logged_in_words() {
     let outcomes: Vec<&str> = rows.iter().map(|r| r.outcome.as_str()).collect();
     assert_eq!(outcomes[..14], ["success"; 14]);
     assert_eq!(outcomes[14..], ["failure", "rejected"]);
+    // The found lookup's answer is stored as its handler summarised it: what identifies alice.
+    let found: serde_json::Value =
+        serde_json::from_str(rows[4].response_body.as_deref().unwrap()).unwrap();
+    assert_eq!(found["totalResults"], 1, "{found}");
+    assert_eq!(found["Resources"][0]["id"], alice.as_str(), "{found}");
+    assert_eq!(found["Resources"][0]["userName"], "alice@contoso.com");
+    assert!(found["Resources"][0].get("emails").is_none(), "{found}");
+    assert_eq!(
+        found["Resources"][1],
+        server::provlog::describe::LIST_SUMMARY,
+        "{found}"
+    );
     let failed = &rows[14];
     assert_eq!(failed.status, 400);
     assert_eq!(failed.scim_type.as_deref(), Some("invalidValue"));

@@ -144,6 +144,8 @@ pub struct Seen<'a> {
     pub status: u16,
     pub request: Option<&'a [u8]>,
     pub response: Option<&'a [u8]>,
+    /// A list answer's summary as its handler built it ([`super::Listed`]), if it did.
+    pub listed: Option<&'a Value>,
 }
 
 /// The readable entry. `action` may contain `{target}`, filled in by the writer once it knows the
@@ -417,7 +419,10 @@ pub fn describe(s: &Seen<'_>) -> Described {
     let (res, res_as_sent) = if user_answer {
         view(s.response)
     } else if list_answer {
-        let lean = s.response.and_then(lean::list_summary);
+        let lean = match s.listed {
+            Some(v) => Some(v.clone()),
+            None => s.response.and_then(lean::list_summary),
+        };
         let res = if lean.is_some() {
             lean
         } else {
@@ -890,6 +895,7 @@ mod tests {
             status,
             request: Some(&rq),
             response: Some(&rs),
+            listed: None,
         })
     }
 
@@ -934,6 +940,7 @@ mod tests {
             status: 200,
             request: Some(ops),
             response: Some(answer),
+            listed: None,
         });
         assert_eq!(
             d.response_text.as_deref().map(str::as_bytes),
@@ -1081,6 +1088,37 @@ mod tests {
             "Looked up user userName = alice@contoso.com (not found)"
         );
         assert_eq!(d.operation, Operation::ReadUsers);
+
+        // With the summary its handler built, a lookup is described exactly as by parsing.
+        let answer = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
+            "totalResults": 1, "startIndex": 1, "itemsPerPage": 1,
+            "Resources": [{"id": "u1", "userName": "alice@contoso.com", "active": true,
+                "title": "Engineer", "groups": [{"value": "g1"}]}]});
+        let bytes = answer.to_string().into_bytes();
+        let seen = |listed| Seen {
+            method: "GET",
+            path: "/Users",
+            query: "filter=userName+eq+%22alice%40contoso.com%22",
+            status: 200,
+            request: None,
+            response: Some(&bytes),
+            listed,
+        };
+        let summary = super::super::lean::list_summary_of(&answer);
+        let parsed = describe(&seen(None));
+        assert_eq!(describe(&seen(Some(&summary))), parsed);
+        assert_eq!(
+            parsed.action,
+            "Looked up user userName = alice@contoso.com (found)"
+        );
+        assert!(
+            !parsed
+                .response_text
+                .as_deref()
+                .unwrap()
+                .contains("Engineer"),
+            "{parsed:?}"
+        );
     }
 
     #[test]

@@ -53,6 +53,47 @@ pub fn list_summary(bytes: &[u8]) -> Option<Value> {
     Some(v)
 }
 
+/// What [`list_summary`] gives for this list answer, taken from the answer before it was written
+/// (the list handlers hand it to the log: see [`super::Listed`]), so a lookup's entry costs no
+/// parsing of its answer.
+pub fn list_summary_of(body: &Value) -> Value {
+    let Value::Object(top) = body else {
+        return body.clone();
+    };
+    let mut out = Map::new();
+    for (k, v) in top {
+        let kept = match v {
+            Value::Array(resources) if k.eq_ignore_ascii_case("Resources") => {
+                let mut trimmed = false;
+                let mut listed: Vec<Value> = resources
+                    .iter()
+                    .map(|r| match r {
+                        Value::Object(o) => {
+                            let mut kept = Map::new();
+                            for (rk, rv) in o {
+                                if LISTED_KEYS.iter().any(|l| l.eq_ignore_ascii_case(rk)) {
+                                    kept.insert(rk.clone(), rv.clone());
+                                } else {
+                                    trimmed = true;
+                                }
+                            }
+                            Value::Object(kept)
+                        }
+                        other => other.clone(),
+                    })
+                    .collect();
+                if trimmed {
+                    listed.push(Value::String(LIST_SUMMARY.to_string()));
+                }
+                Value::Array(listed)
+            }
+            other => other.clone(),
+        };
+        out.insert(k.clone(), kept);
+    }
+    Value::Object(out)
+}
+
 /// Whether `hay` contains `needle` (ASCII, any case), without allocating.
 pub fn contains_ci(hay: &str, needle: &str) -> bool {
     hay.as_bytes()
@@ -370,6 +411,11 @@ mod tests {
         for n in [0, 1, 3, MAX_LIST_ITEMS + 5] {
             let body = page(n);
             let mut lean = list_summary(body.to_string().as_bytes()).unwrap();
+            assert_eq!(
+                list_summary_of(&body),
+                lean,
+                "{n} resources: the handler's summary is the parsed one"
+            );
             let stored = general(&body);
             // The general path also cuts long lists; the summary is cut the same way later.
             crate::provlog::describe::redact(&mut lean);
@@ -378,6 +424,7 @@ mod tests {
         // Resources with nothing to leave out get no marker.
         let bare = json!({"totalResults": 1, "Resources": [{"id": "g1", "displayName": "G"}]});
         assert_eq!(list_summary(bare.to_string().as_bytes()).unwrap(), bare);
+        assert_eq!(list_summary_of(&bare), bare);
         assert_eq!(
             list_summary(b"{\"Resources\": [1]}"),
             None,

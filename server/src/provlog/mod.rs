@@ -67,6 +67,8 @@ pub struct Exchange {
     pub chained: bool,
     /// The entry of the change this one follows, for a user's change (see [`LogLink`]).
     pub prev_entry: Option<String>,
+    /// A list answer's summary, from its handler ([`Listed`]).
+    pub listed: Option<serde_json::Value>,
 }
 
 impl Exchange {
@@ -117,6 +119,19 @@ impl Default for Options {
             capacity: DEFAULT_CAPACITY,
             body_budget: DEFAULT_BODY_BUDGET,
         }
+    }
+}
+
+/// Put in a list answer's extensions by the Users and Groups list handlers while the log is on:
+/// what the entry stores of the answer (see `lean::list_summary_of`), taken from the answer
+/// before it was written, so the writer need not parse it back. Lookups are most of Entra's
+/// traffic.
+#[derive(Debug, Clone)]
+pub struct Listed(pub serde_json::Value);
+
+impl Listed {
+    pub fn of(answer: &serde_json::Value) -> Listed {
+        Listed(lean::list_summary_of(answer))
     }
 }
 
@@ -292,6 +307,7 @@ impl ProvLog {
             parent_id: Some(op.parent.entry_id.clone()),
             chained: start.link.chained().is_some(),
             prev_entry: start.link.chained().flatten(),
+            listed: None,
         });
     }
 }
@@ -389,7 +405,8 @@ pub async fn record(State(log): State<ProvLog>, req: Request, next: Next) -> Res
     let res = next.run(Request::from_parts(parts, body)).await;
 
     let status = res.status().as_u16();
-    let (parts, body) = res.into_parts();
+    let (mut parts, body) = res.into_parts();
+    let listed = parts.extensions.remove::<Listed>().map(|l| l.0);
     // SCIM answers are built in memory; collecting them costs no copy.
     let bytes = match body.collect().await {
         Ok(c) => c.to_bytes(),
@@ -417,6 +434,7 @@ pub async fn record(State(log): State<ProvLog>, req: Request, next: Next) -> Res
         parent_id: None,
         chained: chain.is_some(),
         prev_entry: chain.flatten(),
+        listed,
     });
     res
 }

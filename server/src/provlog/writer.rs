@@ -362,6 +362,7 @@ async fn describe_batch(
                     status: e.status,
                     request: e.request.as_deref(),
                     response: e.response.as_deref(),
+                    listed: e.listed.as_ref(),
                 })
             }));
             match d {

@@ -2,7 +2,6 @@
 //! own table; a request that does not ask for members never loads them. The handlers are the
 //! generic ones of `resources`; the rules are the directory service's (`directory::groups`).
 
-use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::Value;
 
@@ -11,7 +10,7 @@ use super::projection::project;
 use super::query::Target;
 use super::resources::Resource;
 use super::schema::ResourceKind;
-use super::wire::{ListParams, Projection, ScimTenant, list_response, scim_json};
+use super::wire::{ListParams, Projection, ScimTenant, list_answer};
 use crate::AppState;
 use crate::directory::groups::render;
 use crate::directory::{DirResult, Directory, LogLink, Preconditions};
@@ -155,8 +154,10 @@ async fn run_list(state: &AppState, t: &ScimTenant, p: &ListParams) -> ScimResul
             project(&render(r, m, t), KIND, &p.attributes, &p.excluded)
         })
         .collect();
-    Ok(scim_json(
-        StatusCode::OK,
-        &list_response(total, p.start_index, page),
+    Ok(list_answer(
+        total,
+        p.start_index,
+        page,
+        state.provlog.is_on(),
     ))
 }

@@ -10,14 +10,13 @@ use super::query::Target;
 use super::resource::conjuncts;
 use super::resources::Resource;
 use super::schema::ResourceKind;
-use super::wire::{ListParams, Projection, ScimTenant, list_response, scim_json};
+use super::wire::{ListParams, Projection, ScimTenant, list_answer};
 use crate::AppState;
 use crate::directory::users::render;
 use crate::directory::{DirResult, Directory, LogLink, Preconditions};
 use crate::domain::query::{Column, Cond, Page, Query as DirQuery, TextOp};
 use crate::store::query::{Fetched, Table};
 use crate::store::scim_users::{self, UserRecord};
-use axum::http::StatusCode;
 use axum::response::Response;
 
 const KIND: ResourceKind = ResourceKind::User;
@@ -177,9 +176,11 @@ async fn run_list(state: &AppState, t: &ScimTenant, p: &ListParams) -> ScimResul
         .iter()
         .map(|d| project(d, KIND, &p.attributes, &p.excluded))
         .collect();
-    Ok(scim_json(
-        StatusCode::OK,
-        &list_response(total, p.start_index, page),
+    Ok(list_answer(
+        total,
+        p.start_index,
+        page,
+        state.provlog.is_on(),
     ))
 }
 

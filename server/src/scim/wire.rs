@@ -267,6 +267,18 @@ pub fn list_response(total: i64, start_index: i64, resources: Vec<Value>) -> Val
     })
 }
 
+/// A Users or Groups list answer; with the log on, it carries what the log stores of it
+/// ([`crate::provlog::Listed`]).
+pub fn list_answer(total: i64, start_index: i64, resources: Vec<Value>, log_on: bool) -> Response {
+    let body = list_response(total, start_index, resources);
+    let mut res = scim_json(StatusCode::OK, &body);
+    if log_on {
+        res.extensions_mut()
+            .insert(crate::provlog::Listed::of(&body));
+    }
+    res
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -102,6 +102,11 @@ fn insert_sql(n: usize, anonymous: bool) -> String {
     )
 }
 
+static FULL_INSERT_SQLITE: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| insert_sql(INSERT_CHUNK, true));
+static FULL_INSERT_PG: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| insert_sql(INSERT_CHUNK, false));
+
 const UPSERT_HOUR: &str = "INSERT INTO provisioning_hourly \
      (tenant_id, hour, requests, failures, rejected, dropped, last_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7) \
@@ -129,9 +134,14 @@ pub async fn write_batch(
                 .await?;
         }
         for chunk in rows.chunks(INSERT_CHUNK) {
-            let sql = insert_sql(chunk.len(), anonymous);
+            // Full chunks (most of a busy log's rows) reuse their text, built once.
+            let sql: std::borrow::Cow<'static, str> = match (chunk.len(), anonymous) {
+                (INSERT_CHUNK, true) => FULL_INSERT_SQLITE.as_str().into(),
+                (INSERT_CHUNK, false) => FULL_INSERT_PG.as_str().into(),
+                (n, anonymous) => insert_sql(n, anonymous).into(),
+            };
             // The text holds only column names and placeholders; every value is bound.
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for r in chunk {
                 q = q
                     .bind(&r.id)
