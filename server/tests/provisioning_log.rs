@@ -563,14 +563,32 @@ async fn bodies_beyond_the_byte_budget_are_left_out_not_the_entries() {
     );
     writer.spawn();
     app.create_user(&t, "big@contoso.com").await;
+    // A lookup's answer is left out too, summary and all.
+    let q = filter_q(r#"userName eq "big@contoso.com""#);
+    app.scim("GET", &t, &format!("/Users{q}"), None).await;
     let rows = entries(&app, &t.id).await;
-    assert_eq!(rows.len(), 1);
+    assert_eq!(rows.len(), 2);
     assert!(
         rows[0]
             .request_body
             .as_deref()
             .unwrap()
             .contains("not kept")
+    );
+    let lookup = &rows[1];
+    // What the answer held is not kept either (the summary is part of the answer, and the
+    // byte budget bounds the queue's memory only if nothing of the answer stays).
+    assert_eq!(
+        lookup.action, "Looked up user userName = big@contoso.com",
+        "{lookup:?}"
+    );
+    assert!(
+        lookup
+            .response_body
+            .as_deref()
+            .unwrap()
+            .contains("not kept"),
+        "{lookup:?}"
     );
     assert_eq!(log.lost_total(), 0);
 }

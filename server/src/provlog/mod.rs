@@ -72,6 +72,14 @@ pub struct Exchange {
 }
 
 impl Exchange {
+    /// Leaves the bodies out, the list summary (a part of the answer) with them.
+    fn drop_bodies(&mut self) {
+        self.request = None;
+        self.response = None;
+        self.listed = None;
+        self.bodies_dropped = true;
+    }
+
     fn body_bytes(&self) -> usize {
         self.request.as_ref().map_or(0, Bytes::len) + self.response.as_ref().map_or(0, Bytes::len)
     }
@@ -213,9 +221,7 @@ impl ProvLog {
         let queued = self.inner.queued_bytes.fetch_add(bytes, Ordering::Relaxed);
         if queued + bytes > self.inner.body_budget {
             self.inner.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
-            e.request = None;
-            e.response = None;
-            e.bodies_dropped = true;
+            e.drop_bodies();
         }
         let kept = e.body_bytes();
         let (slug, at, status) = (e.slug.clone(), e.at, e.status);
@@ -233,9 +239,7 @@ impl ProvLog {
                     .unwrap_or_else(|p| p.into_inner());
                 if links.len() < MAX_KEPT_LINKS {
                     let mut e = (**e).clone();
-                    e.request = None;
-                    e.response = None;
-                    e.bodies_dropped = true;
+                    e.drop_bodies();
                     links.push(e);
                     return;
                 }
