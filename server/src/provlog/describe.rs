@@ -254,6 +254,11 @@ pub fn stored_text(bytes: Option<&[u8]>) -> Option<String> {
 /// Attributes a list answer keeps of each resource: enough to see what was found.
 pub const LISTED_KEYS: [&str; 5] = ["id", "userName", "displayName", "externalId", "active"];
 
+/// Whether a list answer keeps this attribute of each resource (any case).
+pub fn is_listed_key(k: &str) -> bool {
+    LISTED_KEYS.iter().any(|l| l.eq_ignore_ascii_case(k))
+}
+
 /// A list answer (lookups, searches) is stored as its counts and, per resource, the attributes
 /// that identify it: lookups are most of Entra's traffic, and the whole resources are on the
 /// user's and group's pages.
@@ -272,7 +277,7 @@ fn summarise_list(v: &mut Value) {
     for r in resources.iter_mut() {
         if let Value::Object(o) = r {
             let before = o.len();
-            o.retain(|k, _| LISTED_KEYS.iter().any(|l| l.eq_ignore_ascii_case(k)));
+            o.retain(|k, _| is_listed_key(k));
             trimmed |= o.len() < before;
         }
     }

@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 use std::borrow::Cow;
 use std::fmt;
 
-use super::describe::{LIST_SUMMARY, LISTED_KEYS, MAX_LIST_ITEMS, MAX_STORED_BODY};
+use super::describe::{LIST_SUMMARY, MAX_LIST_ITEMS, MAX_STORED_BODY, is_listed_key};
 
 /// A body kept exactly as sent.
 #[derive(Debug, PartialEq)]
@@ -71,7 +71,7 @@ pub fn list_summary_of(body: &Value) -> Value {
                         Value::Object(o) => {
                             let mut kept = Map::new();
                             for (rk, rv) in o {
-                                if LISTED_KEYS.iter().any(|l| l.eq_ignore_ascii_case(rk)) {
+                                if is_listed_key(rk) {
                                     kept.insert(rk.clone(), rv.clone());
                                 } else {
                                     trimmed = true;
@@ -331,7 +331,7 @@ impl<'de> Visitor<'de> for Resource<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut kept = Map::new();
         while let Some(Key(k)) = map.next_key::<Key>()? {
-            if LISTED_KEYS.iter().any(|l| l.eq_ignore_ascii_case(&k)) {
+            if is_listed_key(&k) {
                 kept.insert(k.into_owned(), map.next_value::<Value>()?);
             } else {
                 map.next_value::<IgnoredAny>()?;
