@@ -45,7 +45,7 @@ pub fn as_sent(bytes: &[u8]) -> Option<AsSent> {
 }
 
 /// A list answer as stored (see `describe::summarise_list`): every top-level member, and of
-/// each resource only [`LISTED_KEYS`], with the marker when something was left out.
+/// each resource only [`LISTED_KEYS`](super::describe::LISTED_KEYS), with the marker when something was left out.
 pub fn list_summary(bytes: &[u8]) -> Option<Value> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let v = de.deserialize_map(ListTop).ok()?;
