@@ -159,12 +159,25 @@ pub fn leptos_options(site_root: &str) -> LeptosOptions {
         .build()
 }
 
+/// The console's page routes, walked out of the app once per process.
+///
+/// Walking them suppresses resource loading process-wide while it runs (Leptos' route-list
+/// generation sets a global flag), and a resource first polled inside that window never
+/// resolves: a page rendered while another router was being built hung forever. Several
+/// routers in one process (tests, the multi-instance test, the benchmark) share this one list,
+/// so the walk happens before any page can render.
+fn page_routes() -> Vec<leptos_axum::AxumRouteListing> {
+    static ROUTES: std::sync::OnceLock<Vec<leptos_axum::AxumRouteListing>> =
+        std::sync::OnceLock::new();
+    ROUTES.get_or_init(|| generate_route_list(app::App)).clone()
+}
+
 /// The whole application; tests drive it with `oneshot` without binding a port.
 pub fn router(state: AppState) -> Router {
     let console = Arc::new(Console::new(state.clone()));
     let backend: Arc<dyn ConsoleBackend> = console.clone();
     let options = (*state.leptos).clone();
-    let routes = generate_route_list(app::App);
+    let routes = page_routes();
     let pages: HashSet<String> = routes.iter().map(|r| r.path().to_string()).collect();
 
     let provide = {

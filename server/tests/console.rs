@@ -377,3 +377,46 @@ async fn the_cli_creates_organisations_and_prints_their_slug() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("at least 12 characters"));
 }
+
+/// Building a router walks the app for its page routes, and Leptos suppresses resource loading
+/// process-wide during that walk: a page whose resource first polled inside the window never
+/// finished. Several routers live in one process (these tests, the multi-instance test, the
+/// benchmark), so pages must keep rendering while others are built.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_render_while_other_routers_are_built() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let app = TestApp::new().await;
+    let cookie = app.setup().await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let builder = {
+        let stop = stop.clone();
+        let state = app.state.clone();
+        let rt = tokio::runtime::Handle::current();
+        std::thread::spawn(move || {
+            let _in_runtime = rt.enter();
+            let mut built = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                drop(server::router(state.clone()));
+                built += 1;
+            }
+            built
+        })
+    };
+    for round in 0..150 {
+        let page = tokio::time::timeout(
+            std::time::Duration::from_secs(20),
+            app.get("/", Some(&cookie)),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("render {round} never finished while routers were built"));
+        assert_eq!(page.status, StatusCode::OK, "render {round}");
+        assert!(
+            page.body.contains(ORG),
+            "render {round} shows the home page"
+        );
+    }
+    stop.store(true, Ordering::Relaxed);
+    let built = builder.join().unwrap();
+    assert!(built > 0, "no router was built beside the renders");
+}
