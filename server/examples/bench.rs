@@ -294,6 +294,7 @@ struct Driver {
 struct Run {
     row: String,
     target: usize,
+    round: usize,
     requests: usize,
     secs: f64,
     cpu_us: f64,
@@ -360,11 +361,32 @@ impl Driver {
             let (a, b) = (sum(0), sum(1));
             let rps = |x: (usize, f64, f64)| x.0 as f64 / x.1.max(1e-9);
             let cpu = |x: (usize, f64, f64)| x.2 / x.0.max(1) as f64;
+            // Each round's two runs are adjacent in time; the median of their ratios is less
+            // moved by one slow moment of the machine than the totals are.
+            let mut per_round: Vec<f64> = (0..self.rounds)
+                .filter_map(|round| {
+                    let of = |target: usize| {
+                        self.runs
+                            .iter()
+                            .find(|r| r.row == name && r.target == target && r.round == round)
+                    };
+                    let (on, off) = (of(0)?, of(1)?);
+                    let rate = |r: &Run| r.requests as f64 / r.secs.max(1e-9);
+                    Some((rate(on) / rate(off).max(1e-9) - 1.0) * 100.0)
+                })
+                .collect();
+            per_round.sort_by(f64::total_cmp);
+            let median = match per_round.len() {
+                0 => f64::NAN,
+                n if n % 2 == 1 => per_round[n / 2],
+                n => (per_round[n / 2 - 1] + per_round[n / 2]) / 2.0,
+            };
             println!(
-                "  {name:<52} {:>8.0} vs {:>8.0} req/s ({:+.1}%) · CPU {:>5.0} vs {:>5.0} µs/req ({:+.1}%)",
+                "  {name:<52} {:>8.0} vs {:>8.0} req/s ({:+.1}%; median of rounds {:+.1}%) · CPU {:>5.0} vs {:>5.0} µs/req ({:+.1}%)",
                 rps(a),
                 rps(b),
                 (rps(a) / rps(b) - 1.0) * 100.0,
+                median,
                 cpu(a),
                 cpu(b),
                 (cpu(a) / cpu(b) - 1.0) * 100.0
@@ -430,6 +452,7 @@ impl Driver {
         self.runs.push(Run {
             row: base,
             target,
+            round,
             requests: all.len(),
             secs: wall.as_secs_f64(),
             cpu_us: cpu_spent,

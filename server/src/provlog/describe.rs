@@ -293,9 +293,14 @@ pub const LIST_SUMMARY: &str =
 /// As [`stored_text`], from the body already parsed (`parsed` is `parse(bytes)`).
 fn stored_from(bytes: Option<&[u8]>, parsed: Option<Value>) -> Option<String> {
     let bytes = bytes.filter(|b| !b.is_empty())?;
-    let Some(mut v) = parsed else {
+    let Some(v) = parsed else {
         return Some(format!("({} bytes, not JSON; not stored)", bytes.len()));
     };
+    Some(stored_value(v))
+}
+
+/// A parsed body as stored: member lists summarised, secrets redacted, at most 32 KB.
+fn stored_value(mut v: Value) -> String {
     summarise_list(&mut v);
     redact(&mut v);
     let mut text = serde_json::to_string(&v).unwrap_or_default();
@@ -307,7 +312,7 @@ fn stored_from(bytes: Option<&[u8]>, parsed: Option<Value>) -> Option<String> {
         text.truncate(cut);
         text.push_str("\n… (cut: longer than 32 KB)");
     }
-    Some(text)
+    text
 }
 
 /// A stored body as shown: indented when it is whole JSON, else as stored.
@@ -769,7 +774,11 @@ pub fn describe(s: &Seen<'_>) -> Described {
     }
     // Each body is parsed once: what was read above, redacted, is what is stored.
     d.request_text = req_as_sent.or_else(|| stored_from(s.request, req));
-    d.response_text = res_as_sent.or_else(|| stored_from(s.response, res));
+    d.response_text = res_as_sent.or_else(|| match (s.response, s.listed, res) {
+        // The handler's summary stands for a list answer the log did not keep.
+        (None, Some(_), Some(summary)) => Some(stored_value(summary)),
+        (bytes, _, parsed) => stored_from(bytes, parsed),
+    });
     d
 }
 
@@ -1100,18 +1109,20 @@ mod tests {
             "Resources": [{"id": "u1", "userName": "alice@contoso.com", "active": true,
                 "title": "Engineer", "groups": [{"value": "g1"}]}]});
         let bytes = answer.to_string().into_bytes();
-        let seen = |listed| Seen {
+        let seen = |response, listed| Seen {
             method: "GET",
             path: "/Users",
             query: "filter=userName+eq+%22alice%40contoso.com%22",
             status: 200,
             request: None,
-            response: Some(&bytes),
+            response,
             listed,
         };
         let summary = super::super::lean::list_summary_of(&answer);
-        let parsed = describe(&seen(None));
-        assert_eq!(describe(&seen(Some(&summary))), parsed);
+        let parsed = describe(&seen(Some(&bytes), None));
+        assert_eq!(describe(&seen(Some(&bytes), Some(&summary))), parsed);
+        // The recording layer keeps only the summary of a list answer, not the answer.
+        assert_eq!(describe(&seen(None, Some(&summary))), parsed);
         assert_eq!(
             parsed.action,
             "Looked up user userName = alice@contoso.com (found)"

@@ -69,6 +69,9 @@ pub struct Exchange {
     pub prev_entry: Option<String>,
     /// A list answer's summary, from its handler ([`Listed`]).
     pub listed: Option<serde_json::Value>,
+    /// The size of the answer `listed` stands for, counted against the queue's byte budget
+    /// like a kept answer (the summary is smaller, so the bound holds).
+    pub listed_bytes: usize,
 }
 
 impl Exchange {
@@ -77,11 +80,14 @@ impl Exchange {
         self.request = None;
         self.response = None;
         self.listed = None;
+        self.listed_bytes = 0;
         self.bodies_dropped = true;
     }
 
     fn body_bytes(&self) -> usize {
-        self.request.as_ref().map_or(0, Bytes::len) + self.response.as_ref().map_or(0, Bytes::len)
+        self.request.as_ref().map_or(0, Bytes::len)
+            + self.response.as_ref().map_or(0, Bytes::len)
+            + self.listed_bytes
     }
 }
 
@@ -224,31 +230,34 @@ impl ProvLog {
             e.drop_bodies();
         }
         let kept = e.body_bytes();
-        let (slug, at, status) = (e.slug.clone(), e.at, e.status);
-        if let Err(err) = tx.try_send(Msg::Entry(Box::new(e))) {
-            self.inner.queued_bytes.fetch_sub(kept, Ordering::Relaxed);
-            // A user's written change is kept without its bodies: the user's row points to its
-            // entry, and losing it would cut the user's history there.
-            if let mpsc::error::TrySendError::Full(Msg::Entry(e)) = &err
-                && e.chained
-            {
-                let mut links = self
-                    .inner
-                    .kept_links
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner());
-                if links.len() < MAX_KEPT_LINKS {
-                    let mut e = (**e).clone();
-                    e.drop_bodies();
-                    links.push(e);
-                    return;
-                }
+        let Err(err) = tx.try_send(Msg::Entry(Box::new(e))) else {
+            return;
+        };
+        self.inner.queued_bytes.fetch_sub(kept, Ordering::Relaxed);
+        let full = matches!(err, mpsc::error::TrySendError::Full(_));
+        let (mpsc::error::TrySendError::Full(Msg::Entry(mut e))
+        | mpsc::error::TrySendError::Closed(Msg::Entry(mut e))) = err
+        else {
+            return;
+        };
+        // A user's written change is kept without its bodies: the user's row points to its
+        // entry, and losing it would cut the user's history there.
+        if full && e.chained {
+            let mut links = self
+                .inner
+                .kept_links
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if links.len() < MAX_KEPT_LINKS {
+                e.drop_bodies();
+                links.push(*e);
+                return;
             }
-            if let mpsc::error::TrySendError::Full(_) = err {
-                tracing::warn!("provisioning log queue full: entry dropped and counted");
-            }
-            self.inner.count_lost(&slug, at, status, 1);
         }
+        if full {
+            tracing::warn!("provisioning log queue full: entry dropped and counted");
+        }
+        self.inner.count_lost(&e.slug, e.at, e.status, 1);
     }
 }
 
@@ -312,6 +321,7 @@ impl ProvLog {
             chained: start.link.chained().is_some(),
             prev_entry: start.link.chained().flatten(),
             listed: None,
+            listed_bytes: 0,
         });
     }
 }
@@ -419,7 +429,16 @@ pub async fn record(State(log): State<ProvLog>, req: Request, next: Next) -> Res
             Bytes::new()
         }
     };
-    let res = Response::from_parts(parts, Body::from(bytes.clone()));
+    // A list answer's summary is all the log keeps of it, so the answer itself stays here: it
+    // is freed by the connection that sends it rather than by the writer on another thread
+    // (at 1M users, a lookup's allocations freed across threads cost more than storing it).
+    let listed_bytes = if listed.is_some() { bytes.len() } else { 0 };
+    let response = if listed.is_some() {
+        None
+    } else {
+        kept(Some(bytes.clone()))
+    };
+    let res = Response::from_parts(parts, Body::from(bytes));
     let request = seen.and_then(|s| s.take());
     let chain = link.and_then(|l| l.chained());
     log.enqueue(Exchange {
@@ -433,12 +452,13 @@ pub async fn record(State(log): State<ProvLog>, req: Request, next: Next) -> Res
         status,
         client_addr,
         request: kept(request),
-        response: kept(Some(bytes)),
+        response,
         bodies_dropped: false,
         parent_id: None,
         chained: chain.is_some(),
         prev_entry: chain.flatten(),
         listed,
+        listed_bytes,
     });
     res
 }
