@@ -429,9 +429,9 @@ pub async fn record(State(log): State<ProvLog>, req: Request, next: Next) -> Res
             Bytes::new()
         }
     };
-    // A list answer's summary is all the log keeps of it, so the answer itself stays here: it
-    // is freed by the connection that sends it rather than by the writer on another thread
-    // (at 1M users, a lookup's allocations freed across threads cost more than storing it).
+    // A list answer's summary is all the log keeps of it, so the answer's bytes stay with the
+    // connection that sends them instead of travelling to the writer. (Measured at 1M users,
+    // this did not move the log's cost on lookups beyond the noise; it saves the queue memory.)
     let listed_bytes = if listed.is_some() { bytes.len() } else { 0 };
     let response = if listed.is_some() {
         None
