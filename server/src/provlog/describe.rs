@@ -146,6 +146,9 @@ pub struct Seen<'a> {
     pub response: Option<&'a [u8]>,
     /// A list answer's summary as its handler built it ([`super::Listed`]), if it did.
     pub listed: Option<&'a Value>,
+    /// A list answer's `totalResults` from its handler, known even when the bodies were left
+    /// out (the queue's byte budget).
+    pub total: Option<i64>,
 }
 
 /// The readable entry. `action` may contain `{target}`, filled in by the writer once it knows the
@@ -527,7 +530,8 @@ pub fn describe(s: &Seen<'_>) -> Described {
             };
             let total = res_doc
                 .and_then(|r| get_ci(r, "totalResults"))
-                .and_then(Value::as_i64);
+                .and_then(Value::as_i64)
+                .or(s.total.filter(|_| outcome == Outcome::Success));
             let found = |n: i64| {
                 if n == 0 {
                     "not found".to_string()
@@ -910,6 +914,7 @@ mod tests {
             request: Some(&rq),
             response: Some(&rs),
             listed: None,
+            total: None,
         })
     }
 
@@ -955,6 +960,7 @@ mod tests {
             request: Some(ops),
             response: Some(answer),
             listed: None,
+            total: None,
         });
         assert_eq!(
             d.response_text.as_deref().map(str::as_bytes),
@@ -1117,12 +1123,27 @@ mod tests {
             request: None,
             response,
             listed,
+            total: None,
         };
         let summary = super::super::lean::list_summary_of(&answer);
         let parsed = describe(&seen(Some(&bytes), None));
         assert_eq!(describe(&seen(Some(&bytes), Some(&summary))), parsed);
         // The recording layer keeps only the summary of a list answer, not the answer.
         assert_eq!(describe(&seen(None, Some(&summary))), parsed);
+        // With neither (the queue's byte budget left them out), the count still tells.
+        let bare = Seen {
+            total: Some(1),
+            ..seen(None, None)
+        };
+        assert_eq!(
+            describe(&bare).action,
+            "Looked up user userName = alice@contoso.com (found)"
+        );
+        let refused = Seen {
+            status: 400,
+            ..bare
+        };
+        assert!(!describe(&refused).action.contains("found"));
         assert_eq!(
             parsed.action,
             "Looked up user userName = alice@contoso.com (found)"

@@ -72,6 +72,9 @@ pub struct Exchange {
     /// The size of the answer `listed` stands for, counted against the queue's byte budget
     /// like a kept answer (the summary is smaller, so the bound holds).
     pub listed_bytes: usize,
+    /// A list answer's `totalResults`, kept when the bodies are left out, so that a lookup
+    /// still says whether it found its user.
+    pub listed_total: Option<i64>,
 }
 
 impl Exchange {
@@ -322,6 +325,7 @@ impl ProvLog {
             prev_entry: start.link.chained().flatten(),
             listed: None,
             listed_bytes: 0,
+            listed_total: None,
         });
     }
 }
@@ -433,6 +437,10 @@ pub async fn record(State(log): State<ProvLog>, req: Request, next: Next) -> Res
     // connection that sends them instead of travelling to the writer. (Measured at 1M users,
     // this did not move the log's cost on lookups beyond the noise; it saves the queue memory.)
     let listed_bytes = if listed.is_some() { bytes.len() } else { 0 };
+    let listed_total = listed
+        .as_ref()
+        .and_then(|v| v.get("totalResults"))
+        .and_then(serde_json::Value::as_i64);
     let response = if listed.is_some() {
         None
     } else {
@@ -459,6 +467,7 @@ pub async fn record(State(log): State<ProvLog>, req: Request, next: Next) -> Res
         prev_entry: chain.flatten(),
         listed,
         listed_bytes,
+        listed_total,
     });
     res
 }

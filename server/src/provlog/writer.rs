@@ -363,6 +363,7 @@ async fn describe_batch(
                     request: e.request.as_deref(),
                     response: e.response.as_deref(),
                     listed: e.listed.as_ref(),
+                    total: e.listed_total,
                 })
             }));
             match d {
