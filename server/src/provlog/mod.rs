@@ -72,14 +72,22 @@ pub struct Exchange {
     /// The size of the answer `listed` stands for, counted against the queue's byte budget
     /// like a kept answer (the summary is smaller, so the bound holds).
     pub listed_bytes: usize,
-    /// A list answer's `totalResults`, kept when the bodies are left out, so that a lookup
-    /// still says whether it found its user.
+    /// A list answer's `totalResults`, taken from `listed` when the bodies are left out, so
+    /// that a lookup still says whether it found its user.
     pub listed_total: Option<i64>,
 }
 
 impl Exchange {
     /// Leaves the bodies out, the list summary (a part of the answer) with them.
     fn drop_bodies(&mut self) {
+        if let Some(total) = self
+            .listed
+            .as_ref()
+            .and_then(|v| v.get("totalResults"))
+            .and_then(serde_json::Value::as_i64)
+        {
+            self.listed_total = Some(total);
+        }
         self.request = None;
         self.response = None;
         self.listed = None;
@@ -437,10 +445,6 @@ pub async fn record(State(log): State<ProvLog>, req: Request, next: Next) -> Res
     // connection that sends them instead of travelling to the writer. (Measured at 1M users,
     // this did not move the log's cost on lookups beyond the noise; it saves the queue memory.)
     let listed_bytes = if listed.is_some() { bytes.len() } else { 0 };
-    let listed_total = listed
-        .as_ref()
-        .and_then(|v| v.get("totalResults"))
-        .and_then(serde_json::Value::as_i64);
     let response = if listed.is_some() {
         None
     } else {
@@ -467,7 +471,7 @@ pub async fn record(State(log): State<ProvLog>, req: Request, next: Next) -> Res
         prev_entry: chain.flatten(),
         listed,
         listed_bytes,
-        listed_total,
+        listed_total: None,
     });
     res
 }
