@@ -814,17 +814,27 @@ where
         + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
         + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
 {
-    let (found, page) = if q.page.offset <= DIRECT_PAGE_DEPTH {
-        let rows = page_rows(db, table, tenant_id, columns, q).await?;
-        (rows.len(), Fetched::Rows(rows))
-    } else {
-        let ids = page_ids(db, table, tenant_id, q).await?;
-        (ids.len(), Fetched::Ids(ids))
+    let read_page = async {
+        Ok::<_, super::StoreError>(if q.page.offset <= DIRECT_PAGE_DEPTH {
+            let rows = page_rows(db, table, tenant_id, columns, q).await?;
+            (rows.len(), Fetched::Rows(rows))
+        } else {
+            let ids = page_ids(db, table, tenant_id, q).await?;
+            (ids.len(), Fetched::Ids(ids))
+        })
     };
-    if q.page.offset == 0 && (found as i64) < q.page.limit {
-        return Ok((found as i64, page));
+    if q.page.offset == 0 {
+        let (found, page) = read_page.await?;
+        if (found as i64) < q.page.limit {
+            return Ok((found as i64, page));
+        }
+        return Ok((count(db, table, tenant_id, &q.cond).await?, page));
     }
-    Ok((count(db, table, tenant_id, &q.cond).await?, page))
+    // A later page always needs the total, and both walk up to the whole result (a deep page
+    // steps over every row before it): they run side by side on two connections, so the
+    // answer takes as long as the slower of the two, not their sum.
+    let ((_, page), total) = tokio::try_join!(read_page, count(db, table, tenant_id, &q.cond))?;
+    Ok((total, page))
 }
 
 /// The query for the rows of `table` (live users, or groups) of the tenant with these ids.
@@ -912,9 +922,11 @@ pub async fn count(
     let mut sql = Sql::new(db.dialect());
     // Counting every live user: with one large organisation SQLite's statistics say the tenant
     // column selects nothing, and it counts by reading the whole table (seconds at a million
-    // users); the live-users index holds exactly the rows to count.
+    // users). A live-users index holds exactly the rows to count; this one has the narrowest
+    // entries (organisation and time of change), so a count reads the fewest pages (18,500
+    // against 25,000 for the creation-order index, at a million users).
     let whole = *cond == Cond::Const(true) && db.dialect() == Dialect::Sqlite;
-    let index = (whole && table == Table::Users).then_some("users_live_created");
+    let index = (whole && table == Table::Users).then_some("users_live_modified");
     from(&mut sql, table, "COUNT(*)", tenant_id, index);
     if *cond != Cond::Const(true) {
         sql.push(" AND ");
