@@ -664,3 +664,84 @@ async fn rows_by_id_are_read_by_primary_key_on_sqlite() {
         );
     }
 }
+
+/// The plan SQLite makes for `sql`, its placeholders bound to `args`.
+async fn sqlite_plan(
+    pool: &sqlx::SqlitePool,
+    sql: &str,
+    args: &[server::store::query::Arg],
+) -> String {
+    use server::store::query::Arg;
+    let explain = format!("EXPLAIN QUERY PLAN {sql}");
+    let mut q = sqlx::query_as::<_, (i64, i64, i64, String)>(sqlx::AssertSqlSafe(explain.as_str()));
+    for a in args {
+        q = match a {
+            Arg::Text(s) => q.bind(s.clone()),
+            Arg::Int(n) => q.bind(*n),
+            Arg::Float(x) => q.bind(*x),
+        };
+    }
+    let rows = q.fetch_all(pool).await.unwrap();
+    rows.into_iter().map(|r| r.3).collect::<Vec<_>>().join("; ")
+}
+
+/// Every statement that reads rows of one organisation by a list of ids probes the primary
+/// key. Without planner statistics SQLite preferred a `(tenant_id, …)` index and tested every
+/// row of the organisation against the list: the provisioning log's writer, naming the users a
+/// batch of lookups found, read all million rows per batch (two cores busy during a benchmark
+/// scan that needs one), and `groups eq "id"` counted by reading every user.
+#[tokio::test]
+async fn lists_of_ids_are_read_by_primary_key_on_sqlite() {
+    use server::domain::query::{Cond, Link, LinkField, Page, Query, Sort, TextOp};
+    use server::store::Db;
+    use server::store::query::{Arg, Dialect, Table, count_sql, page_sql};
+    let (db, _dir) = fresh_db().await;
+    let Db::Sqlite(pool) = &db else {
+        return;
+    };
+    let by_key = |plan: &str| plan.contains("sqlite_autoindex") && plan.contains("(id=?)");
+    let ids: Vec<String> = (0..3).map(|i| format!("id-{i}")).collect();
+    let mut args = vec![Arg::Text("tenant".into())];
+    args.extend(ids.iter().map(|i| Arg::Text(i.clone())));
+    for (what, sql) in [
+        (
+            "log names of users",
+            server::store::provlog::target_names_sql(&db, false, ids.len()),
+        ),
+        (
+            "log names of groups",
+            server::store::provlog::target_names_sql(&db, true, ids.len()),
+        ),
+        (
+            "console links to users",
+            server::store::directory_view::user_names_sql(&db, ids.len()),
+        ),
+    ] {
+        let plan = sqlite_plan(pool, &sql, &args).await;
+        assert!(by_key(&plan), "{what}: {plan}");
+    }
+    for (table, link) in [
+        (Table::Users, Link::GroupsOfUser),
+        (Table::Groups, Link::MembersOfGroup),
+    ] {
+        let cond = Cond::Linked {
+            link,
+            cond: Box::new(Cond::Field(LinkField::Id, TextOp::Eq, "x".into())),
+        };
+        let q = Query {
+            cond: cond.clone(),
+            sort: Sort::default(),
+            page: Page {
+                offset: 0,
+                limit: 100,
+            },
+        };
+        for sql in [
+            page_sql(Dialect::Sqlite, table, "tenant", "r.id", &q),
+            count_sql(Dialect::Sqlite, table, "tenant", &cond),
+        ] {
+            let plan = sqlite_plan(pool, &sql.text, &sql.args).await;
+            assert!(by_key(&plan), "{table:?} {}: {plan}", sql.text);
+        }
+    }
+}

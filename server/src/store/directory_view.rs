@@ -461,6 +461,16 @@ pub async fn user(db: &Db, tenant_id: &str, id: &str) -> StoreResult<Option<User
     Ok(row)
 }
 
+/// The statement of [`user_names`] for `n` ids.
+pub fn user_names_sql(db: &Db, n: usize) -> String {
+    let marks: Vec<String> = (0..n).map(|i| format!("${}", i + 2)).collect();
+    format!(
+        "SELECT id, user_name, display_name FROM users WHERE {} = $1 AND id IN ({})",
+        db.tenant_by_key(),
+        marks.join(", ")
+    )
+}
+
 /// (id, userName, display name) of these users, for links (a manager).
 pub async fn user_names(
     db: &Db,
@@ -469,11 +479,7 @@ pub async fn user_names(
 ) -> StoreResult<HashMap<String, (String, Option<String>)>> {
     let mut out = HashMap::new();
     for chunk in ids.chunks(200) {
-        let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
-        let sql = format!(
-            "SELECT id, user_name, display_name FROM users WHERE tenant_id = $1 AND id IN ({})",
-            marks.join(", ")
-        );
+        let sql = user_names_sql(db, chunk.len());
         let rows: Vec<(String, String, Option<String>)> = on_db!(db, |p| {
             let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(tenant_id);
             for id in chunk {
@@ -659,9 +665,12 @@ pub async fn group_members(
     let cols = user_columns(db);
     let order = order_sql(db, UserSort::Name);
     let sql = if member_count <= SORT_MEMBERS_UP_TO {
+        // From the members to their rows by key, then sorted: without the `+` SQLite walked
+        // the organisation in name order and tested each user against the member list.
         format!(
-            "SELECT {cols} FROM users WHERE tenant_id = $1 AND id IN \
+            "SELECT {cols} FROM users WHERE {} = $1 AND id IN \
              (SELECT member_id FROM group_members WHERE group_id = {g}){}{order} LIMIT {lim}",
+            db.tenant_by_key(),
             w.sql
         )
     } else {

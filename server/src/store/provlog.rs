@@ -192,6 +192,20 @@ fn marks(first: usize, n: usize) -> String {
         .join(", ")
 }
 
+/// The statement of [`target_names`] for `n` ids.
+pub fn target_names_sql(db: &Db, groups: bool, n: usize) -> String {
+    let tenant = db.tenant_by_key();
+    let (cols, table) = if groups {
+        ("id, display_name", "scim_groups")
+    } else {
+        ("id, user_name", "users")
+    };
+    format!(
+        "SELECT {cols} FROM {table} WHERE {tenant} = $1 AND id IN ({})",
+        marks(2, n)
+    )
+}
+
 /// Names of these users (userName, deprovisioned ones included) or groups (displayName).
 pub async fn target_names(
     db: &Db,
@@ -201,17 +215,7 @@ pub async fn target_names(
 ) -> StoreResult<HashMap<String, String>> {
     let mut out = HashMap::new();
     for chunk in ids.chunks(500) {
-        let sql = if groups {
-            format!(
-                "SELECT id, display_name FROM scim_groups WHERE tenant_id = $1 AND id IN ({})",
-                marks(2, chunk.len())
-            )
-        } else {
-            format!(
-                "SELECT id, user_name FROM users WHERE tenant_id = $1 AND id IN ({})",
-                marks(2, chunk.len())
-            )
-        };
+        let sql = target_names_sql(db, groups, chunk.len());
         let rows: Vec<(String, String)> = on_db!(db, |p| {
             let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(tenant_id);
             for id in chunk {
