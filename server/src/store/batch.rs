@@ -20,9 +20,12 @@
 
 use sqlx::sqlite::{SqliteConnection, SqlitePool};
 use std::any::Any;
+use std::collections::HashMap;
 use std::future::Future;
+use std::path::PathBuf;
 use std::pin::Pin;
-use tokio::sync::{mpsc, oneshot};
+use std::sync::{Arc, LazyLock, Weak};
+use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::{StoreError, StoreResult};
 
@@ -52,6 +55,31 @@ pub struct Batcher {
     queue: mpsc::Sender<Job>,
 }
 
+/// The in-process gate of one SQLite database's write lock.
+///
+/// This process writes a database through two connections: the batches here and the
+/// provisioning log's writer (`Db::for_log_writes`). When one holds SQLite's write lock, the
+/// other learns it only by failing, and SQLite's busy handler retries after sleeps of 1, 2, 5,
+/// 10 … ms: a directory write that met a log batch of 3 ms waited 8. Both take this gate around
+/// their transaction instead, so the second starts the moment the first commits, in the order
+/// they came. (Other processes on the same file still meet the busy handler.)
+pub type WriteGate = Arc<Mutex<()>>;
+
+/// The gate of the database `pool` writes, shared by every pool of this process on that file.
+pub fn write_gate(pool: &SqlitePool) -> WriteGate {
+    static GATES: LazyLock<std::sync::Mutex<HashMap<PathBuf, Weak<Mutex<()>>>>> =
+        LazyLock::new(Default::default);
+    let key = pool.connect_options().get_filename().to_path_buf();
+    let mut gates = GATES.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(gate) = gates.get(&key).and_then(Weak::upgrade) {
+        return gate;
+    }
+    gates.retain(|_, g| g.strong_count() > 0);
+    let gate = Arc::new(Mutex::new(()));
+    gates.insert(key, Arc::downgrade(&gate));
+    gate
+}
+
 fn internal(what: &str) -> StoreError {
     StoreError::Internal(sqlx::Error::Protocol(what.to_string()))
 }
@@ -60,7 +88,8 @@ impl Batcher {
     /// Starts the writer task on the current runtime; it ends when every handle is dropped.
     pub fn start(pool: SqlitePool) -> Batcher {
         let (queue, jobs) = mpsc::channel(QUEUE);
-        tokio::spawn(run(pool, jobs));
+        let gate = write_gate(&pool);
+        tokio::spawn(run(pool, gate, jobs));
         Batcher { queue }
     }
 
@@ -114,7 +143,7 @@ impl Batcher {
     }
 }
 
-async fn run(pool: SqlitePool, mut jobs: mpsc::Receiver<Job>) {
+async fn run(pool: SqlitePool, gate: WriteGate, mut jobs: mpsc::Receiver<Job>) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     while jobs.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let (works, answers): (Vec<(Work, bool)>, Vec<_>) = batch
@@ -124,7 +153,7 @@ async fn run(pool: SqlitePool, mut jobs: mpsc::Receiver<Job>) {
         // A write that panics (a bug) fails its batch, rolled back, and not the writer: a dead
         // writer would leave the server unable to write until it restarts.
         let n = answers.len();
-        let results = match tokio::spawn(commit_batch(pool.clone(), works)).await {
+        let results = match tokio::spawn(commit_batch(pool.clone(), gate.clone(), works)).await {
             Ok(results) => results,
             Err(e) => {
                 tracing::error!(error = %e, "a write batch panicked; none of it committed");
@@ -141,8 +170,14 @@ async fn run(pool: SqlitePool, mut jobs: mpsc::Receiver<Job>) {
 }
 
 /// Runs each work in its savepoint of one transaction; one answer per work, in order.
-async fn commit_batch(pool: SqlitePool, works: Vec<(Work, bool)>) -> Vec<StoreResult<Done>> {
+async fn commit_batch(
+    pool: SqlitePool,
+    gate: WriteGate,
+    works: Vec<(Work, bool)>,
+) -> Vec<StoreResult<Done>> {
     let n = works.len();
+    // Held until the transaction ends, committed or rolled back (dropped after `tx`).
+    let _gate = gate.lock_owned().await;
     let fail_all = |what: &str| (0..n).map(|_| Err(internal(what))).collect();
     // IMMEDIATE: the write lock is taken now, so no statement of the batch fails on it. A
     // transaction dropped without commit is rolled back.
@@ -210,6 +245,39 @@ mod tests {
             .await
             .unwrap();
         pool
+    }
+
+    /// The directory's batches and the log's writes of one database share one gate, and each
+    /// waits for it: while it is held, neither starts its transaction.
+    #[tokio::test]
+    async fn the_directory_and_the_log_take_turns_at_one_gate_per_database() {
+        let pool = pool().await;
+        // A second pool on the same file (as the log's is) finds the same gate; another
+        // database has its own.
+        let same = sqlx::sqlite::SqlitePoolOptions::new()
+            .connect_with((*pool.connect_options()).clone())
+            .await
+            .unwrap();
+        assert!(Arc::ptr_eq(&write_gate(&pool), &write_gate(&same)));
+        let other = super::tests::pool().await;
+        assert!(!Arc::ptr_eq(&write_gate(&pool), &write_gate(&other)));
+
+        let b = Batcher::start(pool.clone());
+        let held = write_gate(&pool).lock_owned().await;
+        let write = tokio::spawn({
+            let b = b.clone();
+            async move { b.write(insert("a")).await }
+        });
+        let db = super::super::Db::Sqlite(same.clone());
+        let log = tokio::spawn(async move {
+            super::super::provlog::write_batch(&db, &[], &HashMap::new()).await
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(!write.is_finished(), "the batch waited for the gate");
+        assert!(!log.is_finished(), "the log's write waited for the gate");
+        drop(held);
+        assert_eq!(write.await.unwrap().unwrap(), 1);
+        log.await.unwrap().unwrap();
     }
 
     fn insert(

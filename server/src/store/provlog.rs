@@ -125,6 +125,12 @@ pub async fn write_batch(
     hours: &HashMap<(String, i64), HourCounts>,
 ) -> StoreResult<()> {
     let anonymous = matches!(db, Db::Sqlite(_));
+    // On SQLite the directory's writes and the log's take turns at the write lock in this
+    // process (see `batch::write_gate`).
+    let _gate = match db {
+        Db::Sqlite(p) => Some(super::batch::write_gate(p).lock_owned().await),
+        Db::Postgres(_) => None,
+    };
     on_db!(db, |p| {
         let mut tx = p.begin().await?;
         if !anonymous {
