@@ -745,3 +745,89 @@ async fn lists_of_ids_are_read_by_primary_key_on_sqlite() {
         }
     }
 }
+
+/// A filter that tests an indexed column's text (`co`, `sw`, `ew`, ranges) is counted through
+/// the column's own index (SQLite), and its pages hold the right users in
+/// creation order, with deprovisioned users and other organisations left out (both databases).
+#[tokio::test]
+async fn text_tests_on_indexed_columns_count_from_the_column_index() {
+    use server::domain::query::{Column, Cond, TextOp};
+    use server::store::query::{Dialect, Table, column_index, count_sql};
+    let app = TestApp::new().await;
+    let t = app.scim_tenant("Contoso").await;
+    let other = app.scim_tenant("Fabrikam").await;
+    let mut made = Vec::new();
+    for i in 0..7 {
+        let u = app
+            .create_user(&t, &format!("ann.lee{i}@contoso.com"))
+            .await;
+        made.push(u["id"].as_str().unwrap().to_string());
+    }
+    app.create_user(&t, "bob.ray@contoso.com").await;
+    app.create_user(&other, "ann.lee9@fabrikam.com").await;
+    // The fourth Ann leaves.
+    let r = app
+        .scim("DELETE", &t, &format!("/Users/{}", made[3]), None)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    made.remove(3);
+    // The listing's own order (creation, then id: the test clock stands still).
+    let r = app.scim("GET", &t, "/Users?count=100", None).await;
+    let made: Vec<String> = ids(&list_of(&r).1)
+        .into_iter()
+        .filter(|id| made.contains(id))
+        .collect();
+    assert_eq!(made.len(), 6);
+
+    for filter in [
+        "userName co \"lee\"",
+        "userName sw \"ann.\"",
+        "name.familyName sw \"LE\"",
+        "name.givenName lt \"b\"",
+        "displayName co \"ann\"",
+        "externalId sw \"ann\"",
+    ] {
+        let (total, found) = app.scim_filter(&t, "/Users", filter).await;
+        assert_eq!((total, ids(&found)), (6, made.clone()), "{filter}");
+        let r = app
+            .scim(
+                "GET",
+                &t,
+                &format!("/Users?startIndex=3&count=2&{}", &filter_q(filter)[1..]),
+                None,
+            )
+            .await;
+        let (total, page) = list_of(&r);
+        assert_eq!((total, ids(&page)), (6, made[2..4].to_vec()), "{filter}");
+        let r = app
+            .scim(
+                "GET",
+                &t,
+                &format!("/Users?startIndex=7&{}", &filter_q(filter)[1..]),
+                None,
+            )
+            .await;
+        assert_eq!(list_of(&r), (6, Vec::new()), "{filter} past the end");
+    }
+
+    let server::store::Db::Sqlite(pool) = &app.db else {
+        return;
+    };
+    for (col, index) in [
+        (Column::NameLc, "users_tenant_user_name"),
+        (Column::ExternalId, "users_tenant_external_id"),
+        (Column::DisplayNameLc, "users_live_display"),
+        (Column::GivenNameLc, "users_live_given"),
+        (Column::FamilyNameLc, "users_live_family"),
+        (Column::EmailLc, "users_live_email"),
+    ] {
+        let cond = Cond::Column(col, TextOp::Co, "x".into());
+        assert_eq!(column_index(Table::Users, &cond), Some(index));
+        let sql = count_sql(Dialect::Sqlite, Table::Users, "tenant", &cond);
+        let plan = sqlite_plan(pool, &sql.text, &sql.args).await;
+        assert!(plan.contains(&format!("INDEX {index} ")), "{col:?}: {plan}");
+    }
+    // An equality pins its rows through the index already.
+    let eq = Cond::Column(Column::NameLc, TextOp::Eq, "x".into());
+    assert_eq!(column_index(Table::Users, &eq), None);
+}
