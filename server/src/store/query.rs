@@ -553,7 +553,7 @@ fn table_name(table: Table) -> &'static str {
     }
 }
 
-/// How a listing reaches its rows on SQLite.
+/// How a listing reaches its rows on SQLite (PostgreSQL's planner has statistics to choose).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Access {
     /// The planner chooses.
@@ -568,7 +568,7 @@ enum Access {
 fn from(sql: &mut Sql, table: Table, what: &str, tenant_id: &str, access: Access) {
     let name = table_name(table);
     let hint = match access {
-        Access::Index(i) => format!(" INDEXED BY {i}"),
+        Access::Index(i) if !sql.pg() => format!(" INDEXED BY {i}"),
         _ => String::new(),
     };
     let tenant = if access == Access::Key && !sql.pg() {
