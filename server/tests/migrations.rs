@@ -74,3 +74,90 @@ async fn migration_13_links_the_history_users_already_have() {
     assert_eq!(listed("u1").await, ["000000000003-e3"]);
     assert_eq!(listed("g").await, ["000000000006-e6"]);
 }
+
+/// SQLite keeps each organisation's count of live users in `live_user_counts` (migration 0014):
+/// filled from the users already there, then kept by triggers through creation, deprovisioning,
+/// return, deletion, a move between organisations, and the organisation's deletion.
+#[tokio::test]
+async fn live_user_counts_follow_every_change_of_users() {
+    let (db, _dir) = empty_db().await;
+    let Db::Sqlite(p) = &db else {
+        return;
+    };
+    sqlx::migrate!("../migrations/sqlite")
+        .run_to(13, p)
+        .await
+        .unwrap();
+    sqlx::raw_sql(
+        "INSERT INTO tenants (id, slug, name, created_at) VALUES ('t1', 'c', 'C', 0), ('t2', 'f', 'F', 0);
+         INSERT INTO users (id, tenant_id, user_name, user_name_lc, source, created_at, updated_at, deleted_at)
+         VALUES ('u1', 't1', 'a', 'a', 'scim', 0, 0, NULL), ('u2', 't1', 'b', 'b', 'scim', 0, 0, NULL),
+                ('u3', 't1', 'c', 'c', 'scim', 0, 0, 5), ('u4', 't2', 'd', 'd', 'scim', 0, 0, NULL);",
+    )
+    .execute(p)
+    .await
+    .unwrap();
+    db.migrate().await.unwrap();
+
+    let counts = || async {
+        let kept: Vec<(String, i64)> =
+            sqlx::query_as("SELECT tenant_id, n FROM live_user_counts WHERE n <> 0 ORDER BY 1")
+                .fetch_all(p)
+                .await
+                .unwrap();
+        let real: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT tenant_id, COUNT(*) FROM users WHERE deleted_at IS NULL GROUP BY 1 ORDER BY 1",
+        )
+        .fetch_all(p)
+        .await
+        .unwrap();
+        assert_eq!(kept, real, "the kept counts are the real ones");
+        kept
+    };
+    let pair = |t: &str, n: i64| (t.to_string(), n);
+    assert_eq!(counts().await, [pair("t1", 2), pair("t2", 1)], "filled");
+    for (step, sql, want) in [
+        (
+            "created",
+            "INSERT INTO users (id, tenant_id, user_name, user_name_lc, source, created_at, updated_at) \
+             VALUES ('u5', 't1', 'e', 'e', 'scim', 0, 0)",
+            vec![pair("t1", 3), pair("t2", 1)],
+        ),
+        (
+            "deprovisioned",
+            "UPDATE users SET deleted_at = 9 WHERE id = 'u1'",
+            vec![pair("t1", 2), pair("t2", 1)],
+        ),
+        (
+            "deprovisioned again",
+            "UPDATE users SET deleted_at = 10 WHERE id = 'u1'",
+            vec![pair("t1", 2), pair("t2", 1)],
+        ),
+        (
+            "back",
+            "UPDATE users SET deleted_at = NULL WHERE id = 'u3'",
+            vec![pair("t1", 3), pair("t2", 1)],
+        ),
+        (
+            "moved",
+            "UPDATE users SET tenant_id = 't2' WHERE id = 'u2'",
+            vec![pair("t1", 2), pair("t2", 2)],
+        ),
+        (
+            "deleted",
+            "DELETE FROM users WHERE id IN ('u1', 'u5')",
+            vec![pair("t1", 1), pair("t2", 2)],
+        ),
+        (
+            "organisation deleted",
+            "DELETE FROM tenants WHERE id = 't2'",
+            vec![pair("t1", 1)],
+        ),
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(p)
+            .await
+            .unwrap();
+        assert_eq!(counts().await, want, "{step}");
+    }
+}
