@@ -320,17 +320,10 @@ impl Db {
         }
     }
 
-    /// The organisation column as a term of a query that reads rows by primary key (`id = $n`,
-    /// `id IN (…)`). The server collects no planner statistics, and without them SQLite
-    /// preferred walking a `(tenant_id, …)` index over the whole organisation to probing the
-    /// key for a list of ids: the provisioning log's writer, naming the users a batch of
-    /// lookups found, read a million rows per batch. A unary `+` keeps the term from choosing
-    /// an index. PostgreSQL plans from its statistics.
-    pub fn tenant_by_key(&self) -> &'static str {
-        match self {
-            Db::Sqlite(_) => "+tenant_id",
-            Db::Postgres(_) => "tenant_id",
-        }
+    /// `tenant_id` as a term of a statement that reads rows by primary key (see
+    /// [`query::Dialect::tenant_by_key`]).
+    pub fn tenant_by_key(&self) -> String {
+        self.dialect().tenant_by_key("tenant_id")
     }
 
     /// The SQL for a JSON document bound at placeholder `n` (SQLite stores JSONB blobs, which its

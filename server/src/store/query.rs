@@ -13,6 +13,21 @@ pub enum Dialect {
     Postgres,
 }
 
+impl Dialect {
+    /// The organisation's `column` as a term of a statement that reads rows by primary key
+    /// (`id = …`, `id IN (…)`). The server collects no planner statistics, and without them
+    /// SQLite would rather walk a `(tenant_id, …)` index over the whole organisation than
+    /// probe the key for a list of ids (the log writer read a million rows per batch that
+    /// way; a deep page took 4.2 s). A unary `+` keeps the term from choosing an index.
+    /// PostgreSQL plans from its statistics.
+    pub fn tenant_by_key(self, column: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!("+{column}"),
+            Dialect::Postgres => column.to_string(),
+        }
+    }
+}
+
 /// Which table a query reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Table {
@@ -571,10 +586,10 @@ fn from(sql: &mut Sql, table: Table, what: &str, tenant_id: &str, access: Access
         Access::Index(i) if !sql.pg() => format!(" INDEXED BY {i}"),
         _ => String::new(),
     };
-    let tenant = if access == Access::Key && !sql.pg() {
-        "+r.tenant_id"
+    let tenant = if access == Access::Key {
+        sql.dialect.tenant_by_key("r.tenant_id")
     } else {
-        "r.tenant_id"
+        "r.tenant_id".to_string()
     };
     sql.push(&format!(
         "SELECT {what} FROM {name} r{hint} WHERE {tenant} = "
@@ -761,7 +776,7 @@ fn by_key(cond: &Cond) -> bool {
     }
 }
 
-/// How a page of `cond` reaches its rows unless told otherwise.
+/// How a page (or count) of `cond` reaches its rows unless told otherwise.
 fn page_access(cond: &Cond) -> Access {
     if by_key(cond) {
         Access::Key
@@ -954,14 +969,8 @@ pub fn ids_sql(
     ids: &[String],
 ) -> Sql {
     let mut sql = Sql::new(dialect);
-    // Found by primary key. Without planner statistics SQLite would rather walk one of the
-    // (tenant_id, …) indexes over the whole organisation than look the ids up (4.2 s for a deep
-    // page at 1M users), so its tenant term is kept away from indexes (`+`).
-    let tenant_term = if sql.pg() {
-        "r.tenant_id"
-    } else {
-        "+r.tenant_id"
-    };
+    // Found by primary key.
+    let tenant_term = dialect.tenant_by_key("r.tenant_id");
     sql.push(&format!(
         "SELECT {columns} FROM {} r WHERE {tenant_term} = ",
         table_name(table)
@@ -1049,13 +1058,9 @@ pub fn count_sql(dialect: Dialect, table: Table, tenant_id: &str, cond: &Cond) -
         sql.push("), 0)");
         return sql;
     }
-    let column = column_index(table, cond).filter(|_| dialect == Dialect::Sqlite);
-    let access = if let Some(index) = column {
-        Access::Index(index)
-    } else if by_key(cond) {
-        Access::Key
-    } else {
-        Access::Free
+    let access = match column_index(table, cond) {
+        Some(index) if dialect == Dialect::Sqlite => Access::Index(index),
+        _ => page_access(cond),
     };
     from(&mut sql, table, "COUNT(*)", tenant_id, access);
     if *cond != Cond::Const(true) {
