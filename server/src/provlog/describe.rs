@@ -145,7 +145,7 @@ pub struct Seen<'a> {
     pub request: Option<&'a [u8]>,
     pub response: Option<&'a [u8]>,
     /// A list answer's summary as its handler built it ([`super::Listed`]), if it did.
-    pub listed: Option<&'a Value>,
+    pub listed: Option<&'a [u8]>,
     /// A list answer's `totalResults` from its handler, known even when the bodies were left
     /// out (the queue's byte budget).
     pub total: Option<i64>,
@@ -433,7 +433,7 @@ pub fn describe(s: &Seen<'_>) -> Described {
         view(s.response)
     } else if list_answer {
         let lean = match s.listed {
-            Some(v) => Some(v.clone()),
+            Some(summary) => parse(Some(summary)),
             None => s.response.and_then(lean::list_summary),
         };
         let res = if lean.is_some() {
@@ -1125,7 +1125,7 @@ mod tests {
             listed,
             total: None,
         };
-        let summary = super::super::lean::list_summary_of(&answer);
+        let summary = super::super::lean::list_summary_text(&answer);
         let parsed = describe(&seen(Some(&bytes), None));
         assert_eq!(describe(&seen(Some(&bytes), Some(&summary))), parsed);
         // The recording layer keeps only the summary of a list answer, not the answer.

@@ -10,8 +10,9 @@
 //! Either gives `None` for anything else (not JSON, a secret somewhere, a long list, another
 //! shape), and the caller takes the general path (`describe::stored_from`).
 
-use serde::Deserializer as _;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::ser::{SerializeMap, SerializeSeq};
+use serde::{Deserializer as _, Serialize, Serializer};
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 use std::fmt;
@@ -53,45 +54,69 @@ pub fn list_summary(bytes: &[u8]) -> Option<Value> {
     Some(v)
 }
 
-/// What [`list_summary`] gives for this list answer, taken from the answer before it was written
-/// (the list handlers hand it to the log: see [`super::Listed`]), so a lookup's entry costs no
-/// parsing of its answer.
-pub fn list_summary_of(body: &Value) -> Value {
-    let Value::Object(top) = body else {
-        return body.clone();
-    };
-    let mut out = Map::new();
-    for (k, v) in top {
-        let kept = match v {
-            Value::Array(resources) if k.eq_ignore_ascii_case("Resources") => {
-                let mut trimmed = false;
-                let mut listed: Vec<Value> = resources
-                    .iter()
-                    .map(|r| match r {
-                        Value::Object(o) => {
-                            let mut kept = Map::new();
-                            for (rk, rv) in o {
-                                if is_listed_key(rk) {
-                                    kept.insert(rk.clone(), rv.clone());
-                                } else {
-                                    trimmed = true;
-                                }
-                            }
-                            Value::Object(kept)
-                        }
-                        other => other.clone(),
-                    })
-                    .collect();
-                if trimmed {
-                    listed.push(Value::String(LIST_SUMMARY.to_string()));
-                }
-                Value::Array(listed)
-            }
-            other => other.clone(),
+/// What [`list_summary`] gives for this list answer, as compact JSON, written from the answer
+/// before it was sent (the list handlers hand it to the log: see [`super::Listed`]), so a
+/// lookup's entry costs no parsing of its answer and no copy of its members.
+pub fn list_summary_text(body: &Value) -> Vec<u8> {
+    serde_json::to_vec(&SummaryOf(body)).unwrap_or_default()
+}
+
+/// Serialises a list answer as its summary: every top-level member, and of each resource only
+/// the listed keys, with the marker when something was left out.
+struct SummaryOf<'a>(&'a Value);
+
+impl Serialize for SummaryOf<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let Value::Object(top) = self.0 else {
+            return self.0.serialize(s);
         };
-        out.insert(k.clone(), kept);
+        let mut m = s.serialize_map(Some(top.len()))?;
+        for (k, v) in top {
+            match v {
+                Value::Array(resources) if k.eq_ignore_ascii_case("Resources") => {
+                    m.serialize_entry(k, &ResourcesOf(resources))?
+                }
+                other => m.serialize_entry(k, other)?,
+            }
+        }
+        m.end()
     }
-    Value::Object(out)
+}
+
+struct ResourcesOf<'a>(&'a [Value]);
+
+impl Serialize for ResourcesOf<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let trimmed = self.0.iter().any(|r| match r {
+            Value::Object(o) => o.keys().any(|k| !is_listed_key(k)),
+            _ => false,
+        });
+        let mut seq = s.serialize_seq(Some(self.0.len() + usize::from(trimmed)))?;
+        for r in self.0 {
+            match r {
+                Value::Object(o) => seq.serialize_element(&ListedOf(o))?,
+                other => seq.serialize_element(other)?,
+            }
+        }
+        if trimmed {
+            seq.serialize_element(LIST_SUMMARY)?;
+        }
+        seq.end()
+    }
+}
+
+struct ListedOf<'a>(&'a Map<String, Value>);
+
+impl Serialize for ListedOf<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        for (k, v) in self.0 {
+            if is_listed_key(k) {
+                m.serialize_entry(k, v)?;
+            }
+        }
+        m.end()
+    }
 }
 
 /// Whether `hay` contains `needle` (ASCII, any case), without allocating.
@@ -412,7 +437,7 @@ mod tests {
             let body = page(n);
             let mut lean = list_summary(body.to_string().as_bytes()).unwrap();
             assert_eq!(
-                list_summary_of(&body),
+                serde_json::from_slice::<Value>(&list_summary_text(&body)).unwrap(),
                 lean,
                 "{n} resources: the handler's summary is the parsed one"
             );
@@ -424,7 +449,7 @@ mod tests {
         // Resources with nothing to leave out get no marker.
         let bare = json!({"totalResults": 1, "Resources": [{"id": "g1", "displayName": "G"}]});
         assert_eq!(list_summary(bare.to_string().as_bytes()).unwrap(), bare);
-        assert_eq!(list_summary_of(&bare), bare);
+        assert_eq!(list_summary_text(&bare), bare.to_string().into_bytes());
         assert_eq!(
             list_summary(b"{\"Resources\": [1]}"),
             None,

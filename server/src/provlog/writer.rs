@@ -67,7 +67,7 @@ impl Writer {
             let mut flushes: Vec<oneshot::Sender<()>> = Vec::new();
             for m in buf.drain(..) {
                 match m {
-                    Msg::Entry(e) => entries.push(*e),
+                    Msg::Entry(e) => entries.push(e),
                     Msg::Flush(done) => flushes.push(done),
                 }
             }
@@ -284,9 +284,9 @@ impl Batch {
         let mut hours: HashMap<String, HashMap<i64, HourCounts>> = HashMap::new();
         for (e, d) in described {
             let hour = e.at - e.at.rem_euclid(HOUR_MS);
-            let per_hour = match hours.get_mut(e.slug.as_str()) {
+            let per_hour = match hours.get_mut(e.slug()) {
                 Some(h) => h,
-                None => hours.entry(e.slug.clone()).or_default(),
+                None => hours.entry(e.slug().to_string()).or_default(),
             };
             let c = per_hour.entry(hour).or_default();
             // A Bulk request's operations are counted one by one; the request itself only
@@ -311,12 +311,12 @@ impl Batch {
             let request_body = d.request_text.or_else(skipped);
             let response_body = d.response_text.or_else(skipped);
             rows.push(LogRow {
-                id: e.id,
+                id: e.id().to_string(),
                 tenant_id: String::new(),
                 at: e.at,
                 duration_us: e.duration_us,
-                method: e.method,
-                path: e.path,
+                method: e.method().to_string(),
+                path: e.path().to_string(),
                 operation: d.operation.code().to_string(),
                 action: d.action,
                 target_type: d.target_type.map(|t| t.code().to_string()),
@@ -326,13 +326,13 @@ impl Batch {
                 status: e.status as i64,
                 scim_type: d.scim_type,
                 error_detail: d.error_detail,
-                client_addr: e.client_addr,
+                client_addr: e.client_addr().to_string(),
                 request_body,
                 response_body,
-                parent_id: e.parent_id,
-                prev_entry: e.prev_entry,
+                parent_id: e.parent_id().map(str::to_string),
+                prev_entry: e.prev_entry().map(str::to_string),
             });
-            slugs.push(e.slug);
+            slugs.push(e.slug().to_string());
         }
         Batch {
             rows,
@@ -356,13 +356,13 @@ async fn describe_batch(
         for e in entries {
             let d = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 describe::describe(&Seen {
-                    method: &e.method,
-                    path: &e.path,
-                    query: &e.query,
+                    method: e.method(),
+                    path: e.path(),
+                    query: e.query(),
                     status: e.status,
                     request: e.request.as_deref(),
                     response: e.response.as_deref(),
-                    listed: e.listed.as_ref(),
+                    listed: e.listed.as_deref(),
                     total: e.listed_total,
                 })
             }));
@@ -370,7 +370,7 @@ async fn describe_batch(
                 Ok(d) => out.push((e, d)),
                 Err(_) => {
                     tracing::error!("describing a provisioning log entry failed; entry lost");
-                    lost_to.count_lost(&e.slug, e.at, e.status, 1);
+                    lost_to.count_lost(e.slug(), e.at, e.status, 1);
                 }
             }
         }

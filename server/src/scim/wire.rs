@@ -274,7 +274,7 @@ pub fn list_answer(total: i64, start_index: i64, resources: Vec<Value>, log_on: 
     let mut res = scim_json(StatusCode::OK, &body);
     if log_on {
         res.extensions_mut()
-            .insert(crate::provlog::Listed::of(&body));
+            .insert(crate::provlog::Listed::of(&body, total));
     }
     res
 }
