@@ -510,18 +510,10 @@ pub async fn record(State(log): State<ProvLog>, req: Request, next: Next) -> Res
             None => req.uri().path(),
         };
         let rest = full_path.strip_prefix("/scim/v2/").unwrap_or("");
-        match rest.split_once('/') {
-            Some((slug, p)) => {
-                texts.push(Text::Slug, &[slug]);
-                texts.push(Text::Method, &[req.method().as_str()]);
-                texts.push(Text::Path, &["/", p]);
-            }
-            None => {
-                texts.push(Text::Slug, &[rest]);
-                texts.push(Text::Method, &[req.method().as_str()]);
-                texts.push(Text::Path, &["/"]);
-            }
-        }
+        let (slug, below) = rest.split_once('/').unwrap_or((rest, ""));
+        texts.push(Text::Slug, &[slug]);
+        texts.push(Text::Method, &[req.method().as_str()]);
+        texts.push(Text::Path, &["/", below]);
     }
     texts.push(Text::Query, &[req.uri().query().unwrap_or("")]);
     texts.push(
