@@ -47,14 +47,18 @@ pub const DEFAULT_RETENTION_DAYS: i64 = 30;
 /// The texts of an exchange, in the order they are written into [`Texts`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Text {
+    /// The entry's id (see [`entry_id`]).
     Id,
+    /// The organisation's slug in `/scim/v2/{slug}`.
     Slug,
     Method,
     /// Below `/scim/v2/{slug}`.
     Path,
     Query,
     ClientAddr,
+    /// The Bulk request's entry, for a Bulk operation's.
     ParentId,
+    /// The entry of the change this one follows, for a user's change (see [`LogLink`]).
     PrevEntry,
 }
 
@@ -101,6 +105,13 @@ impl Texts {
         self.written = which as usize + 1;
     }
 
+    /// Writes the last text: the entry a user's change follows, from its link's
+    /// [`LogLink::chained`] (none for other exchanges and for a user's first change).
+    fn push_chain(&mut self, chain: Option<&Option<String>>) {
+        let prev = chain.and_then(|c| c.as_deref()).unwrap_or_default();
+        self.push(Text::PrevEntry, &[prev]);
+    }
+
     fn get(&self, which: Text) -> &str {
         let i = which as usize;
         if i >= self.written {
@@ -142,32 +153,14 @@ pub struct Exchange {
 }
 
 impl Exchange {
-    pub fn id(&self) -> &str {
-        self.texts.get(Text::Id)
+    /// One of the exchange's texts (empty when it has none).
+    fn text(&self, which: Text) -> &str {
+        self.texts.get(which)
     }
-    pub fn slug(&self) -> &str {
-        self.texts.get(Text::Slug)
-    }
-    pub fn method(&self) -> &str {
-        self.texts.get(Text::Method)
-    }
-    /// Below `/scim/v2/{slug}`.
-    pub fn path(&self) -> &str {
-        self.texts.get(Text::Path)
-    }
-    pub fn query(&self) -> &str {
-        self.texts.get(Text::Query)
-    }
-    pub fn client_addr(&self) -> &str {
-        self.texts.get(Text::ClientAddr)
-    }
-    /// The Bulk request's entry, for a Bulk operation's.
-    pub fn parent_id(&self) -> Option<&str> {
-        self.texts.get_opt(Text::ParentId)
-    }
-    /// The entry of the change this one follows, for a user's change (see [`LogLink`]).
-    pub fn prev_entry(&self) -> Option<&str> {
-        self.texts.get_opt(Text::PrevEntry)
+
+    /// A text that names an entry (the Bulk request's, the change before), if there is one.
+    fn entry(&self, which: Text) -> Option<&str> {
+        self.texts.get_opt(which)
     }
 
     /// Leaves the bodies out, the list summary (a part of the answer) with them.
@@ -360,7 +353,7 @@ impl ProvLog {
         if full {
             tracing::warn!("provisioning log queue full: entry dropped and counted");
         }
-        self.inner.count_lost(e.slug(), e.at, e.status, 1);
+        self.inner.count_lost(e.text(Text::Slug), e.at, e.status, 1);
     }
 }
 
@@ -417,13 +410,7 @@ impl ProvLog {
         texts.push(Text::Query, &[]);
         texts.push(Text::ClientAddr, &[&op.parent.client_addr]);
         texts.push(Text::ParentId, &[&op.parent.entry_id]);
-        texts.push(
-            Text::PrevEntry,
-            &[chain
-                .as_ref()
-                .and_then(|c| c.as_deref())
-                .unwrap_or_default()],
-        );
+        texts.push_chain(chain.as_ref());
         self.enqueue(Exchange {
             texts,
             at: start.at,
@@ -575,13 +562,7 @@ pub async fn record(State(log): State<ProvLog>, req: Request, next: Next) -> Res
     let res = Response::from_parts(parts, Body::from(bytes));
     let request = seen.and_then(|s| s.take());
     let chain = link.and_then(|l| l.chained());
-    texts.push(
-        Text::PrevEntry,
-        &[chain
-            .as_ref()
-            .and_then(|c| c.as_deref())
-            .unwrap_or_default()],
-    );
+    texts.push_chain(chain.as_ref());
     let (listed, listed_total) = match listed {
         Some(l) => (Some(l.summary), Some(l.total)),
         None => (None, None),
@@ -630,13 +611,14 @@ mod tests {
             listed_bytes: 0,
             listed_total: None,
         };
+        let texts = [Text::Id, Text::Slug, Text::Method, Text::Path, Text::Query];
         assert_eq!(
-            (e.id(), e.slug(), e.method(), e.path(), e.query()),
-            ("0001-02-abc", "contoso", "PATCH", "/Users/u1", "")
+            texts.map(|t| e.text(t)),
+            ["0001-02-abc", "contoso", "PATCH", "/Users/u1", ""]
         );
-        assert_eq!(e.client_addr(), "10.0.0.1");
-        assert_eq!(e.parent_id(), None, "an empty text is no id");
-        assert_eq!(e.prev_entry(), Some("0000-01-abc"));
+        assert_eq!(e.text(Text::ClientAddr), "10.0.0.1");
+        assert_eq!(e.entry(Text::ParentId), None, "an empty text is no id");
+        assert_eq!(e.entry(Text::PrevEntry), Some("0000-01-abc"));
         assert_eq!(
             e.texts.buf.len(),
             "0001-02-abccontosoPATCH/Users/u110.0.0.10000-01-abc".len()

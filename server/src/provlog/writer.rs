@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 use super::describe::{self, Outcome, Seen, TargetType};
-use super::{DAY_MS, DEFAULT_RETENTION_DAYS, Exchange, HOUR_MS, Inner, LostCounts, Msg};
+use super::{DAY_MS, DEFAULT_RETENTION_DAYS, Exchange, HOUR_MS, Inner, LostCounts, Msg, Text};
 use crate::store::provlog::{self as store, HourCounts, LogRow};
 use crate::store::{Db, StoreResult};
 
@@ -284,9 +284,9 @@ impl Batch {
         let mut hours: HashMap<String, HashMap<i64, HourCounts>> = HashMap::new();
         for (e, d) in described {
             let hour = e.at - e.at.rem_euclid(HOUR_MS);
-            let per_hour = match hours.get_mut(e.slug()) {
+            let per_hour = match hours.get_mut(e.text(Text::Slug)) {
                 Some(h) => h,
-                None => hours.entry(e.slug().to_string()).or_default(),
+                None => hours.entry(e.text(Text::Slug).to_string()).or_default(),
             };
             let c = per_hour.entry(hour).or_default();
             // A Bulk request's operations are counted one by one; the request itself only
@@ -311,12 +311,12 @@ impl Batch {
             let request_body = d.request_text.or_else(skipped);
             let response_body = d.response_text.or_else(skipped);
             rows.push(LogRow {
-                id: e.id().to_string(),
+                id: e.text(Text::Id).to_string(),
                 tenant_id: String::new(),
                 at: e.at,
                 duration_us: e.duration_us,
-                method: e.method().to_string(),
-                path: e.path().to_string(),
+                method: e.text(Text::Method).to_string(),
+                path: e.text(Text::Path).to_string(),
                 operation: d.operation.code().to_string(),
                 action: d.action,
                 target_type: d.target_type.map(|t| t.code().to_string()),
@@ -326,13 +326,13 @@ impl Batch {
                 status: e.status as i64,
                 scim_type: d.scim_type,
                 error_detail: d.error_detail,
-                client_addr: e.client_addr().to_string(),
+                client_addr: e.text(Text::ClientAddr).to_string(),
                 request_body,
                 response_body,
-                parent_id: e.parent_id().map(str::to_string),
-                prev_entry: e.prev_entry().map(str::to_string),
+                parent_id: e.entry(Text::ParentId).map(str::to_string),
+                prev_entry: e.entry(Text::PrevEntry).map(str::to_string),
             });
-            slugs.push(e.slug().to_string());
+            slugs.push(e.text(Text::Slug).to_string());
         }
         Batch {
             rows,
@@ -356,9 +356,9 @@ async fn describe_batch(
         for e in entries {
             let d = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 describe::describe(&Seen {
-                    method: e.method(),
-                    path: e.path(),
-                    query: e.query(),
+                    method: e.text(Text::Method),
+                    path: e.text(Text::Path),
+                    query: e.text(Text::Query),
                     status: e.status,
                     request: e.request.as_deref(),
                     response: e.response.as_deref(),
@@ -370,7 +370,7 @@ async fn describe_batch(
                 Ok(d) => out.push((e, d)),
                 Err(_) => {
                     tracing::error!("describing a provisioning log entry failed; entry lost");
-                    lost_to.count_lost(e.slug(), e.at, e.status, 1);
+                    lost_to.count_lost(e.text(Text::Slug), e.at, e.status, 1);
                 }
             }
         }
