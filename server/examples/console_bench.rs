@@ -225,6 +225,10 @@ async fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let mut rng = Rng(0x9e3779b97f4a7c15);
     let mut ids = Vec::with_capacity(n_users);
+    // A sparse group's members: users whose given name sorts last, so in name order they
+    // come after everyone else.
+    let last_given = GIVEN.iter().max().copied().unwrap_or_default();
+    let mut sorting_last = Vec::new();
     let mut batch = Vec::new();
     for i in 0..n_users {
         let id = uuid::Uuid::new_v4().to_string();
@@ -237,6 +241,9 @@ async fn main() -> anyhow::Result<()> {
         );
         let roll = rng.below(100);
         let deleted = (roll < 2).then_some(now - 1000);
+        if g == last_given && deleted.is_none() && sorting_last.len() < 10_001 {
+            sorting_last.push(id.clone());
+        }
         let active = roll >= 5;
         let resource = format!(
             r#"{{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"{un}","displayName":"{g} {f}","name":{{"givenName":"{g}","familyName":"{f}"}},"emails":[{{"type":"work","value":"{un}","primary":true}}],"title":"Engineer","urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":{{"department":"Dept {}"}}}}"#,
@@ -324,7 +331,7 @@ async fn main() -> anyhow::Result<()> {
     }
     println!("seeded {n_users} users in {:.1?}", started.elapsed());
 
-    // Groups: 1,000 small ones and one with up to 100,000 members.
+    // Groups: 1,000 small ones, one with up to 100,000 members, and one whose members sort last.
     let started = Instant::now();
     let mut groups = Vec::new();
     for i in 0..1000 {
@@ -370,6 +377,32 @@ async fn main() -> anyhow::Result<()> {
             ]
         })
         .collect();
+    let sparse = uuid::Uuid::new_v4().to_string();
+    insert_rows(
+        &db,
+        "scim_groups",
+        &gcols,
+        &[vec![
+            Val::T(sparse.clone()),
+            Val::T(t.id.clone()),
+            Val::T("Sorting last".into()),
+            Val::T("sorting last".into()),
+            Val::T("{}".into()),
+            Val::I(now),
+            Val::I(now),
+        ]],
+    )
+    .await;
+    let members: Vec<Vec<Val>> = members
+        .into_iter()
+        .chain(sorting_last.iter().map(|id| {
+            vec![
+                Val::T(sparse.clone()),
+                Val::T(id.clone()),
+                Val::T("User".into()),
+            ]
+        }))
+        .collect();
     let n_members = members.len();
     for chunk in members.chunks(50_000) {
         insert_rows(
@@ -381,7 +414,7 @@ async fn main() -> anyhow::Result<()> {
         .await;
     }
     println!(
-        "seeded 1,001 groups ({n_members} members in Everyone) in {:.1?}",
+        "seeded 1,002 groups ({n_members} members in Everyone and Sorting last) in {:.1?}",
         started.elapsed()
     );
 
@@ -546,6 +579,8 @@ async fn main() -> anyhow::Result<()> {
         "/groups".into(),
         format!("/groups/{big}"),
         format!("/groups/{big}?q=ada"),
+        format!("/groups/{sparse}"),
+        format!("/groups/{sparse}?q=zz"),
         "/setup-admin/integration/microsoft-entra".into(),
         "/setup-admin/integration/microsoft-entra/log".into(),
         "/setup-admin/integration/microsoft-entra/log?outcome=failure".into(),

@@ -527,38 +527,170 @@ async fn groups_list_counts_and_pages_members() {
     assert!(r.body.contains("m000@contoso.com"));
 }
 
+/// Every page of a group's members (from the store, `limit` at a time) by userName.
+async fn member_pages(
+    app: &TestApp,
+    tenant: &str,
+    group: &str,
+    search: Option<&str>,
+    limit: i64,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut after: Option<Cursor> = None;
+    loop {
+        let page = dv::group_members(&app.db, tenant, group, search, after.as_ref(), limit)
+            .await
+            .unwrap();
+        assert!(page.rows.len() as i64 <= limit);
+        out.extend(page.rows.iter().map(|r| r.user_name.clone()));
+        match page.next {
+            Some(c) => after = Some(c),
+            None => return out,
+        }
+    }
+}
+
+/// A group's members are listed from the group's own name index (migration 0015): in name
+/// order across pages wherever the members sit in the organisation, a rename moves a member,
+/// a new member takes its place, and a search finds members by name, userName, email or family
+/// name and nobody else. On SQLite no page walks the organisation's users.
 #[tokio::test]
-async fn a_large_group_walks_the_name_index_in_the_same_order() {
+async fn a_groups_members_are_paged_by_name_from_the_groups_own_index() {
     let app = TestApp::new().await;
     app.setup().await;
     let t = setup_tenant_scim(&app).await;
-    seed_users(&app, &t.id, "q", 10_050).await;
-    let g = app.create_group(&t, "Big", &[]).await;
+    seed_users(&app, &t.id, "q", 300).await;
+    // Sparse: every seventh user of the organisation, and one who sorts last ("zoe young").
+    let seeded: Vec<usize> = (0..300).step_by(7).collect();
+    let zoe = app.create_user(&t, "zoe.young@contoso.com").await;
+    let zoe_id = zoe["id"].as_str().unwrap();
+    let mut ids: Vec<String> = seeded.iter().map(|i| format!("q-{i:03}")).collect();
+    ids.push(zoe_id.to_string());
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let g = app.create_group(&t, "Sparse", &refs).await;
     let gid = g["id"].as_str().unwrap();
-    on_db!(&app.db, |p| {
-        sqlx::query(
-            "INSERT INTO group_members (group_id, member_id, member_type) \
-             SELECT $1, id, 'User' FROM users WHERE tenant_id = $2 AND source = 'scim'",
+    let mut expected: Vec<String> = seeded
+        .iter()
+        .map(|i| format!("q{i:03}@contoso.com"))
+        .collect();
+    expected.push("zoe.young@contoso.com".into());
+    for limit in [1, 10, 200] {
+        assert_eq!(
+            member_pages(&app, &t.id, gid, None, limit).await,
+            expected,
+            "pages of {limit}"
+        );
+    }
+
+    // Zoe's new display name sorts first; a new member ("bob brown") takes the next place.
+    let r = app
+        .scim(
+            "PATCH",
+            &t,
+            &format!("/Users/{zoe_id}"),
+            Some(patch_ops(
+                json!([{ "op": "replace", "path": "displayName", "value": "Abe Adams" }]),
+            )),
         )
-        .bind(gid)
-        .bind(&t.id)
-        .execute(p)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let bob = app.create_user(&t, "bob.brown@contoso.com").await;
+    let r = app
+        .scim(
+            "PATCH",
+            &t,
+            &format!("/Groups/{gid}"),
+            Some(patch_ops(json!([{ "op": "add", "path": "members",
+                "value": [{ "value": bob["id"] }] }]))),
+        )
+        .await;
+    assert!(r.status.is_success(), "{}", r.body);
+    let first = dv::group_members(&app.db, &t.id, gid, None, None, 3)
         .await
         .unwrap();
-    });
-    let count = 10_050;
-    let first = dv::group_members(&app.db, &t.id, gid, count, None, None, 50)
-        .await
-        .unwrap();
-    assert_eq!(first.rows.len(), 50);
-    assert_eq!(first.rows[0].user_name, "q000@contoso.com");
-    // The same page as the small-group strategy gives (told a small count).
-    let small = dv::group_members(&app.db, &t.id, gid, 10, None, None, 50)
-        .await
-        .unwrap();
-    assert_eq!(first.rows, small.rows);
-    let next = dv::group_members(&app.db, &t.id, gid, count, None, first.next.as_ref(), 50)
-        .await
-        .unwrap();
-    assert_eq!(next.rows[0].user_name, "q050@contoso.com");
+    let names: Vec<(&str, &str)> = first
+        .rows
+        .iter()
+        .map(|r| (r.user_name.as_str(), r.name_key.as_str()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("zoe.young@contoso.com", "abe adams"),
+            ("bob.brown@contoso.com", "bob brown"),
+            ("q000@contoso.com", "seed q000"),
+        ]
+    );
+    assert_eq!(member_pages(&app, &t.id, gid, None, 7).await.len(), 45);
+
+    // Searches: userName ("q01": only q014 is a member), name key ("seed q02"), family name
+    // ("brown"), a userName whose display name no longer matches ("zoe"), a non-member.
+    for (term, want) in [
+        ("q01", vec!["q014@contoso.com"]),
+        ("Seed Q02", vec!["q021@contoso.com", "q028@contoso.com"]),
+        ("brown", vec!["bob.brown@contoso.com"]),
+        ("zoe", vec!["zoe.young@contoso.com"]),
+        ("q001", vec![]),
+    ] {
+        assert_eq!(
+            member_pages(&app, &t.id, gid, Some(term), 1).await,
+            want,
+            "search {term:?}"
+        );
+    }
+    let seeds = member_pages(&app, &t.id, gid, Some("seed"), 10).await;
+    assert_eq!(seeds.len(), seeded.len());
+    assert!(seeds.windows(2).all(|w| w[0] < w[1]), "{seeds:?}");
+
+    // A deprovisioned member leaves the group and its page.
+    let r = app
+        .scim(
+            "DELETE",
+            &t,
+            &format!("/Users/{}", bob["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let after = member_pages(&app, &t.id, gid, None, 50).await;
+    assert_eq!(after.len(), 44);
+    assert!(!after.contains(&"bob.brown@contoso.com".to_string()));
+
+    // The plans: the group's name index, each user by key, never a walk of the users.
+    let server::store::Db::Sqlite(pool) = &app.db else {
+        return;
+    };
+    let cursor = Cursor {
+        key: "seed q100".into(),
+        id: "q-100".into(),
+    };
+    for (search, after) in [
+        (None, None),
+        (None, Some(&cursor)),
+        (Some("q01"), Some(&cursor)),
+    ] {
+        let (sql, args) = dv::group_members_sql(&app.db, &t.id, gid, search, after, 51);
+        let explain = format!("EXPLAIN QUERY PLAN {sql}");
+        let mut q =
+            sqlx::query_as::<_, (i64, i64, i64, String)>(sqlx::AssertSqlSafe(explain.as_str()));
+        for a in &args {
+            q = match a {
+                dv::Arg::Text(s) => q.bind(s.clone()),
+                dv::Arg::Int(n) => q.bind(*n),
+            };
+        }
+        let plan: Vec<String> = q
+            .fetch_all(pool)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.3)
+            .collect();
+        let plan = plan.join("; ");
+        assert!(
+            plan.contains("group_members_by_name") && !plan.contains("SCAN"),
+            "{search:?}: {plan}"
+        );
+        assert!(!plan.contains("TEMP B-TREE"), "sorted afterwards: {plan}");
+    }
 }

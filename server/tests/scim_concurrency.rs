@@ -230,3 +230,55 @@ async fn parallel_creates_and_deletes_keep_the_total_exact() {
     let (total, all) = list_of(&app.scim("GET", &t, "/Users?count=100", None).await);
     assert_eq!((total, all.len() as i64), (before + 20, before + 20));
 }
+
+/// A user renamed while being added to groups: every membership ends with the user's final
+/// name as its sort key (the console lists a group's members in that order, from the group's
+/// own index), whichever of the two commits first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn renames_racing_member_adds_leave_every_membership_in_name_order() {
+    use server::store::directory_view as dv;
+    let app = TestApp::new().await;
+    let t = app.scim_tenant("Contoso").await;
+    let (app, t) = (&app, &t);
+    for round in 0..3 {
+        let u = app
+            .create_user(t, &format!("renamed{round}@contoso.com"))
+            .await;
+        let uid = u["id"].as_str().unwrap().to_string();
+        let mut gids = Vec::new();
+        for i in 0..8 {
+            let g = app.create_group(t, &format!("Team {round}-{i}"), &[]).await;
+            gids.push(g["id"].as_str().unwrap().to_string());
+        }
+        let user_path = format!("/Users/{uid}");
+        let adds = gids.iter().map(|g| {
+            let path = format!("/Groups/{g}");
+            let body = add_member(&uid);
+            async move { app.scim("PATCH", t, &path, Some(body)).await }
+        });
+        let renames = (0..8).map(|i| {
+            let body = patch_ops(json!([{
+                "op": "Replace", "path": "displayName", "value": format!("Name {round}-{i}")
+            }]));
+            let path = user_path.clone();
+            async move { app.scim("PATCH", t, &path, Some(body)).await }
+        });
+        let (added, renamed) = futures_util::join!(join_all(adds), join_all(renames));
+        for r in added.iter().chain(&renamed) {
+            assert!(r.status.is_success(), "{} {}", r.status, r.body);
+        }
+        let doc = ok_json(&app.scim("GET", t, &user_path, None).await, StatusCode::OK);
+        let key = doc["displayName"].as_str().unwrap().to_lowercase();
+        for g in &gids {
+            let page = dv::group_members(&app.db, &t.id, g, None, None, 10)
+                .await
+                .unwrap();
+            let keys: Vec<(&str, &str)> = page
+                .rows
+                .iter()
+                .map(|r| (r.id.as_str(), r.name_key.as_str()))
+                .collect();
+            assert_eq!(keys, [(uid.as_str(), key.as_str())], "round {round}");
+        }
+    }
+}

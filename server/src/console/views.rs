@@ -772,7 +772,7 @@ impl Console {
             .unwrap_or(0);
         let after = Cursor::decode(after);
         let search = Some(search.trim()).filter(|t| !t.is_empty());
-        let page = dv::group_members(db, &s.tenant_id, &g.id, count, search, after.as_ref(), PAGE)
+        let page = dv::group_members(db, &s.tenant_id, &g.id, search, after.as_ref(), PAGE)
             .await
             .map_err(internal)?;
         let nested = if after.is_none() && search.is_none() {

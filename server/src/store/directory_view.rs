@@ -16,9 +16,6 @@ pub const CONTAINS_WINDOW: i64 = 5_000;
 /// Counts stop here ("more than 10,000"): an exact count of a million rows is not worth a
 /// page view.
 pub const COUNT_CAP: i64 = 10_000;
-/// Above this many members, a group's members are listed by walking the organisation's name
-/// index (dense groups); below it, by sorting the members (small groups).
-const SORT_MEMBERS_UP_TO: i64 = 10_000;
 
 /// `COLLATE "C"` on PostgreSQL: byte order, like SQLite's default.
 fn c(db: &Db) -> &'static str {
@@ -161,7 +158,7 @@ pub struct UserPage {
 
 /// A bound value of a dynamically built query.
 #[derive(Debug, Clone)]
-enum Arg {
+pub enum Arg {
     Text(String),
     Int(i64),
 }
@@ -271,12 +268,12 @@ fn order_sql(db: &Db, sort: UserSort) -> String {
     }
 }
 
+/// The columns of a [`UserListRow`] but its name key.
+const USER_FIELDS: &str = "id, user_name, display_name, given_name, family_name, email, active, \
+                           deleted_at, source, updated_at";
+
 fn user_columns(db: &Db) -> String {
-    format!(
-        "id, user_name, display_name, given_name, family_name, email, active, deleted_at, source, \
-         updated_at, {NAME_KEY}{} AS name_key",
-        c(db)
-    )
+    format!("{USER_FIELDS}, {NAME_KEY}{} AS name_key", c(db))
 }
 
 /// One page of the organisation's users.
@@ -639,50 +636,23 @@ pub async fn group(db: &Db, tenant_id: &str, id: &str) -> StoreResult<Option<Gro
     Ok(row)
 }
 
-/// One page of a group's user members by name, prefix-searchable. Small groups sort their
-/// members; large ones walk the organisation's name index and keep members (a membership
-/// check per user, by primary key), so the first page of a 100,000-member group is fast.
+/// One page of a group's user members by name, prefix-searchable. The group's own index
+/// holds each user member's name key (`group_members.sort_key`, kept by triggers: migration
+/// 0015), so a page walks only the memberships it shows and reads each member's row by key,
+/// whatever the group's size and however sparse its members are in the organisation.
 pub async fn group_members(
     db: &Db,
     tenant_id: &str,
     group_id: &str,
-    member_count: i64,
     search: Option<&str>,
     after: Option<&Cursor>,
     limit: i64,
 ) -> StoreResult<UserPage> {
     let limit = limit.clamp(1, 200);
-    let mut w = Where::new(Arg::Text(tenant_id.to_string()));
-    let g = w.text(group_id);
-    let term = search.map(str::trim).filter(|s| !s.is_empty());
-    if let Some(t) = term {
-        prefix_sql(db, &mut w, t);
-    }
-    if let Some(after) = after {
-        keyset_sql(db, &mut w, UserSort::Name, after);
-    }
-    let lim = w.bound(limit + 1);
-    let cols = user_columns(db);
-    let order = order_sql(db, UserSort::Name);
-    let sql = if member_count <= SORT_MEMBERS_UP_TO {
-        // From the members to their rows by key, then sorted: without the `+` SQLite walked
-        // the organisation in name order and tested each user against the member list.
-        format!(
-            "SELECT {cols} FROM users WHERE {} = $1 AND id IN \
-             (SELECT member_id FROM group_members WHERE group_id = {g}){}{order} LIMIT {lim}",
-            db.tenant_by_key(),
-            w.sql
-        )
-    } else {
-        format!(
-            "SELECT {cols} FROM users WHERE tenant_id = $1 AND EXISTS \
-             (SELECT 1 FROM group_members m WHERE m.group_id = {g} AND m.member_id = users.id){}{order} LIMIT {lim}",
-            w.sql
-        )
-    };
+    let (sql, args) = group_members_sql(db, tenant_id, group_id, search, after, limit + 1);
     let mut rows: Vec<UserListRow> = on_db!(db, |p| bind_args!(
         sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())),
-        &w.args
+        &args
     )
     .fetch_all(p)
     .await)?;
@@ -698,6 +668,56 @@ pub async fn group_members(
         next,
         partial: false,
     })
+}
+
+/// The statement of [`group_members`] and its values (`limit` rows at most).
+///
+/// A search term keeps the members whose name key starts with it (a range of the group's own
+/// index) or whose userName, email or family name does (ranges of the organisation's indexes,
+/// each user then checked for membership by key): its cost follows the number of such users,
+/// never the organisation's or the group's size.
+pub fn group_members_sql(
+    db: &Db,
+    tenant_id: &str,
+    group_id: &str,
+    search: Option<&str>,
+    after: Option<&Cursor>,
+    limit: i64,
+) -> (String, Vec<Arg>) {
+    let c = c(db);
+    let mut w = Where::new(Arg::Text(tenant_id.to_string()));
+    let g = w.text(group_id);
+    if let Some(t) = search.map(str::trim).filter(|s| !s.is_empty()) {
+        let lc = t.to_lowercase();
+        let (a, b) = (w.text(lc.clone()), w.text(format!("{lc}{TOP}")));
+        let dl = lower_like_db(db, t);
+        let (x, y) = (w.text(dl.clone()), w.text(format!("{dl}{TOP}")));
+        w.push(&format!(
+            " AND m.member_id IN (\
+             SELECT member_id FROM group_members WHERE group_id = {g} AND sort_key IS NOT NULL \
+             AND sort_key{c} >= {x} AND sort_key{c} < {y} \
+             UNION ALL SELECT id FROM users WHERE tenant_id = $1 \
+             AND user_name_lc{c} >= {a} AND user_name_lc{c} < {b} \
+             UNION ALL SELECT id FROM users WHERE tenant_id = $1 \
+             AND email_lc{c} >= {a} AND email_lc{c} < {b} \
+             UNION ALL SELECT id FROM users WHERE tenant_id = $1 \
+             AND lower(family_name){c} >= {x} AND lower(family_name){c} < {y})"
+        ));
+    }
+    if let Some(after) = after {
+        let (k1, k2, id) = (w.text(&after.key), w.text(&after.key), w.text(&after.id));
+        w.push(&format!(
+            " AND (m.sort_key{c} > {k1} OR (m.sort_key{c} = {k2} AND m.member_id > {id}))"
+        ));
+    }
+    let lim = w.bound(limit);
+    let sql = format!(
+        "SELECT {USER_FIELDS}, m.sort_key{c} AS name_key FROM group_members m JOIN users u ON u.id = m.member_id \
+         WHERE m.group_id = {g} AND m.sort_key IS NOT NULL AND u.tenant_id = $1{} \
+         ORDER BY m.sort_key{c}, m.member_id LIMIT {lim}",
+        w.sql
+    );
+    (sql, w.args)
 }
 
 /// Groups that are members of this group (nested groups; few), by name.
