@@ -158,18 +158,37 @@ async fn lists_page_and_sort() {
         ["bert.bo@contoso.com", "cleo.cy@contoso.com"],
         "ascending by family name: abe, bo, cy, dee, eve"
     );
-    // Resources without the sort attribute go last, in either order.
-    let r = app
-        .scim(
-            "GET",
-            &t,
-            &format!("/Users?filter={scim_only}&sortBy=title&sortOrder=ascending"),
-            None,
-        )
-        .await;
-    let titles: Vec<Value> = list_of(&r).1.iter().map(|u| u["title"].clone()).collect();
+    // Resources without the sort attribute are ordered last if ascending and first if
+    // descending (RFC 7644 §3.4.2.3), in creation order among themselves.
+    let titles = |order: &'static str| {
+        let app = &app;
+        let t = &t;
+        let scim_only = scim_only.clone();
+        async move {
+            let r = app
+                .scim(
+                    "GET",
+                    t,
+                    &format!("/Users?filter={scim_only}&sortBy=title&sortOrder={order}"),
+                    None,
+                )
+                .await;
+            list_of(&r)
+                .1
+                .iter()
+                .map(|u| {
+                    (
+                        u["title"].clone(),
+                        u["userName"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    let up = titles("ascending").await;
+    let up_titles: Vec<Value> = up.iter().map(|(t, _)| t.clone()).collect();
     assert_eq!(
-        titles,
+        up_titles,
         [
             json!("Designer"),
             json!("Engineer"),
@@ -178,6 +197,20 @@ async fn lists_page_and_sort() {
             Value::Null
         ]
     );
+    let down = titles("descending").await;
+    let down_titles: Vec<Value> = down.iter().map(|(t, _)| t.clone()).collect();
+    assert_eq!(
+        down_titles,
+        [
+            Value::Null,
+            Value::Null,
+            json!("Engineering Manager"),
+            json!("Engineer"),
+            json!("Designer")
+        ]
+    );
+    // The two without a title keep creation order in both directions.
+    assert_eq!(up[3..], down[..2]);
 }
 
 #[tokio::test]

@@ -195,7 +195,8 @@ pub enum SortKey {
     Column(Column),
     /// A computed text.
     Computed(Computed),
-    /// The sort key the search index holds for `key` (RFC 7644 §3.4.2.3: missing values last).
+    /// The sort key the search index holds for `key` (RFC 7644 §3.4.2.3: missing values last if
+    /// ascending, first if descending).
     Indexed(String),
 }
 

@@ -81,16 +81,23 @@ pub fn meta(
     })
 }
 
-/// Sorts by `by`; resources without a value go last whatever the order (RFC 7644 §3.4.2.3).
+/// Sorts by `by`; resources without a value go last if ascending and first if descending
+/// (RFC 7644 §3.4.2.3).
 pub fn sort_docs(kind: ResourceKind, docs: &mut [Value], by: &AttrPath, descending: bool) {
     docs.sort_by(|a, b| {
         let (ka, kb) = (sort_key(a, by, kind), sort_key(b, by, kind));
-        match (ka, kb) {
+        // RFC 7644 §3.4.2.3: a resource without the value is ordered last if ascending and
+        // first if descending (as if above every value). Ties keep their order.
+        let ascending = match (ka, kb) {
             (None, None) => std::cmp::Ordering::Equal,
             (None, Some(_)) => std::cmp::Ordering::Greater,
             (Some(_), None) => std::cmp::Ordering::Less,
-            (Some(x), Some(y)) if descending => y.cmp(&x),
             (Some(x), Some(y)) => x.cmp(&y),
+        };
+        if descending {
+            ascending.reverse()
+        } else {
+            ascending
         }
     });
 }

@@ -503,7 +503,7 @@ impl Sql {
                 } else if *col == Column::Modified {
                     self.push(&format!("{plus}{e}{collate}{dir}"));
                 } else {
-                    self.push(&format!("({e} IS NULL), {plus}{e}{collate}{dir}"));
+                    self.push(&format!("({e} IS NULL){dir}, {plus}{e}{collate}{dir}"));
                 }
             }
             SortKey::Computed(comp) => {
@@ -516,7 +516,7 @@ impl Sql {
                     let k = self.args.len();
                     let s = format!("r.search->'s'->${k}");
                     self.push(&format!(
-                        "({s} IS NULL), ({s}->>0)::int{dir}, ({s}->>1)::float8{dir}, ({s}->>2){c}{dir}"
+                        "({s} IS NULL){dir}, ({s}->>0)::int{dir}, ({s}->>1)::float8{dir}, ({s}->>2){c}{dir}"
                     ));
                 } else {
                     let path = format!("$.s.\"{}\"", key.replace('"', ""));
@@ -525,7 +525,7 @@ impl Sql {
                         format!("json_extract(r.search, ${})", this.args.len())
                     };
                     let (a, b, d) = (part(0, self), part(1, self), part(2, self));
-                    self.push(&format!("({a} IS NULL), {a}{dir}, {b}{dir}, {d}{dir}"));
+                    self.push(&format!("({a} IS NULL){dir}, {a}{dir}, {b}{dir}, {d}{dir}"));
                 }
             }
         }
@@ -1153,7 +1153,7 @@ pub async fn root_page(
         sql.push(" ORDER BY k, c, id");
     } else {
         sql.push(&format!(
-            " ORDER BY (s0 IS NULL), s0{dir}, s1{dir}, s2{c}{dir}, k, c, id"
+            " ORDER BY (s0 IS NULL){dir}, s0{dir}, s1{dir}, s2{c}{dir}, k, c, id"
         ));
     }
     sql.page(page);
