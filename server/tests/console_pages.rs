@@ -637,6 +637,26 @@ async fn a_groups_members_are_paged_by_name_from_the_groups_own_index() {
             want,
             "search {term:?}"
         );
+        // Both ways of searching find the same members (the store picks one by how many
+        // users of the organisation the term matches).
+        for how in [
+            dv::MemberSearch::Collect(term),
+            dv::MemberSearch::Walk(term),
+        ] {
+            let (sql, args) = dv::group_members_sql(&app.db, &t.id, gid, Some(how), None, 200);
+            let rows: Vec<dv::UserListRow> = on_db!(&app.db, |p| {
+                let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()));
+                for a in &args {
+                    q = match a {
+                        dv::Arg::Text(s) => q.bind(s.clone()),
+                        dv::Arg::Int(n) => q.bind(*n),
+                    };
+                }
+                q.fetch_all(p).await.unwrap()
+            });
+            let names: Vec<&str> = rows.iter().map(|r| r.user_name.as_str()).collect();
+            assert_eq!(names, want, "{how:?}");
+        }
     }
     let seeds = member_pages(&app, &t.id, gid, Some("seed"), 10).await;
     assert_eq!(seeds.len(), seeded.len());
@@ -667,7 +687,8 @@ async fn a_groups_members_are_paged_by_name_from_the_groups_own_index() {
     for (search, after) in [
         (None, None),
         (None, Some(&cursor)),
-        (Some("q01"), Some(&cursor)),
+        (Some(dv::MemberSearch::Collect("q01")), Some(&cursor)),
+        (Some(dv::MemberSearch::Walk("q01")), Some(&cursor)),
     ] {
         let (sql, args) = dv::group_members_sql(&app.db, &t.id, gid, search, after, 51);
         let explain = format!("EXPLAIN QUERY PLAN {sql}");

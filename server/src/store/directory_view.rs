@@ -228,17 +228,8 @@ fn source_sql(s: UserSource) -> &'static str {
 
 /// Prefix match on userName, email, the name key or the family name (each indexed).
 fn prefix_sql(db: &Db, w: &mut Where, term: &str) {
-    let c = c(db);
-    let lc = term.to_lowercase();
-    let (a, b) = (w.text(lc.clone()), w.text(format!("{lc}{TOP}")));
-    let dl = lower_like_db(db, term);
-    let (x, y) = (w.text(dl.clone()), w.text(format!("{dl}{TOP}")));
-    w.push(&format!(
-        " AND ((user_name_lc{c} >= {a} AND user_name_lc{c} < {b}) \
-         OR (email_lc{c} >= {a} AND email_lc{c} < {b}) \
-         OR ({NAME_KEY}{c} >= {x} AND {NAME_KEY}{c} < {y}) \
-         OR (lower(family_name){c} >= {x} AND lower(family_name){c} < {y}))"
-    ));
+    let any = TermRanges::bind(db, w, term).any_sql(db, NAME_KEY);
+    w.push(&format!(" AND {any}"));
 }
 
 /// Rows strictly after the cursor in the sort order.
@@ -636,6 +627,24 @@ pub async fn group(db: &Db, tenant_id: &str, id: &str) -> StoreResult<Option<Gro
     Ok(row)
 }
 
+/// A member search that matches at most this many users of the organisation by userName,
+/// email or family name collects them; one that matches more walks the group's name index.
+pub const COLLECT_UP_TO: i64 = 2_000;
+
+/// How a search of a group's members finds them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberSearch<'a> {
+    /// Collects the organisation's users whose userName, email or family name starts with the
+    /// term (few: a range of each column's index) and the members whose name key does (a
+    /// range of the group's index), then walks the group's index keeping those. Its cost
+    /// follows the number of such users.
+    Collect(&'a str),
+    /// Walks the group's name index and tests each member. For a term that many users of the
+    /// organisation match, matching members come soon; at worst the walk reads the group
+    /// (never the organisation).
+    Walk(&'a str),
+}
+
 /// One page of a group's user members by name, prefix-searchable. The group's own index
 /// holds each user member's name key (`group_members.sort_key`, kept by triggers: migration
 /// 0015), so a page walks only the memberships it shows and reads each member's row by key,
@@ -649,6 +658,13 @@ pub async fn group_members(
     limit: i64,
 ) -> StoreResult<UserPage> {
     let limit = limit.clamp(1, 200);
+    let search = match search.map(str::trim).filter(|s| !s.is_empty()) {
+        None => None,
+        Some(t) if users_matching(db, tenant_id, t).await? <= COLLECT_UP_TO => {
+            Some(MemberSearch::Collect(t))
+        }
+        Some(t) => Some(MemberSearch::Walk(t)),
+    };
     let (sql, args) = group_members_sql(db, tenant_id, group_id, search, after, limit + 1);
     let mut rows: Vec<UserListRow> = on_db!(db, |p| bind_args!(
         sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())),
@@ -670,39 +686,95 @@ pub async fn group_members(
     })
 }
 
-/// The statement of [`group_members`] and its values (`limit` rows at most).
-///
-/// A search term keeps the members whose name key starts with it (a range of the group's own
-/// index) or whose userName, email or family name does (ranges of the organisation's indexes,
-/// each user then checked for membership by key): its cost follows the number of such users,
-/// never the organisation's or the group's size.
+/// The bounds of a member search term: `(a, b)` for the columns lower-cased when written
+/// (userName, email), `(x, y)` for those the database lower-cases (name key, family name).
+struct TermRanges {
+    a: String,
+    b: String,
+    x: String,
+    y: String,
+}
+
+impl TermRanges {
+    fn bind(db: &Db, w: &mut Where, term: &str) -> TermRanges {
+        let lc = term.to_lowercase();
+        let (a, b) = (w.text(lc.clone()), w.text(format!("{lc}{TOP}")));
+        let dl = lower_like_db(db, term);
+        let (x, y) = (w.text(dl.clone()), w.text(format!("{dl}{TOP}")));
+        TermRanges { a, b, x, y }
+    }
+
+    /// `(… OR …)`: the user's userName, email, name key (`key`) or family name starts with the
+    /// term.
+    fn any_sql(&self, db: &Db, key: &str) -> String {
+        let (c, TermRanges { a, b, x, y }) = (c(db), self);
+        format!(
+            "((user_name_lc{c} >= {a} AND user_name_lc{c} < {b}) \
+             OR (email_lc{c} >= {a} AND email_lc{c} < {b}) \
+             OR ({key}{c} >= {x} AND {key}{c} < {y}) \
+             OR (lower(family_name){c} >= {x} AND lower(family_name){c} < {y}))"
+        )
+    }
+
+    /// The ids of the organisation's users (`$1`) whose userName, email or family name starts
+    /// with the term, one index range each (a user may come more than once).
+    fn users_sql(&self, db: &Db) -> String {
+        let (c, TermRanges { a, b, x, y }) = (c(db), self);
+        format!(
+            "SELECT id FROM users WHERE tenant_id = $1 \
+             AND user_name_lc{c} >= {a} AND user_name_lc{c} < {b} \
+             UNION ALL SELECT id FROM users WHERE tenant_id = $1 \
+             AND email_lc{c} >= {a} AND email_lc{c} < {b} \
+             UNION ALL SELECT id FROM users WHERE tenant_id = $1 \
+             AND lower(family_name){c} >= {x} AND lower(family_name){c} < {y}"
+        )
+    }
+}
+
+/// How many users of the organisation a member search term matches by userName, email or family
+/// name, counted with repeats and only up to `COLLECT_UP_TO + 1`.
+async fn users_matching(db: &Db, tenant_id: &str, term: &str) -> StoreResult<i64> {
+    let mut w = Where::new(Arg::Text(tenant_id.to_string()));
+    let users = TermRanges::bind(db, &mut w, term).users_sql(db);
+    let cap = w.bound(COLLECT_UP_TO + 1);
+    let sql = format!("SELECT COUNT(*) FROM ({users} LIMIT {cap}) AS matching");
+    let n: i64 = on_db!(db, |p| bind_args!(
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.as_str())),
+        &w.args
+    )
+    .fetch_one(p)
+    .await)?;
+    Ok(n)
+}
+
+/// The statement of [`group_members`] and its values (`limit` rows at most): members whose
+/// name key, userName, email or family name starts with the search term, if any.
 pub fn group_members_sql(
     db: &Db,
     tenant_id: &str,
     group_id: &str,
-    search: Option<&str>,
+    search: Option<MemberSearch<'_>>,
     after: Option<&Cursor>,
     limit: i64,
 ) -> (String, Vec<Arg>) {
     let c = c(db);
     let mut w = Where::new(Arg::Text(tenant_id.to_string()));
     let g = w.text(group_id);
-    if let Some(t) = search.map(str::trim).filter(|s| !s.is_empty()) {
-        let lc = t.to_lowercase();
-        let (a, b) = (w.text(lc.clone()), w.text(format!("{lc}{TOP}")));
-        let dl = lower_like_db(db, t);
-        let (x, y) = (w.text(dl.clone()), w.text(format!("{dl}{TOP}")));
-        w.push(&format!(
-            " AND m.member_id IN (\
-             SELECT member_id FROM group_members WHERE group_id = {g} AND sort_key IS NOT NULL \
-             AND sort_key{c} >= {x} AND sort_key{c} < {y} \
-             UNION ALL SELECT id FROM users WHERE tenant_id = $1 \
-             AND user_name_lc{c} >= {a} AND user_name_lc{c} < {b} \
-             UNION ALL SELECT id FROM users WHERE tenant_id = $1 \
-             AND email_lc{c} >= {a} AND email_lc{c} < {b} \
-             UNION ALL SELECT id FROM users WHERE tenant_id = $1 \
-             AND lower(family_name){c} >= {x} AND lower(family_name){c} < {y})"
-        ));
+    match search {
+        None => {}
+        Some(MemberSearch::Collect(t)) => {
+            let r = TermRanges::bind(db, &mut w, t);
+            let (x, y, users) = (&r.x, &r.y, r.users_sql(db));
+            w.push(&format!(
+                " AND m.member_id IN (\
+                 SELECT member_id FROM group_members WHERE group_id = {g} AND sort_key IS NOT NULL \
+                 AND sort_key{c} >= {x} AND sort_key{c} < {y} UNION ALL {users})"
+            ));
+        }
+        Some(MemberSearch::Walk(t)) => {
+            let any = TermRanges::bind(db, &mut w, t).any_sql(db, "m.sort_key");
+            w.push(&format!(" AND {any}"));
+        }
     }
     if let Some(after) = after {
         let (k1, k2, id) = (w.text(&after.key), w.text(&after.key), w.text(&after.id));
