@@ -74,6 +74,28 @@ fn q(sort: UserSort) -> UserQuery {
     }
 }
 
+/// Binds a console statement's values (`directory_view::Arg`) to a query.
+macro_rules! bind_dv {
+    ($q:expr, $args:expr) => {{
+        let mut q = $q;
+        for a in $args {
+            q = match a {
+                dv::Arg::Text(s) => q.bind(s.clone()),
+                dv::Arg::Int(n) => q.bind(*n),
+            };
+        }
+        q
+    }};
+}
+
+/// SQLite's plan of a console statement, its steps joined by "; ".
+async fn sqlite_plan(pool: &sqlx::SqlitePool, sql: &str, args: &[dv::Arg]) -> String {
+    let explain = format!("EXPLAIN QUERY PLAN {sql}");
+    let q = sqlx::query_as::<_, (i64, i64, i64, String)>(sqlx::AssertSqlSafe(explain.as_str()));
+    let rows = bind_dv!(q, args).fetch_all(pool).await.unwrap();
+    rows.into_iter().map(|r| r.3).collect::<Vec<_>>().join("; ")
+}
+
 async fn all_pages(app: &TestApp, tenant: &str, mut query: UserQuery) -> Vec<Vec<String>> {
     let mut pages = Vec::new();
     loop {
@@ -645,14 +667,10 @@ async fn a_groups_members_are_paged_by_name_from_the_groups_own_index() {
         ] {
             let (sql, args) = dv::group_members_sql(&app.db, &t.id, gid, Some(how), None, 200);
             let rows: Vec<dv::UserListRow> = on_db!(&app.db, |p| {
-                let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()));
-                for a in &args {
-                    q = match a {
-                        dv::Arg::Text(s) => q.bind(s.clone()),
-                        dv::Arg::Int(n) => q.bind(*n),
-                    };
-                }
-                q.fetch_all(p).await.unwrap()
+                bind_dv!(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())), &args)
+                    .fetch_all(p)
+                    .await
+                    .unwrap()
             });
             let names: Vec<&str> = rows.iter().map(|r| r.user_name.as_str()).collect();
             assert_eq!(names, want, "{how:?}");
@@ -691,23 +709,7 @@ async fn a_groups_members_are_paged_by_name_from_the_groups_own_index() {
         (Some(dv::MemberSearch::Walk("q01")), Some(&cursor)),
     ] {
         let (sql, args) = dv::group_members_sql(&app.db, &t.id, gid, search, after, 51);
-        let explain = format!("EXPLAIN QUERY PLAN {sql}");
-        let mut q =
-            sqlx::query_as::<_, (i64, i64, i64, String)>(sqlx::AssertSqlSafe(explain.as_str()));
-        for a in &args {
-            q = match a {
-                dv::Arg::Text(s) => q.bind(s.clone()),
-                dv::Arg::Int(n) => q.bind(*n),
-            };
-        }
-        let plan: Vec<String> = q
-            .fetch_all(pool)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|r| r.3)
-            .collect();
-        let plan = plan.join("; ");
+        let plan = sqlite_plan(pool, &sql, &args).await;
         assert!(
             plan.contains("group_members_by_name") && !plan.contains("SCAN"),
             "{search:?}: {plan}"
@@ -743,24 +745,7 @@ async fn a_rare_status_is_listed_from_its_own_index_on_sqlite() {
                     ..q(sort)
                 };
                 let (sql, args) = users_sql(&app.db, "tenant", &query, 51);
-                let explain = format!("EXPLAIN QUERY PLAN {sql}");
-                let mut qq = sqlx::query_as::<_, (i64, i64, i64, String)>(sqlx::AssertSqlSafe(
-                    explain.as_str(),
-                ));
-                for a in &args {
-                    qq = match a {
-                        dv::Arg::Text(s) => qq.bind(s.clone()),
-                        dv::Arg::Int(n) => qq.bind(*n),
-                    };
-                }
-                let plan: Vec<String> = qq
-                    .fetch_all(pool)
-                    .await
-                    .unwrap()
-                    .into_iter()
-                    .map(|r| r.3)
-                    .collect();
-                let plan = plan.join("; ");
+                let plan = sqlite_plan(pool, &sql, &args).await;
                 assert!(
                     plan.contains(&format!("users_console_{index}"))
                         && !plan.contains("TEMP B-TREE"),

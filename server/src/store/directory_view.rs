@@ -275,16 +275,28 @@ pub async fn users(db: &Db, tenant_id: &str, q: &UserQuery) -> StoreResult<UserP
         return users_containing(db, tenant_id, q, term, limit).await;
     }
     let (sql, args) = users_sql(db, tenant_id, q, limit + 1);
+    page_of(db, &sql, &args, limit, q.sort).await
+}
+
+/// Runs a page statement that reads up to `limit + 1` rows: `limit` of them, and where the
+/// next page starts if there was one more.
+async fn page_of(
+    db: &Db,
+    sql: &str,
+    args: &[Arg],
+    limit: i64,
+    sort: UserSort,
+) -> StoreResult<UserPage> {
     let mut rows: Vec<UserListRow> = on_db!(db, |p| bind_args!(
-        sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())),
-        &args
+        sqlx::query_as(sqlx::AssertSqlSafe(sql)),
+        args
     )
     .fetch_all(p)
     .await)?;
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
     let next = if more {
-        rows.last().map(|r| r.cursor(q.sort))
+        rows.last().map(|r| r.cursor(sort))
     } else {
         None
     };
@@ -675,24 +687,7 @@ pub async fn group_members(
         Some(t) => Some(MemberSearch::Walk(t)),
     };
     let (sql, args) = group_members_sql(db, tenant_id, group_id, search, after, limit + 1);
-    let mut rows: Vec<UserListRow> = on_db!(db, |p| bind_args!(
-        sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())),
-        &args
-    )
-    .fetch_all(p)
-    .await)?;
-    let more = rows.len() as i64 > limit;
-    rows.truncate(limit as usize);
-    let next = if more {
-        rows.last().map(|r| r.cursor(UserSort::Name))
-    } else {
-        None
-    };
-    Ok(UserPage {
-        rows,
-        next,
-        partial: false,
-    })
+    page_of(db, &sql, &args, limit, UserSort::Name).await
 }
 
 /// The bounds of a member search term: `(a, b)` for the columns lower-cased when written
