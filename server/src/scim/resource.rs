@@ -113,3 +113,47 @@ pub fn conjuncts(f: &Filter) -> Vec<&Filter> {
         other => vec![other],
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scim::filter::parse_attr_path;
+    use serde_json::json;
+
+    fn titles(docs: &[Value]) -> Vec<Value> {
+        docs.iter().map(|d| d["title"].clone()).collect()
+    }
+
+    /// RFC 7644 §3.4.2.3: without the value, last if ascending and first if descending; those
+    /// without it keep their order among themselves.
+    #[test]
+    fn missing_values_sort_last_ascending_and_first_descending() {
+        let docs = vec![
+            json!({"id": "1", "title": "b"}),
+            json!({"id": "2"}),
+            json!({"id": "3", "title": "a"}),
+            json!({"id": "4"}),
+        ];
+        let by = parse_attr_path("title").unwrap();
+        let mut up = docs.clone();
+        sort_docs(ResourceKind::User, &mut up, &by, false);
+        assert_eq!(
+            titles(&up),
+            [json!("a"), json!("b"), Value::Null, Value::Null]
+        );
+        assert_eq!(
+            (up[2]["id"].clone(), up[3]["id"].clone()),
+            (json!("2"), json!("4"))
+        );
+        let mut down = docs;
+        sort_docs(ResourceKind::User, &mut down, &by, true);
+        assert_eq!(
+            titles(&down),
+            [Value::Null, Value::Null, json!("b"), json!("a")]
+        );
+        assert_eq!(
+            (down[0]["id"].clone(), down[1]["id"].clone()),
+            (json!("2"), json!("4"))
+        );
+    }
+}

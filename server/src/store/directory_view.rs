@@ -234,14 +234,8 @@ fn prefix_sql(db: &Db, w: &mut Where, term: &str) {
 
 /// Rows strictly after the cursor in the sort order.
 fn keyset_sql(db: &Db, w: &mut Where, sort: UserSort, after: &Cursor) {
-    let c = c(db);
     match sort {
-        UserSort::Name => {
-            let (k1, k2, id) = (w.text(&after.key), w.text(&after.key), w.text(&after.id));
-            w.push(&format!(
-                " AND ({NAME_KEY}{c} > {k1} OR ({NAME_KEY}{c} = {k2} AND id > {id}))"
-            ));
-        }
+        UserSort::Name => name_after_sql(db, w, NAME_KEY, "id", after),
         UserSort::Changed => {
             let at = after.key.parse::<i64>().unwrap_or(i64::MAX);
             let (k1, k2, id) = (w.arg(Arg::Int(at)), w.arg(Arg::Int(at)), w.text(&after.id));
@@ -250,6 +244,15 @@ fn keyset_sql(db: &Db, w: &mut Where, sort: UserSort, after: &Cursor) {
             ));
         }
     }
+}
+
+/// Rows after the cursor in name order: `key` the name key, `id` the tie-breaker column.
+fn name_after_sql(db: &Db, w: &mut Where, key: &str, id: &str, after: &Cursor) {
+    let c = c(db);
+    let (k1, k2, i) = (w.text(&after.key), w.text(&after.key), w.text(&after.id));
+    w.push(&format!(
+        " AND ({key}{c} > {k1} OR ({key}{c} = {k2} AND {id} > {i}))"
+    ));
 }
 
 fn order_sql(db: &Db, sort: UserSort) -> String {
@@ -781,10 +784,7 @@ pub fn group_members_sql(
         }
     }
     if let Some(after) = after {
-        let (k1, k2, id) = (w.text(&after.key), w.text(&after.key), w.text(&after.id));
-        w.push(&format!(
-            " AND (m.sort_key{c} > {k1} OR (m.sort_key{c} = {k2} AND m.member_id > {id}))"
-        ));
+        name_after_sql(db, &mut w, "m.sort_key", "m.member_id", after);
     }
     let lim = w.bound(limit);
     let sql = format!(
