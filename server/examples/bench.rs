@@ -829,19 +829,28 @@ async fn one_size(n: usize, clients: usize, secs: u64) -> anyhow::Result<Vec<Row
         })
         .await?;
     }
-    d.run(
-        "sortBy=name.familyName&count=10 (sort of all)",
-        1,
-        3,
-        "GET",
-        move |_| {
-            (
-                format!("{base}/Users?sortBy=name.familyName&count=10"),
-                None,
-            )
-        },
-    )
-    .await?;
+    for (label, query, times) in [
+        (
+            "sortBy=name.familyName&count=10 (index)",
+            "sortBy=name.familyName&count=10",
+            20,
+        ),
+        (
+            "sortBy=name.familyName descending, startIndex=500001",
+            "sortBy=name.familyName&sortOrder=descending&startIndex=500001&count=10",
+            5,
+        ),
+        (
+            "sortBy=title&count=10 (sort of all)",
+            "sortBy=title&count=10",
+            3,
+        ),
+    ] {
+        d.run(label, 1, times, "GET", move |_| {
+            (format!("{base}/Users?{query}"), None)
+        })
+        .await?;
+    }
     d.run(
         "sortBy=userName descending, count=10 (index)",
         1,

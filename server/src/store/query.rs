@@ -492,6 +492,15 @@ impl Sql {
                 self.push(&format!("{plus}{e}{dir}"));
                 false
             }
+            (SortKey::Indexed(key), Part::Present) => {
+                let (a, b, d) = (
+                    self.sort_term(key, 0),
+                    self.sort_term(key, 1),
+                    self.sort_term(key, 2),
+                );
+                self.push(&format!("{a}{dir}, {b}{dir}, {d}{dir}"));
+                false
+            }
             _ => self.order_by_key(table, sort, dir, plus),
         };
         if !complete {
@@ -543,12 +552,11 @@ impl Sql {
                         "({s} IS NULL){dir}, ({s}->>0)::int{dir}, ({s}->>1)::float8{dir}, ({s}->>2){c}{dir}"
                     ));
                 } else {
-                    let path = format!("$.s.\"{}\"", key.replace('"', ""));
-                    let part = |i: usize, this: &mut Sql| {
-                        this.args.push(Arg::Text(format!("{path}[{i}]")));
-                        format!("json_extract(r.search, ${})", this.args.len())
-                    };
-                    let (a, b, d) = (part(0, self), part(1, self), part(2, self));
+                    let (a, b, d) = (
+                        self.sort_term(key, 0),
+                        self.sort_term(key, 1),
+                        self.sort_term(key, 2),
+                    );
                     self.push(&format!("({a} IS NULL){dir}, {a}{dir}, {b}{dir}, {d}{dir}"));
                 }
                 false
@@ -556,21 +564,44 @@ impl Sql {
         }
     }
 
-    /// ` AND …` keeping the rows of `part` of a sort on a column (see [`Part`]).
+    /// ` AND …` keeping the rows of `part` of a split sort (see [`Part`]). A row lacks a key
+    /// of the search index when the key's rank is null; the index of such a key then holds
+    /// its three parts as nulls, so also saying so lets SQLite read those rows in creation
+    /// order straight from it.
     fn part(&mut self, table: Table, sort: &Sort, part: Part) {
-        let SortKey::Column(col) = sort.key else {
-            return;
+        let not = match part {
+            Part::Whole => return,
+            Part::Present => "NOT ",
+            Part::Missing => "",
         };
-        let e = self.column(table, col);
-        match part {
-            Part::Whole => {}
-            Part::Present => {
-                self.push(&format!(" AND {e} IS NOT NULL"));
+        match &sort.key {
+            SortKey::Column(col) => {
+                let e = self.column(table, *col);
+                self.push(&format!(" AND {e} IS {not}NULL"));
             }
-            Part::Missing => {
-                self.push(&format!(" AND {e} IS NULL"));
+            SortKey::Indexed(key) => {
+                let parts = if part == Part::Present { 1 } else { 3 };
+                for i in 0..parts {
+                    let e = self.sort_term(key, i);
+                    self.push(&format!(" AND {e} IS {not}NULL"));
+                }
             }
+            SortKey::Created | SortKey::Computed(_) => {}
         }
+    }
+
+    /// Part `i` (rank, number, text) of the search index's sort key `key` (SQLite). A key that
+    /// has an index of its own (see [`INDEXED_SORT_KEYS`]) is written as that index's
+    /// expression, word for word, since SQLite uses an index on an expression only for the
+    /// same expression; its text is the server's constant, never the client's. Any other key
+    /// is bound.
+    fn sort_term(&mut self, key: &str, i: usize) -> String {
+        if let Some(k) = INDEXED_SORT_KEYS.iter().find(|k| **k == key) {
+            return format!("json_extract(r.search, '$.s.\"{k}\"[{i}]')");
+        }
+        let path = format!("$.s.\"{}\"", key.replace('"', ""));
+        self.args.push(Arg::Text(format!("{path}[{i}]")));
+        format!("json_extract(r.search, ${})", self.args.len())
     }
 
     /// `LIMIT $n + 0 OFFSET $m + 0`. SQLite (3.51) plans with the value bound to a bare
@@ -826,36 +857,68 @@ fn page_access(cond: &Cond) -> Access {
     }
 }
 
-/// Which rows of a listing a statement reads. A sort on a column that some rows lack puts
-/// those rows last (first when descending, RFC 7644 §3.4.2.3); written as one `ORDER BY`, that
-/// rule keeps SQLite from walking the column's index, so every page read and sorted every row
-/// of the organisation (4–6 s for `sortBy=name.familyName` at a million users). On SQLite such
-/// a page is read in two parts, each in an order an index gives (see [`split_sort`]).
+/// Which rows of a listing a statement reads. A sort on an attribute that some users lack puts
+/// those users last (first when descending, RFC 7644 §3.4.2.3); written as one `ORDER BY`, that
+/// rule keeps SQLite from walking any index, so every such page read and sorted every user of
+/// the organisation (5.7–6.0 s for `sortBy=name.familyName` at a million users). On SQLite the
+/// page is read in two parts instead, each in an order an index gives (see [`split_sort`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Part {
     /// Every row, the whole order in one statement.
     Whole,
-    /// The rows with a value of the sort column, by that value.
+    /// The rows with a value to sort by, by that value.
     Present,
     /// The rows without one, in creation order.
     Missing,
 }
 
-/// The column a page of `q` is read in two parts for (see [`Part`]): a column of the live
-/// users' that may be null and has an index (SQLite).
-fn split_sort(dialect: Dialect, table: Table, q: &Query) -> Option<Column> {
-    if dialect != Dialect::Sqlite || table != Table::Users {
+/// The sort keys of the users' search index that SQLite keeps an index of, in sort order
+/// (migration 0017): the attributes people sort users by. Each index is
+/// `(tenant_id, rank, number, text, created_at, id)` of the key's live users, the three parts
+/// as [`Sql::sort_term`] writes them.
+pub const INDEXED_SORT_KEYS: &[&str] =
+    &["displayname", "emails", "name.familyname", "name.givenname"];
+
+/// Whether a page of `q` is read in two parts (see [`Part`]): a sort whose order an index can
+/// give for the users with a value (SQLite). `externalId` has a column and its index; the
+/// other attributes, a search-index key in [`INDEXED_SORT_KEYS`].
+fn split_sort(dialect: Dialect, table: Table, q: &Query) -> bool {
+    dialect == Dialect::Sqlite
+        && table == Table::Users
+        && match &q.sort.key {
+            SortKey::Column(col) => *col == Column::ExternalId,
+            SortKey::Indexed(key) => INDEXED_SORT_KEYS.contains(&key.as_str()),
+            SortKey::Created | SortKey::Computed(_) => false,
+        }
+}
+
+/// The two statements a page of `q` is read with when its sort is split (see [`Part`]), in
+/// the order they are read; `None` when one statement reads it.
+pub fn split_page_sql(
+    dialect: Dialect,
+    table: Table,
+    tenant_id: &str,
+    what: &str,
+    q: &Query,
+) -> Option<(Sql, Sql)> {
+    if !split_sort(dialect, table, q) {
         return None;
     }
-    match q.sort.key {
-        SortKey::Column(
-            col @ (Column::ExternalId
-            | Column::DisplayNameLc
-            | Column::GivenNameLc
-            | Column::FamilyNameLc
-            | Column::EmailLc),
-        ) => Some(col),
-        _ => None,
+    let (first, second) = parts_in_order(&q.sort);
+    let access = page_access(&q.cond);
+    Some((
+        page_sql_via(dialect, table, tenant_id, what, q, access, first),
+        page_sql_via(dialect, table, tenant_id, what, q, access, second),
+    ))
+}
+
+/// The two parts of a split sort in the order of its pages: the rows without a value last when
+/// ascending, first when descending.
+fn parts_in_order(sort: &Sort) -> (Part, Part) {
+    if sort.descending {
+        (Part::Missing, Part::Present)
+    } else {
+        (Part::Present, Part::Missing)
     }
 }
 
@@ -1042,14 +1105,10 @@ where
             Fetched::Ids(page_ids(db, table, tenant_id, &q, access, part).await?)
         })
     };
-    if split_sort(db.dialect(), table, q).is_none() {
+    if !split_sort(db.dialect(), table, q) {
         return read(q.clone(), Part::Whole).await;
     }
-    let (first, second) = if q.sort.descending {
-        (Part::Missing, Part::Present)
-    } else {
-        (Part::Present, Part::Missing)
-    };
+    let (first, second) = parts_in_order(&q.sort);
     let page = read(q.clone(), first).await?;
     let found = page.len() as i64;
     if found >= q.page.limit {
