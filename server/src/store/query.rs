@@ -649,6 +649,8 @@ enum Access {
     Index(&'static str),
     /// By primary key: the organisation term must not choose an index (see [`by_key`]).
     Key,
+    /// The table itself, rows `lo..hi` by rowid (`NOT INDEXED`; see [`count_by_scan`]).
+    Rows(i64, i64),
 }
 
 /// As [`base`], reaching the rows as `access` says.
@@ -656,6 +658,7 @@ fn from(sql: &mut Sql, table: Table, what: &str, tenant_id: &str, access: Access
     let name = table_name(table);
     let hint = match access {
         Access::Index(i) if !sql.pg() => format!(" INDEXED BY {i}"),
+        Access::Rows(..) if !sql.pg() => " NOT INDEXED".to_string(),
         _ => String::new(),
     };
     let tenant = if access == Access::Key {
@@ -669,6 +672,12 @@ fn from(sql: &mut Sql, table: Table, what: &str, tenant_id: &str, access: Access
     sql.arg(Arg::Text(tenant_id.to_string()));
     if table == Table::Users {
         sql.push(" AND r.deleted_at IS NULL");
+    }
+    if let Access::Rows(lo, hi) = access {
+        sql.push(" AND r.rowid >= ")
+            .arg(Arg::Int(lo))
+            .push(" AND r.rowid < ")
+            .arg(Arg::Int(hi));
     }
 }
 
@@ -1174,18 +1183,29 @@ where
         let (_, page) = read_page(access).await?;
         return Ok((total, page));
     }
+    if let Some(total) = count_by_scan(db, table, tenant_id, &q.cond).await? {
+        // A condition no index answers: its total first, from the table in parallel parts.
+        // Without a match there is no page to look for (the walk for one would read every
+        // user); with many, the walk in creation order soon finds a page.
+        if total == 0 || q.page.offset >= total {
+            return Ok((total, Fetched::Rows(Vec::new())));
+        }
+        let (_, page) = read_page(page_access(&q.cond)).await?;
+        return Ok((total, page));
+    }
     let read_page = read_page(page_access(&q.cond));
     if q.page.offset == 0 {
         let (found, page) = read_page.await?;
         if (found as i64) < q.page.limit {
             return Ok((found as i64, page));
         }
-        return Ok((count(db, table, tenant_id, &q.cond).await?, page));
+        return Ok((count_sql_run(db, table, tenant_id, &q.cond).await?, page));
     }
     // A later page always needs the total, and both walk up to the whole result (a deep page
     // steps over every row before it): they run side by side on two connections, so the
     // answer takes as long as the slower of the two, not their sum.
-    let ((_, page), total) = tokio::try_join!(read_page, count(db, table, tenant_id, &q.cond))?;
+    let ((_, page), total) =
+        tokio::try_join!(read_page, count_sql_run(db, table, tenant_id, &q.cond))?;
     Ok((total, page))
 }
 
@@ -1265,6 +1285,22 @@ pub async fn count(
     if *cond == Cond::Const(false) {
         return Ok(0);
     }
+    if let Some(n) = count_by_scan(db, table, tenant_id, cond).await? {
+        return Ok(n);
+    }
+    count_sql_run(db, table, tenant_id, cond).await
+}
+
+/// [`count`] in one statement ([`count_sql`]).
+async fn count_sql_run(
+    db: &super::Db,
+    table: Table,
+    tenant_id: &str,
+    cond: &Cond,
+) -> super::StoreResult<i64> {
+    if *cond == Cond::Const(false) {
+        return Ok(0);
+    }
     let sql = count_sql(db.dialect(), table, tenant_id, cond);
     let n: i64 = super::on_db!(db, |p| bind_args!(
         sqlx::query_scalar(sqlx::AssertSqlSafe(sql.text.as_str())),
@@ -1273,6 +1309,94 @@ pub async fn count(
     .fetch_one(p)
     .await)?;
     Ok(n)
+}
+
+/// The count of a condition no index answers, read from the table itself in parts side by
+/// side (SQLite), when the organisation holds at least half of the table's rows; `None`
+/// otherwise, and for a condition an index answers.
+///
+/// SQLite counts such a condition (`title pr`, enterprise and custom attributes, `emails[…]`,
+/// `not …`) by walking an index of the organisation and reading each user's row by its key:
+/// 4.5 s at a million users, warm. The rows themselves, in table order, take 2.8 s on one core;
+/// split by rowid into one part per core (at most four), about 1.5 s on two. In an
+/// installation of many organisations the organisation's own index stays the cheaper walk.
+async fn count_by_scan(
+    db: &super::Db,
+    table: Table,
+    tenant_id: &str,
+    cond: &Cond,
+) -> super::StoreResult<Option<i64>> {
+    let super::Db::Sqlite(pool) = db else {
+        return Ok(None);
+    };
+    if table != Table::Users
+        || *cond == Cond::Const(true)
+        || pinned_by_index(cond)
+        || by_key(cond)
+        || column_index(table, cond).is_some()
+    {
+        return Ok(None);
+    }
+    // Whether SQLite would walk the whole organisation: its plan constrains nothing but the
+    // organisation (an `or` of indexed equalities, say, is answered from those indexes).
+    let sql = count_sql(db.dialect(), table, tenant_id, cond);
+    let explain = format!("EXPLAIN QUERY PLAN {}", sql.text);
+    let plan: Vec<(i64, i64, i64, String)> = bind_args!(
+        sqlx::query_as(sqlx::AssertSqlSafe(explain.as_str())),
+        &sql.args
+    )
+    .fetch_all(pool)
+    .await?;
+    if !plan.iter().any(|(.., detail)| walks_organisation(detail)) {
+        return Ok(None);
+    }
+    let (lo, hi, live): (Option<i64>, Option<i64>, i64) = sqlx::query_as(
+        "SELECT (SELECT min(rowid) FROM users), (SELECT max(rowid) FROM users), \
+         COALESCE((SELECT n FROM live_user_counts WHERE tenant_id = $1), 0)",
+    )
+    .bind(tenant_id)
+    .fetch_one(pool)
+    .await?;
+    let (Some(lo), Some(hi)) = (lo, hi) else {
+        return Ok(Some(0));
+    };
+    let span = hi - lo + 1;
+    if live.saturating_mul(2) < span {
+        return Ok(None);
+    }
+    let parts = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(2, 4) as i64;
+    let step = span / parts + 1;
+    let mut counts = tokio::task::JoinSet::new();
+    for i in 0..parts {
+        let from = lo + i * step;
+        let sql = count_part_sql(tenant_id, cond, from, from + step);
+        let pool = pool.clone();
+        counts.spawn(async move {
+            bind_args!(
+                sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql.text.as_str())),
+                &sql.args
+            )
+            .fetch_one(&pool)
+            .await
+        });
+    }
+    let mut total = 0;
+    while let Some(part) = counts.join_next().await {
+        // A part's task ends only by returning, unless it panicked.
+        let part =
+            part.map_err(|e| sqlx::Error::Protocol(format!("a part of a count stopped: {e}")))?;
+        total += part?;
+    }
+    Ok(Some(total))
+}
+
+/// Whether a line of SQLite's plan walks all the rows of an organisation: the table, or an
+/// index searched by the organisation alone.
+fn walks_organisation(detail: &str) -> bool {
+    detail == "SCAN r"
+        || (detail.starts_with("SEARCH r USING ") && detail.ends_with(" (tenant_id=?)"))
 }
 
 /// The statement [`count`] runs.
@@ -1316,6 +1440,33 @@ fn count_sql_part(
         sql.push(" AND ");
         sql.cond(table, "r.search", cond);
     }
+    sql
+}
+
+/// The statement that counts the rows `lo..hi` (by rowid) of a count read from the table in
+/// parts (SQLite; see [`count_by_scan`]).
+pub fn count_part_sql(tenant_id: &str, cond: &Cond, lo: i64, hi: i64) -> Sql {
+    count_sql_via(
+        Dialect::Sqlite,
+        Table::Users,
+        tenant_id,
+        cond,
+        Access::Rows(lo, hi),
+    )
+}
+
+/// `SELECT COUNT(*)` of the rows `cond` selects, reached as `access` says.
+fn count_sql_via(
+    dialect: Dialect,
+    table: Table,
+    tenant_id: &str,
+    cond: &Cond,
+    access: Access,
+) -> Sql {
+    let mut sql = Sql::new(dialect);
+    from(&mut sql, table, "COUNT(*)", tenant_id, access);
+    sql.push(" AND ");
+    sql.cond(table, "r.search", cond);
     sql
 }
 
