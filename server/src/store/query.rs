@@ -882,11 +882,10 @@ enum Part {
 }
 
 /// The sort keys of the users' search index that SQLite keeps an index of, in sort order
-/// (migration 0017): the attributes people sort users by. Each index is
+/// (migration 0017): the attributes people sort users by most. Each index is
 /// `(tenant_id, rank, number, text, created_at, id)` of the key's live users, the three parts
 /// as [`Sql::sort_term`] writes them.
-pub const INDEXED_SORT_KEYS: &[&str] =
-    &["displayname", "emails", "name.familyname", "name.givenname"];
+pub const INDEXED_SORT_KEYS: &[&str] = &["displayname", "name.familyname"];
 
 /// Whether a page of `q` is read in two parts (see [`Part`]): a sort whose order an index can
 /// give for the users with a value (SQLite). `externalId` has a column and its index; the
