@@ -822,6 +822,10 @@ async fn one_size(n: usize, clients: usize, secs: u64) -> anyhow::Result<Vec<Row
             "emails[value ew \"99@contoso.example\"]",
         ),
         ("not (active eq true) (scan)", "not (active eq true)"),
+        (
+            "employeeNumber eq, one match late (scan)",
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber eq \"987654\"",
+        ),
     ] {
         let f = enc(filter);
         d.run(label, 1, 3, "GET", move |_| {

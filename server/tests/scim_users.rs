@@ -879,17 +879,63 @@ async fn filters_no_index_answers_count_only_the_organisations_live_users() {
             );
         }
     }
-    // Each part of such a count reads a range of rows by rowid, not an index.
-    use server::domain::query::Cond;
+    // Pages of such a filter: the listing's order (creation), every page its slice.
+    let r = app
+        .scim("GET", &big, "/Users?filter=title%20pr&count=100", None)
+        .await;
+    let all = ids(&list_of(&r).1);
+    let r = app.scim("GET", &big, "/Users?count=100", None).await;
+    let in_order: Vec<String> = ids(&list_of(&r).1)
+        .into_iter()
+        .filter(|id| all.contains(id))
+        .collect();
+    assert_eq!(all, in_order);
+    for start in 1..=8 {
+        let r = app
+            .scim(
+                "GET",
+                &big,
+                &format!("/Users?filter=title%20pr&startIndex={start}&count=3"),
+                None,
+            )
+            .await;
+        let (total, found) = list_of(&r);
+        assert_eq!(total, 7);
+        let from = (start - 1).min(7);
+        assert_eq!(
+            ids(&found),
+            all[from..(from + 3).min(7)].to_vec(),
+            "start {start}"
+        );
+    }
+    // Each part of such a count reads a range of rows by rowid, not an index; a page of few
+    // matches is read by key.
+    use server::domain::query::{Cond, Page, Query, Sort};
     use server::store::Db;
-    use server::store::query::count_part_sql;
+    use server::store::query::{count_part_sql, listed_page_sql};
     let (db, _dir) = fresh_db().await;
     if let Db::Sqlite(pool) = &db {
-        let sql = count_part_sql("t", &Cond::Present("title".into()), 1, 100);
+        let cond = Cond::Present("title".into());
+        let sql = count_part_sql("t", &cond, 1, 100);
         let plan = sqlite_plan(pool, &sql.text, &sql.args).await;
         assert!(
             plan.contains("USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)"),
             "{plan}"
+        );
+        let q = Query {
+            cond,
+            sort: Sort::default(),
+            page: Page {
+                offset: 0,
+                limit: 10,
+            },
+        };
+        let sql = listed_page_sql("t", "r.id", &q, &["a".into(), "b".into()]);
+        let plan = sqlite_plan(pool, &sql.text, &sql.args).await;
+        assert!(
+            plan.contains("sqlite_autoindex_users_1 (id=?)"),
+            "{}: {plan}",
+            sql.text
         );
     }
 }

@@ -1182,15 +1182,8 @@ where
         let (_, page) = read_page(access).await?;
         return Ok((total, page));
     }
-    if let Some(total) = count_by_scan(db, table, tenant_id, &q.cond).await? {
-        // A condition no index answers: its total first, from the table in parallel parts.
-        // Without a match there is no page to look for (the walk for one would read every
-        // user); with many, the walk in creation order soon finds a page.
-        if total == 0 || q.page.offset >= total {
-            return Ok((total, Fetched::Rows(Vec::new())));
-        }
-        let (_, page) = read_page(page_access(&q.cond)).await?;
-        return Ok((total, page));
+    if let Some(found) = page_by_scan(db, table, tenant_id, columns, q).await? {
+        return Ok(found);
     }
     let read_page = read_page(page_access(&q.cond));
     if q.page.offset == 0 {
@@ -1325,11 +1318,32 @@ async fn count_by_scan(
     tenant_id: &str,
     cond: &Cond,
 ) -> super::StoreResult<Option<i64>> {
+    let Some((pool, ranges)) = scan_ranges(db, table, tenant_id, cond).await? else {
+        return Ok(None);
+    };
+    let sqls = ranges
+        .iter()
+        .map(|&(lo, hi)| count_part_sql(tenant_id, cond, lo, hi))
+        .collect();
+    let counts: Vec<i64> = in_parts(pool, sqls).await?;
+    Ok(Some(counts.into_iter().sum()))
+}
+
+/// The rowid ranges, one per core (two to four), that a condition no index answers is read
+/// from the table in (see [`count_by_scan`]); `None` when the organisation's own index is the
+/// way (an index answers the condition, or the organisation holds less than half the table).
+async fn scan_ranges<'a>(
+    db: &'a super::Db,
+    table: Table,
+    tenant_id: &str,
+    cond: &Cond,
+) -> super::StoreResult<Option<(&'a sqlx::SqlitePool, Vec<(i64, i64)>)>> {
     let super::Db::Sqlite(pool) = db else {
         return Ok(None);
     };
     if table != Table::Users
         || *cond == Cond::Const(true)
+        || *cond == Cond::Const(false)
         || pinned_by_index(cond)
         || by_key(cond)
         || column_index(table, cond).is_some()
@@ -1357,7 +1371,7 @@ async fn count_by_scan(
     .fetch_one(pool)
     .await?;
     let (Some(lo), Some(hi)) = (lo, hi) else {
-        return Ok(Some(0));
+        return Ok(Some((pool, Vec::new())));
     };
     let span = hi - lo + 1;
     if live.saturating_mul(2) < span {
@@ -1367,28 +1381,136 @@ async fn count_by_scan(
         .map_or(2, |n| n.get())
         .clamp(2, 4) as i64;
     let step = span / parts + 1;
-    let mut counts = tokio::task::JoinSet::new();
-    for i in 0..parts {
-        let from = lo + i * step;
-        let sql = count_part_sql(tenant_id, cond, from, from + step);
+    Ok(Some((
+        pool,
+        (0..parts)
+            .map(|i| (lo + i * step, lo + (i + 1) * step))
+            .collect(),
+    )))
+}
+
+/// Runs `sqls` side by side, each on a connection of its own, and returns all their rows'
+/// single values.
+async fn in_parts<T>(pool: &sqlx::SqlitePool, sqls: Vec<Sql>) -> super::StoreResult<Vec<T>>
+where
+    T: Send + Unpin + 'static + sqlx::Type<sqlx::Sqlite> + for<'r> sqlx::Decode<'r, sqlx::Sqlite>,
+{
+    let mut parts = tokio::task::JoinSet::new();
+    for sql in sqls {
         let pool = pool.clone();
-        counts.spawn(async move {
+        parts.spawn(async move {
             bind_args!(
-                sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql.text.as_str())),
+                sqlx::query_scalar::<_, T>(sqlx::AssertSqlSafe(sql.text.as_str())),
                 &sql.args
             )
-            .fetch_one(&pool)
+            .fetch_all(&pool)
             .await
         });
     }
-    let mut total = 0;
-    while let Some(part) = counts.join_next().await {
+    let mut out = Vec::new();
+    while let Some(part) = parts.join_next().await {
         // A part's task ends only by returning, unless it panicked.
         let part =
-            part.map_err(|e| sqlx::Error::Protocol(format!("a part of a count stopped: {e}")))?;
-        total += part?;
+            part.map_err(|e| sqlx::Error::Protocol(format!("a part of a scan stopped: {e}")))?;
+        out.extend(part?);
     }
-    Ok(Some(total))
+    Ok(out)
+}
+
+/// One page of `q` and the total, for a condition no index answers, read from the table in
+/// parallel parts (see [`count_by_scan`]); `None` when the organisation's index is the way.
+///
+/// The parts first collect the matching ids, up to [`SORT_MATCHES_UP_TO`] in all. Few matches
+/// are then the whole result: the page is read from them by key, in the listing's order. With
+/// more (each part stops at its limit, soon when matches are common) the parts count, and the
+/// walk in the listing's order finds a page soon. Either way a page costs about one read of
+/// the table shared by the cores, not a walk of the organisation's index that reads each
+/// user's row by key and, for a rare match, reaches the last user before its page is full.
+async fn page_by_scan<R>(
+    db: &super::Db,
+    table: Table,
+    tenant_id: &str,
+    columns: &str,
+    q: &Query,
+) -> super::StoreResult<Option<(i64, Fetched<R>)>>
+where
+    R: Send
+        + Unpin
+        + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+        + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+{
+    let Some((pool, ranges)) = scan_ranges(db, table, tenant_id, &q.cond).await? else {
+        return Ok(None);
+    };
+    let sqls = ranges
+        .iter()
+        .map(|&(lo, hi)| {
+            let mut sql = Sql::new(Dialect::Sqlite);
+            from(&mut sql, table, "r.id", tenant_id, Access::Rows(lo, hi));
+            sql.push(" AND ");
+            sql.cond(table, "r.search", &q.cond);
+            sql.push(" LIMIT ")
+                .arg(Arg::Int(SORT_MATCHES_UP_TO + 1))
+                .push(" + 0");
+            sql
+        })
+        .collect();
+    let ids: Vec<String> = in_parts(pool, sqls).await?;
+    if ids.len() as i64 > SORT_MATCHES_UP_TO {
+        let total = count_by_scan(db, table, tenant_id, &q.cond)
+            .await?
+            .unwrap_or_default();
+        if q.page.offset >= total {
+            return Ok(Some((total, Fetched::Rows(Vec::new()))));
+        }
+        let page = read_page(db, table, tenant_id, columns, q, page_access(&q.cond)).await?;
+        return Ok(Some((total, page)));
+    }
+    let total = ids.len() as i64;
+    if total == 0 || q.page.offset >= total || q.page.limit <= 0 {
+        return Ok(Some((total, Fetched::Rows(Vec::new()))));
+    }
+    let direct = q.page.offset <= DIRECT_PAGE_DEPTH;
+    let what = if direct { columns } else { "r.id" };
+    let sql = listed_page_sql(tenant_id, what, q, &ids);
+    let page = if direct {
+        Fetched::Rows(
+            bind_args!(
+                sqlx::query_as(sqlx::AssertSqlSafe(sql.text.as_str())),
+                &sql.args
+            )
+            .fetch_all(pool)
+            .await?,
+        )
+    } else {
+        Fetched::Ids(
+            bind_args!(
+                sqlx::query_scalar(sqlx::AssertSqlSafe(sql.text.as_str())),
+                &sql.args
+            )
+            .fetch_all(pool)
+            .await?,
+        )
+    };
+    Ok(Some((total, page)))
+}
+
+/// `SELECT what` for one page of `q` among the users with these ids (SQLite), read by key and
+/// sorted; the condition is tested again, so a user changed since the ids were read is not
+/// listed for a value it no longer has.
+pub fn listed_page_sql(tenant_id: &str, what: &str, q: &Query, ids: &[String]) -> Sql {
+    let mut sql = Sql::new(Dialect::Sqlite);
+    from(&mut sql, Table::Users, what, tenant_id, Access::Key);
+    sql.push(" AND r.id IN (SELECT value FROM json_each(")
+        .arg(Arg::Text(serde_json::to_string(ids).unwrap_or_default()))
+        .push("))");
+    if q.cond != Cond::Const(true) {
+        sql.push(" AND ");
+        sql.cond(Table::Users, "r.search", &q.cond);
+    }
+    sql.order_by(Table::Users, &q.sort, true, Part::Whole);
+    sql.page(q.page);
+    sql
 }
 
 /// Whether a line of SQLite's plan walks all the rows of an organisation: the table, or an
