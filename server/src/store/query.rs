@@ -1420,12 +1420,12 @@ where
 /// One page of `q` and the total, for a condition no index answers, read from the table in
 /// parallel parts (see [`count_by_scan`]); `None` when the organisation's index is the way.
 ///
-/// One pass of the parts counts the matches and keeps the first ids, up to
-/// [`SORT_MATCHES_UP_TO`] in all. Few matches are then the whole result: the page is read from
-/// them by key, in the listing's order. With more, the walk in the listing's order finds a page
-/// soon. Either way a page costs about one read of the table shared by the cores, not a walk
-/// of the organisation's index that reads each user's row by key and, for a rare match,
-/// reaches the last user before its page is full.
+/// The parts first collect the matching ids, up to [`SORT_MATCHES_UP_TO`] in all. Few matches
+/// are then the whole result: the page is read from them by key, in the listing's order. With
+/// more (each part stops at its limit, soon when matches are common) the parts count, and the
+/// walk in the listing's order finds a page soon. Either way a page costs about one read of
+/// the table shared by the cores, not a walk of the organisation's index that reads each
+/// user's row by key and, for a rare match, reaches the last user before its page is full.
 async fn page_by_scan<R>(
     db: &super::Db,
     table: Table,
@@ -1442,46 +1442,31 @@ where
     let Some((pool, ranges)) = scan_ranges(db, table, tenant_id, &q.cond).await? else {
         return Ok(None);
     };
-    let keep = SORT_MATCHES_UP_TO as usize + 1;
-    let mut parts = tokio::task::JoinSet::new();
-    for (lo, hi) in ranges {
-        let mut sql = Sql::new(Dialect::Sqlite);
-        from(&mut sql, table, "r.id", tenant_id, Access::Rows(lo, hi));
-        sql.push(" AND ");
-        sql.cond(table, "r.search", &q.cond);
-        let pool = pool.clone();
-        parts.spawn(async move {
-            use futures_util::TryStreamExt;
-            let mut rows = bind_args!(
-                sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql.text.as_str())),
-                &sql.args
-            )
-            .fetch(&pool);
-            let (mut n, mut ids) = (0_i64, Vec::new());
-            while let Some(id) = rows.try_next().await? {
-                n += 1;
-                if ids.len() < keep {
-                    ids.push(id);
-                }
-            }
-            Ok::<_, sqlx::Error>((n, ids))
-        });
-    }
-    let (mut total, mut ids) = (0_i64, Vec::new());
-    while let Some(part) = parts.join_next().await {
-        // A part's task ends only by returning, unless it panicked.
-        let (n, part) =
-            part.map_err(|e| sqlx::Error::Protocol(format!("a part of a scan stopped: {e}")))??;
-        total += n;
-        ids.extend(part);
-    }
-    if total > SORT_MATCHES_UP_TO {
+    let sqls = ranges
+        .iter()
+        .map(|&(lo, hi)| {
+            let mut sql = Sql::new(Dialect::Sqlite);
+            from(&mut sql, table, "r.id", tenant_id, Access::Rows(lo, hi));
+            sql.push(" AND ");
+            sql.cond(table, "r.search", &q.cond);
+            sql.push(" LIMIT ")
+                .arg(Arg::Int(SORT_MATCHES_UP_TO + 1))
+                .push(" + 0");
+            sql
+        })
+        .collect();
+    let ids: Vec<String> = in_parts(pool, sqls).await?;
+    if ids.len() as i64 > SORT_MATCHES_UP_TO {
+        let total = count_by_scan(db, table, tenant_id, &q.cond)
+            .await?
+            .unwrap_or_default();
         if q.page.offset >= total {
             return Ok(Some((total, Fetched::Rows(Vec::new()))));
         }
         let page = read_page(db, table, tenant_id, columns, q, page_access(&q.cond)).await?;
         return Ok(Some((total, page)));
     }
+    let total = ids.len() as i64;
     if total == 0 || q.page.offset >= total || q.page.limit <= 0 {
         return Ok(Some((total, Fetched::Rows(Vec::new()))));
     }
