@@ -1088,8 +1088,8 @@ impl<R> Fetched<R> {
 }
 
 /// One page of `q`, reached as `access` says: whole rows for a shallow page, ids for a deep
-/// one (see [`DIRECT_PAGE_DEPTH`]). On SQLite a sort on a column that some rows lack reads the
-/// page in its two parts (see [`Part`]); each is then a walk of the column's index (or of
+/// one (see [`DIRECT_PAGE_DEPTH`]). On SQLite a sort on an attribute that some users lack
+/// reads the page in its two parts (see [`Part`]); each is then a walk of an index (or of
 /// creation order) that stops at the page's end.
 async fn read_page<R>(
     db: &super::Db,
@@ -1105,16 +1105,23 @@ where
         + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
         + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
 {
+    // Both parts at the depth of the page asked for, so that they are read alike.
     let direct = q.page.offset <= DIRECT_PAGE_DEPTH;
     let read = |q: Query, part: Part| async move {
-        Ok::<_, super::StoreError>(if direct {
-            Fetched::Rows(page_rows(db, table, tenant_id, columns, &q, access, part).await?)
-        } else {
-            Fetched::Ids(page_ids(db, table, tenant_id, &q, access, part).await?)
-        })
+        read_part(db, table, tenant_id, columns, &q, access, part, direct).await
     };
     if !split_sort(db.dialect(), table, q) {
-        return read(q.clone(), Part::Whole).await;
+        return read_part(
+            db,
+            table,
+            tenant_id,
+            columns,
+            q,
+            access,
+            Part::Whole,
+            direct,
+        )
+        .await;
     }
     let (first, second) = parts_in_order(&q.sort);
     let page = read(q.clone(), first).await?;
@@ -1144,6 +1151,31 @@ where
         ..q.clone()
     };
     Ok(page.then(read(rest, second).await?))
+}
+
+/// `part` of one page of `q`: whole rows when `direct`, else ids.
+#[allow(clippy::too_many_arguments)]
+async fn read_part<R>(
+    db: &super::Db,
+    table: Table,
+    tenant_id: &str,
+    columns: &str,
+    q: &Query,
+    access: Access,
+    part: Part,
+    direct: bool,
+) -> super::StoreResult<Fetched<R>>
+where
+    R: Send
+        + Unpin
+        + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+        + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+{
+    Ok(if direct {
+        Fetched::Rows(page_rows(db, table, tenant_id, columns, q, access, part).await?)
+    } else {
+        Fetched::Ids(page_ids(db, table, tenant_id, q, access, part).await?)
+    })
 }
 
 /// One page of `q` and the total: a shallow page reads its rows directly, a deep one its ids
