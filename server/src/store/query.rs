@@ -1037,10 +1037,7 @@ async fn page_rows<R>(
     part: Part,
 ) -> super::StoreResult<Vec<R>>
 where
-    R: Send
-        + Unpin
-        + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
-        + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+    R: PageRow,
 {
     if q.page.limit <= 0 || q.cond == Cond::Const(false) {
         return Ok(Vec::new());
@@ -1053,6 +1050,23 @@ where
     .fetch_all(p)
     .await)?;
     Ok(rows)
+}
+
+/// A row type a listing reads on either database.
+pub trait PageRow:
+    Send
+    + Unpin
+    + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+    + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+{
+}
+
+impl<R> PageRow for R where
+    R: Send
+        + Unpin
+        + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+        + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+{
 }
 
 /// A page as read: whole rows (shallow pages), or ids to read the rows of (deep pages).
@@ -1100,10 +1114,7 @@ async fn read_page<R>(
     access: Access,
 ) -> super::StoreResult<Fetched<R>>
 where
-    R: Send
-        + Unpin
-        + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
-        + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+    R: PageRow,
 {
     // Both parts at the depth of the page asked for, so that they are read alike.
     let direct = q.page.offset <= DIRECT_PAGE_DEPTH;
@@ -1166,10 +1177,7 @@ async fn read_part<R>(
     direct: bool,
 ) -> super::StoreResult<Fetched<R>>
 where
-    R: Send
-        + Unpin
-        + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
-        + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+    R: PageRow,
 {
     Ok(if direct {
         Fetched::Rows(page_rows(db, table, tenant_id, columns, q, access, part).await?)
@@ -1189,10 +1197,7 @@ pub async fn page_of<R>(
     q: &Query,
 ) -> super::StoreResult<(i64, Fetched<R>)>
 where
-    R: Send
-        + Unpin
-        + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
-        + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+    R: PageRow,
 {
     let read_page = |access: Access| async move {
         let page = read_page(db, table, tenant_id, columns, q, access).await?;
@@ -1274,10 +1279,7 @@ pub async fn rows_by_ids<R>(
     id_of: impl Fn(&R) -> &str,
 ) -> super::StoreResult<Vec<R>>
 where
-    R: Send
-        + Unpin
-        + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
-        + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+    R: PageRow,
 {
     let mut rows: Vec<R> = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(500) {
@@ -1466,10 +1468,7 @@ async fn page_by_scan<R>(
     q: &Query,
 ) -> super::StoreResult<Option<(i64, Fetched<R>)>>
 where
-    R: Send
-        + Unpin
-        + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
-        + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+    R: PageRow,
 {
     let Some((pool, ranges)) = scan_ranges(db, table, tenant_id, &q.cond).await? else {
         return Ok(None);
