@@ -14,7 +14,15 @@ wasm_bindgen_version() {
   awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock
 }
 
+# The machine-wide installs (rustup, cargo install, apt, npm) take turns. The README's two
+# commands may run at once on a fresh machine, and two rustup downloads of one component fail
+# rather than wait (seen: "could not rename 'downloaded' file"). Each step checks what is
+# missing inside the lock, so the one that waited finds the other's work done.
+setup_lock() { exec 9>"${TMPDIR:-/tmp}/bitabiz-setup.lock"; flock 9; }
+setup_unlock() { flock -u 9; exec 9>&-; }
+
 need_rust_tools() {
+  setup_lock
   if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
     say "adding the wasm32-unknown-unknown target"
     rustup target add wasm32-unknown-unknown
@@ -26,9 +34,11 @@ need_rust_tools() {
     # Without --locked: with it, one of the CLI's locked dependencies is not in the registry.
     cargo install wasm-bindgen-cli --version "$want" --force
   fi
+  setup_unlock
 }
 
 need_apt() {
+  setup_lock
   local missing=()
   for pkg in "$@"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -40,16 +50,19 @@ need_apt() {
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
   fi
+  setup_unlock
 }
 
 # end2end/node_modules: Playwright (no browser download: Debian's chromium is used) and
 # binaryen's wasm-opt (Debian's older binaryen produces wasm that breaks hydration).
 need_node_modules() {
   if ! command -v npm >/dev/null; then need_apt nodejs npm; fi
+  setup_lock
   if [ ! -x end2end/node_modules/.bin/wasm-opt ] || [ end2end/package-lock.json -nt end2end/node_modules/.package-lock.json ]; then
     say "installing end2end npm packages"
     (cd end2end && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
   fi
+  setup_unlock
 }
 
 # Builds the browser bundle into target/site/pkg and the server binary.
