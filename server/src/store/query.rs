@@ -493,11 +493,7 @@ impl Sql {
                 false
             }
             (SortKey::Indexed(key), Part::Present) => {
-                let (a, b, d) = (
-                    self.sort_term(key, 0),
-                    self.sort_term(key, 1),
-                    self.sort_term(key, 2),
-                );
+                let [a, b, d] = self.sort_terms(key);
                 self.push(&format!("{a}{dir}, {b}{dir}, {d}{dir}"));
                 false
             }
@@ -552,11 +548,7 @@ impl Sql {
                         "({s} IS NULL){dir}, ({s}->>0)::int{dir}, ({s}->>1)::float8{dir}, ({s}->>2){c}{dir}"
                     ));
                 } else {
-                    let (a, b, d) = (
-                        self.sort_term(key, 0),
-                        self.sort_term(key, 1),
-                        self.sort_term(key, 2),
-                    );
+                    let [a, b, d] = self.sort_terms(key);
                     self.push(&format!("({a} IS NULL){dir}, {a}{dir}, {b}{dir}, {d}{dir}"));
                 }
                 false
@@ -588,6 +580,11 @@ impl Sql {
             }
             SortKey::Created | SortKey::Computed(_) => {}
         }
+    }
+
+    /// The three parts of the search index's sort key `key` (see [`Sql::sort_term`]).
+    fn sort_terms(&mut self, key: &str) -> [String; 3] {
+        [0, 1, 2].map(|i| self.sort_term(key, i))
     }
 
     /// Part `i` (rank, number, text) of the search index's sort key `key` (SQLite). A key that
