@@ -312,6 +312,11 @@ async fn sql_answers_equal_the_evaluator() {
             "meta.resourceType eq \"Group\" or active eq false",
             Some("meta.created"),
         ),
+        // Groups hold no userName or active: both terms hold for every group.
+        (
+            "userName ne \"nobody\" and not (active eq true)",
+            Some("userName"),
+        ),
     ] {
         let parsed = parse_filter(f).unwrap();
         let mut expected: Vec<(ResourceKind, Value)> = root_docs

@@ -334,6 +334,67 @@ async fn group_display_names_are_unique_per_organisation() {
     app.create_group(&other, "Sales", &[]).await;
 }
 
+/// The root search answers a user attribute's terms for groups without reading them; that
+/// holds because no group can hold one: a body or a PATCH that names one is refused.
+#[tokio::test]
+async fn groups_hold_no_user_attributes() {
+    let app = TestApp::new().await;
+    let t = app.scim_tenant("Contoso").await;
+    let sales = id_of(&app.create_group(&t, "Sales", &[]).await);
+    let alice = id_of(&app.create_user(&t, "alice@contoso.com").await);
+    let body = json!({ "schemas": [GROUP_SCHEMA], "displayName": "Ops", "userName": "ops" });
+    let r = app.scim("POST", &t, "/Groups", Some(body.clone())).await;
+    assert_error(&r, 400, Some("invalidPath"));
+    let r = app
+        .scim("PUT", &t, &format!("/Groups/{sales}"), Some(body))
+        .await;
+    assert_error(&r, 400, Some("invalidPath"));
+    for op in [
+        json!({ "op": "add", "path": "userName", "value": "x" }),
+        json!({ "op": "replace", "value": { "active": true } }),
+    ] {
+        let r = app
+            .scim(
+                "PATCH",
+                &t,
+                &format!("/Groups/{sales}"),
+                Some(patch_ops(json!([op]))),
+            )
+            .await;
+        assert_error(&r, 400, Some("invalidPath"));
+    }
+
+    let search = |f: &str| {
+        json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+            "filter": f,
+        })
+    };
+    let r = app
+        .scim(
+            "POST",
+            &t,
+            "/.search",
+            Some(search(r#"userName eq "ALICE@contoso.com""#)),
+        )
+        .await;
+    let (total, found) = list_of(&r);
+    assert_eq!((total, ids(&found)), (1, vec![alice.clone()]));
+    let r = app
+        .scim(
+            "POST",
+            &t,
+            "/.search",
+            Some(search(r#"userName ne "alice@contoso.com""#)),
+        )
+        .await;
+    let (total, found) = list_of(&r);
+    let found = ids(&found);
+    assert_eq!(total as usize, found.len());
+    assert!(found.contains(&sales), "every group: {found:?}");
+    assert!(!found.contains(&alice), "{found:?}");
+}
+
 const BIG_GROUP: usize = 100_000;
 const BATCH: usize = 10_000;
 

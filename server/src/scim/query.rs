@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::error::{ScimError, ScimResult};
 use super::filter::{AttrPath, CompareOp, Filter, as_bool, matches};
 use super::index::instant_nanos;
-use super::schema::{AttrType, AttributeDef, ResourceKind};
+use super::schema::{AttrType, AttributeDef, ResourceKind, resolve};
 use crate::domain::query::{
     Column, Computed, Cond, Link, LinkField, OrdOp, Sort, SortKey, TextOp, ValueTest,
 };
@@ -97,6 +97,26 @@ fn is_meta(path: &AttrPath, kind: ResourceKind) -> bool {
     path.is_core(kind) && path.attr.eq_ignore_ascii_case("meta")
 }
 
+/// True for a core attribute the resource type does not define (`userName` of a group, as
+/// the root `/.search` asks of both types). The server refuses to store one (`patch::apply`
+/// answers `invalidPath`, for a POST or PUT body too), so no resource holds it and the
+/// condition is known without reading any. `schemas` is in every document but in no schema.
+fn never_held(path: &AttrPath, kind: ResourceKind) -> bool {
+    path.is_core(kind)
+        && !path.attr.eq_ignore_ascii_case("schemas")
+        && resolve(kind, None, &path.attr, None).is_none()
+}
+
+/// A comparison with an attribute that is absent, as the evaluator sees it: `eq null` and
+/// `ne` with a value hold, everything else does not.
+fn absent_compare(op: CompareOp, rhs: &Value) -> Cond {
+    Cond::Const(match op {
+        CompareOp::Eq => rhs.is_null(),
+        CompareOp::Ne => !rhs.is_null(),
+        _ => false,
+    })
+}
+
 impl Target<'_> {
     /// The condition selecting what `filter` matches.
     pub fn cond(&self, filter: &Filter) -> ScimResult<Cond> {
@@ -168,6 +188,9 @@ impl Target<'_> {
                         self.kind,
                     ));
                 }
+                if never_held(path, self.kind) {
+                    return Cond::Const(false);
+                }
                 Cond::Present(key_of(path, self.kind))
             }
             Scope::Element(_) => Cond::Present(element_key(path)),
@@ -204,6 +227,9 @@ impl Target<'_> {
             }
             if is_meta(path, self.kind) {
                 return self.meta_compare(path, op, rhs);
+            }
+            if never_held(path, self.kind) {
+                return absent_compare(op, rhs);
             }
         }
         let def = self.def_in(path, scope);
@@ -439,6 +465,11 @@ impl Target<'_> {
             });
         }
         let def = path.def(self.kind);
+        if never_held(path, self.kind) {
+            // No element to match; the inner filter is still checked.
+            self.compile(inner, Scope::Element(None))?;
+            return Ok(Cond::Const(false));
+        }
         match def {
             Some(d) if !d.multi_valued && d.is_complex() => {
                 // A single complex value is its own only element: `name[givenName eq "x"]` is
@@ -568,6 +599,54 @@ mod tests {
             users(r#"name.familyName sw "Sm""#),
             Cond::Column(Column::FamilyNameLc, TextOp::Sw, "sm".into())
         );
+    }
+
+    fn groups(f: &str) -> Cond {
+        Target {
+            kind: ResourceKind::Group,
+            base_url: "https://x.test/scim/v2/acme",
+        }
+        .cond(&parse_filter(f).unwrap())
+        .unwrap()
+    }
+
+    #[test]
+    fn core_attributes_of_the_other_type_are_known_absent() {
+        // The root `/.search` sends a user lookup to both types: no group is read for it.
+        let f = r#"userName eq "alice@x.com""#;
+        assert_eq!(groups(f), Cond::Const(false));
+        assert_eq!(groups(r#"userName ne "a""#), Cond::Const(true));
+        assert_eq!(groups("userName eq null"), Cond::Const(true));
+        assert_eq!(groups("userName ne null"), Cond::Const(false));
+        assert_eq!(groups(r#"title co "x""#), Cond::Const(false));
+        assert_eq!(groups("active pr"), Cond::Const(false));
+        assert_eq!(groups("not (active eq true)"), Cond::Const(true));
+        assert_eq!(groups(r#"emails[value eq "a@x.com"]"#), Cond::Const(false));
+        assert_eq!(
+            groups(r#"userName eq "a" or displayName eq "Sales""#),
+            Cond::Column(Column::NameLc, TextOp::Eq, "sales".into())
+        );
+        assert_eq!(users(r#"members.value eq "x""#), Cond::Const(false));
+        // Every document names its schemas, and an extension may hold anything.
+        assert!(!matches!(groups(r#"schemas eq "x""#), Cond::Const(_)));
+        let ext = r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department eq "x""#;
+        assert!(!matches!(groups(ext), Cond::Const(_)));
+        // The attributes each type defines are still read.
+        assert!(!matches!(users(r#"title co "x""#), Cond::Const(_)));
+        assert!(!matches!(users("active pr"), Cond::Const(_)));
+        // Each agrees with the evaluator on a group, which never holds the attribute.
+        let group =
+            json!({"schemas": [ResourceKind::Group.core_schema().id], "displayName": "Sales"});
+        for f in [
+            r#"userName ne "a""#,
+            "userName eq null",
+            "userName ne null",
+            "not (active eq true)",
+            r#"userName gt "a""#,
+        ] {
+            let want = matches(&parse_filter(f).unwrap(), &group, ResourceKind::Group);
+            assert_eq!(groups(f), Cond::Const(want), "{f}");
+        }
     }
 
     #[test]
