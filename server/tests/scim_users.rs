@@ -1015,3 +1015,117 @@ async fn text_tests_on_indexed_columns_count_from_the_column_index() {
     let eq = Cond::Column(Column::NameLc, TextOp::Eq, "x".into());
     assert_eq!(column_index(Table::Users, &eq), None);
 }
+
+/// A sort no index holds (`sortBy=title`) over more than [`SORT_MATCHES_UP_TO`] users: each
+/// page within the first 10,000 is read from the parts' own first pages (SQLite; the planner's
+/// sort on PostgreSQL), a deeper one by the sorted walk. Every page is its slice of the one
+/// order: titled users by title then creation, the untitled last ascending and first
+/// descending, in creation order.
+#[tokio::test]
+async fn sorts_no_index_holds_give_every_page_of_a_large_organisation() {
+    use server::directory::users as users_http;
+    use server::scim::{resource, schema::ResourceKind};
+    use server::store::query::SORT_MATCHES_UP_TO;
+    use server::store::scim_users::{self, NewUser, UserRecord};
+    let app = TestApp::new().await;
+    let t = app.scim_tenant("Contoso").await;
+    let n = SORT_MATCHES_UP_TO as usize + 100;
+    let title_of = |i: usize| (!i.is_multiple_of(7)).then(|| format!("T{:05}", (i * 37) % 3001));
+    let mut titled: Vec<(String, String)> = Vec::new();
+    let now = START_MS + 1000;
+    for start in (0..n).step_by(2000) {
+        let mut batch = Vec::new();
+        for i in start..(start + 2000).min(n) {
+            let mut u = user_json(&format!("u{i}@contoso.com"), "Ann", "Lee");
+            if let Some(title) = title_of(i) {
+                u["title"] = json!(title);
+            }
+            let doc = resource::normalize(ResourceKind::User, u, &["groups"]).unwrap();
+            let cols = users_http::columns(&doc).unwrap();
+            let res = users_http::storable(&doc);
+            let id = server::store::new_id();
+            let ix = users_http::search_index(&UserRecord::created(id.clone(), &cols, &res, now));
+            if let Some(title) = title_of(i) {
+                titled.push((title, id.clone()));
+            }
+            batch.push((id, cols, res, ix));
+        }
+        let rows: Vec<NewUser> = batch
+            .iter()
+            .map(|(id, cols, res, ix)| NewUser {
+                id,
+                cols,
+                resource: res,
+                ix,
+            })
+            .collect();
+        scim_users::insert_many(&app.db, &t.id, &rows, now)
+            .await
+            .unwrap();
+    }
+    // The untitled (the organisation's admin among them) in creation order, as listed.
+    let mut untitled = Vec::new();
+    for start in [1, 1001] {
+        let r = app
+            .scim(
+                "GET",
+                &t,
+                &format!("/Users?filter=not%20(title%20pr)&count=1000&startIndex={start}"),
+                None,
+            )
+            .await;
+        untitled.extend(ids(&list_of(&r).1));
+    }
+    assert!(
+        untitled.len() > n / 7 && untitled.len() < 2000,
+        "{}",
+        untitled.len()
+    );
+    titled.sort_by(|a, b| {
+        a.0.to_lowercase()
+            .cmp(&b.0.to_lowercase())
+            .then(a.1.cmp(&b.1))
+    });
+    let ascending: Vec<String> = titled
+        .iter()
+        .map(|(_, id)| id.clone())
+        .chain(untitled.iter().cloned())
+        .collect();
+    let mut by_title_down = titled.clone();
+    by_title_down.sort_by(|a, b| {
+        b.0.to_lowercase()
+            .cmp(&a.0.to_lowercase())
+            .then(a.1.cmp(&b.1))
+    });
+    let descending: Vec<String> = untitled
+        .iter()
+        .cloned()
+        .chain(by_title_down.into_iter().map(|(_, id)| id))
+        .collect();
+    let total = ascending.len() as i64;
+    // No filter, and a filter no index answers that holds for everyone.
+    for filter in ["", "&filter=not%20(title%20eq%20%22nobody%22)"] {
+        for (order, want) in [("ascending", &ascending), ("descending", &descending)] {
+            for start in [1usize, 4999, 9990, 9998, 10_090] {
+                let r = app
+                    .scim(
+                        "GET",
+                        &t,
+                        &format!(
+                            "/Users?sortBy=title&sortOrder={order}&startIndex={start}&count=6{filter}"
+                        ),
+                        None,
+                    )
+                    .await;
+                let (got_total, found) = list_of(&r);
+                assert_eq!(got_total, total, "{order} {filter}");
+                let end = (start - 1 + 6).min(want.len());
+                assert_eq!(
+                    ids(&found),
+                    want[start - 1..end].to_vec(),
+                    "{order} from {start} {filter}"
+                );
+            }
+        }
+    }
+}

@@ -1219,6 +1219,9 @@ where
     if let Some(found) = page_by_scan(db, table, tenant_id, columns, q).await? {
         return Ok(found);
     }
+    if let Some(found) = sorted_by_scan(db, table, tenant_id, columns, q).await? {
+        return Ok(found);
+    }
     let read_page = read_page(page_access(&q.cond));
     if q.page.offset == 0 {
         let (found, page) = read_page.await?;
@@ -1394,6 +1397,15 @@ async fn scan_ranges<'a>(
     if !plan.iter().any(|(.., detail)| walks_organisation(detail)) {
         return Ok(None);
     }
+    Ok(table_ranges(pool, tenant_id).await?.map(|r| (pool, r)))
+}
+
+/// The users table's rowids in one range per core (two to four), when the organisation holds
+/// at least half of them; `None` otherwise (its own index is then the cheaper walk).
+async fn table_ranges(
+    pool: &sqlx::SqlitePool,
+    tenant_id: &str,
+) -> super::StoreResult<Option<Vec<(i64, i64)>>> {
     let (lo, hi, live): (Option<i64>, Option<i64>, i64) = sqlx::query_as(
         "SELECT (SELECT min(rowid) FROM users), (SELECT max(rowid) FROM users), \
          COALESCE((SELECT n FROM live_user_counts WHERE tenant_id = $1), 0)",
@@ -1402,7 +1414,7 @@ async fn scan_ranges<'a>(
     .fetch_one(pool)
     .await?;
     let (Some(lo), Some(hi)) = (lo, hi) else {
-        return Ok(Some((pool, Vec::new())));
+        return Ok(Some(Vec::new()));
     };
     let span = hi - lo + 1;
     if live.saturating_mul(2) < span {
@@ -1412,11 +1424,97 @@ async fn scan_ranges<'a>(
         .map_or(2, |n| n.get())
         .clamp(2, 4) as i64;
     let step = span / parts + 1;
-    Ok(Some((
-        pool,
+    Ok(Some(
         (0..parts)
             .map(|i| (lo + i * step, lo + (i + 1) * step))
             .collect(),
+    ))
+}
+
+/// Whether `q` sorts by a key no index holds (a search-index key not in
+/// [`INDEXED_SORT_KEYS`]): every matching user is then sorted to find a page.
+fn sorts_everyone(table: Table, q: &Query) -> bool {
+    table == Table::Users
+        && matches!(&q.sort.key, SortKey::Indexed(k) if !INDEXED_SORT_KEYS.contains(&k.as_str()))
+}
+
+/// The statement of one part of [`sorted_ids`]: the first `keep` ids of `q`'s order among
+/// the users in rowids `lo..hi`.
+pub fn sorted_part_sql(tenant_id: &str, q: &Query, lo: i64, hi: i64, keep: i64) -> Sql {
+    let mut sql = Sql::new(Dialect::Sqlite);
+    from(
+        &mut sql,
+        Table::Users,
+        "r.id",
+        tenant_id,
+        Access::Rows(lo, hi),
+    );
+    if q.cond != Cond::Const(true) {
+        sql.push(" AND ");
+        sql.cond(Table::Users, "r.search", &q.cond);
+    }
+    sql.order_by(Table::Users, &q.sort, true, Part::Whole);
+    sql.push(" LIMIT ").arg(Arg::Int(keep)).push(" + 0");
+    sql
+}
+
+/// The ids a page of `q` sorted by a key no index holds is among: each rowid range sorts its
+/// own users side by side and keeps the first `offset + limit`, so the union holds the page.
+/// Two cores sort half the organisation each instead of one core all of it, and each part
+/// reads the table in rowid order instead of row by row from the organisation's index.
+async fn sorted_ids(
+    pool: &sqlx::SqlitePool,
+    ranges: &[(i64, i64)],
+    tenant_id: &str,
+    q: &Query,
+) -> super::StoreResult<Vec<String>> {
+    let keep = q.page.offset + q.page.limit;
+    let sqls = ranges
+        .iter()
+        .map(|&(lo, hi)| sorted_part_sql(tenant_id, q, lo, hi, keep))
+        .collect();
+    in_parts(pool, sqls).await
+}
+
+/// Whether a page of `q` is read by [`sorted_ids`]: its sort needs every user, and it lies
+/// within the first [`SORT_MATCHES_UP_TO`] of the order (each part keeps that many at most).
+fn sorted_in_parts(table: Table, q: &Query) -> bool {
+    sorts_everyone(table, q)
+        && q.page.limit > 0
+        && q.page.offset.saturating_add(q.page.limit) <= SORT_MATCHES_UP_TO
+}
+
+/// One page of every user of the organisation sorted by a key no index holds (SQLite), read
+/// by [`sorted_ids`]; `None` for other listings, a page deeper than [`SORT_MATCHES_UP_TO`],
+/// or an organisation that holds less than half of the users table.
+async fn sorted_by_scan<R>(
+    db: &super::Db,
+    table: Table,
+    tenant_id: &str,
+    columns: &str,
+    q: &Query,
+) -> super::StoreResult<Option<(i64, Fetched<R>)>>
+where
+    R: PageRow,
+{
+    let super::Db::Sqlite(pool) = db else {
+        return Ok(None);
+    };
+    if q.cond != Cond::Const(true) || !sorted_in_parts(table, q) {
+        return Ok(None);
+    }
+    let Some(ranges) = table_ranges(pool, tenant_id).await? else {
+        return Ok(None);
+    };
+    // One row (`live_user_counts`).
+    let total = count_sql_run(db, table, tenant_id, &q.cond).await?;
+    if q.page.offset >= total {
+        return Ok(Some((total, Fetched::Rows(Vec::new()))));
+    }
+    let ids = sorted_ids(pool, &ranges, tenant_id, q).await?;
+    Ok(Some((
+        total,
+        listed_page(pool, tenant_id, columns, q, &ids).await?,
     )))
 }
 
@@ -1491,6 +1589,11 @@ where
         if q.page.offset >= total {
             return Ok(Some((total, Fetched::Rows(Vec::new()))));
         }
+        if sorted_in_parts(table, q) {
+            let ids = sorted_ids(pool, &ranges, tenant_id, q).await?;
+            let page = listed_page(pool, tenant_id, columns, q, &ids).await?;
+            return Ok(Some((total, page)));
+        }
         let page = read_page(db, table, tenant_id, columns, q, page_access(&q.cond)).await?;
         return Ok(Some((total, page)));
     }
@@ -1498,10 +1601,28 @@ where
     if total == 0 || q.page.offset >= total || q.page.limit <= 0 {
         return Ok(Some((total, Fetched::Rows(Vec::new()))));
     }
+    Ok(Some((
+        total,
+        listed_page(pool, tenant_id, columns, q, &ids).await?,
+    )))
+}
+
+/// One page of `q` among the users with these ids, read by key ([`listed_page_sql`]): whole
+/// rows for a shallow page, ids for a deep one.
+async fn listed_page<R>(
+    pool: &sqlx::SqlitePool,
+    tenant_id: &str,
+    columns: &str,
+    q: &Query,
+    ids: &[String],
+) -> super::StoreResult<Fetched<R>>
+where
+    R: PageRow,
+{
     let direct = q.page.offset <= DIRECT_PAGE_DEPTH;
     let what = if direct { columns } else { "r.id" };
-    let sql = listed_page_sql(tenant_id, what, q, &ids);
-    let page = if direct {
+    let sql = listed_page_sql(tenant_id, what, q, ids);
+    Ok(if direct {
         Fetched::Rows(
             bind_args!(
                 sqlx::query_as(sqlx::AssertSqlSafe(sql.text.as_str())),
@@ -1519,8 +1640,7 @@ where
             .fetch_all(pool)
             .await?,
         )
-    };
-    Ok(Some((total, page)))
+    })
 }
 
 /// `SELECT what` for one page of `q` among the users with these ids (SQLite), read by key and
