@@ -25,8 +25,6 @@ use serde_json::{Value, json};
 use server::clock::{Clock, SystemClock};
 use server::directory::{groups as scim_groups_http, users as scim_users_http};
 use server::provisioning::{self, Actor};
-use server::scim::resource;
-use server::scim::schema::ResourceKind;
 use server::store::scim_groups::{self, GroupRecord, GroupWrite, MemberKind, MemberOp};
 use server::store::scim_users::{self, NewUser};
 use server::store::{Db, tenants};
@@ -84,30 +82,13 @@ async fn seed(db: &Db, tenant_id: &str, n: usize) -> anyhow::Result<(Vec<String>
     for start in (0..n).step_by(4000) {
         batch_docs.clear();
         for i in start..(start + 4000).min(n) {
-            let doc = resource::normalize(ResourceKind::User, user_doc(i), &["groups"])
+            let u = scim_users_http::NewUserDoc::of(user_doc(i), now)
                 .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-            let cols = scim_users_http::columns(&doc).map_err(|e| anyhow::anyhow!("{e:?}"))?;
-            let res = scim_users_http::storable(&doc);
-            let id = server::store::new_id();
-            let ix = scim_users_http::search_index(&scim_users::UserRecord::created(
-                id.clone(),
-                &cols,
-                &res,
-                now,
-            ));
-            batch_docs.push((id, cols, res, ix));
+            batch_docs.push(u);
         }
-        let rows: Vec<NewUser> = batch_docs
-            .iter()
-            .map(|(id, cols, res, ix)| NewUser {
-                id,
-                cols,
-                resource: res,
-                ix,
-            })
-            .collect();
+        let rows: Vec<NewUser> = batch_docs.iter().map(|u| u.row()).collect();
         scim_users::insert_many(db, tenant_id, &rows, now).await?;
-        ids.extend(batch_docs.iter().map(|b| b.0.clone()));
+        ids.extend(batch_docs.iter().map(|u| u.id.clone()));
         if start.is_multiple_of(100_000) && start > 0 {
             eprint!("\r  seeded {start} users ({:.0?})", started.elapsed());
             let _ = std::io::stderr().flush();

@@ -1023,10 +1023,9 @@ async fn text_tests_on_indexed_columns_count_from_the_column_index() {
 /// descending, in creation order.
 #[tokio::test]
 async fn sorts_no_index_holds_give_every_page_of_a_large_organisation() {
-    use server::directory::users as users_http;
-    use server::scim::{resource, schema::ResourceKind};
+    use server::directory::users::NewUserDoc;
     use server::store::query::SORT_MATCHES_UP_TO;
-    use server::store::scim_users::{self, NewUser, UserRecord};
+    use server::store::scim_users::{self, NewUser};
     let app = TestApp::new().await;
     let t = app.scim_tenant("Contoso").await;
     let n = SORT_MATCHES_UP_TO as usize + 100;
@@ -1040,25 +1039,13 @@ async fn sorts_no_index_holds_give_every_page_of_a_large_organisation() {
             if let Some(title) = title_of(i) {
                 u["title"] = json!(title);
             }
-            let doc = resource::normalize(ResourceKind::User, u, &["groups"]).unwrap();
-            let cols = users_http::columns(&doc).unwrap();
-            let res = users_http::storable(&doc);
-            let id = server::store::new_id();
-            let ix = users_http::search_index(&UserRecord::created(id.clone(), &cols, &res, now));
+            let u = NewUserDoc::of(u, now).unwrap();
             if let Some(title) = title_of(i) {
-                titled.push((title, id.clone()));
+                titled.push((title, u.id.clone()));
             }
-            batch.push((id, cols, res, ix));
+            batch.push(u);
         }
-        let rows: Vec<NewUser> = batch
-            .iter()
-            .map(|(id, cols, res, ix)| NewUser {
-                id,
-                cols,
-                resource: res,
-                ix,
-            })
-            .collect();
+        let rows: Vec<NewUser> = batch.iter().map(|u| u.row()).collect();
         scim_users::insert_many(&app.db, &t.id, &rows, now)
             .await
             .unwrap();

@@ -101,6 +101,43 @@ fn get_ci<'a>(obj: &'a Value, key: &str) -> &'a Value {
 
 /// The indexed columns of a document, enforcing the connector's mandatory attributes:
 /// userName, an email, name.givenName and name.familyName.
+/// A new user as the store writes it, built from a client's document (POST /Users): what
+/// [`Directory::create_user`] inserts, and what bulk loads (the benchmark's seeding, tests of
+/// large organisations) hand to `scim_users::insert_many`.
+pub struct NewUserDoc {
+    pub id: String,
+    pub cols: UserColumns,
+    pub resource: String,
+    pub ix: SearchIndex,
+}
+
+impl NewUserDoc {
+    /// Checks and normalises `body` as a POST would, and gives the user a new id.
+    pub fn of(body: Value, now: i64) -> Result<NewUserDoc, ScimError> {
+        let doc = normalize(KIND, body, &["groups"])?;
+        let cols = columns(&doc)?;
+        let resource = storable(&doc);
+        let id = crate::store::new_id();
+        let ix = search_index(&UserRecord::created(id.clone(), &cols, &resource, now));
+        Ok(NewUserDoc {
+            id,
+            cols,
+            resource,
+            ix,
+        })
+    }
+
+    /// The row of a bulk load.
+    pub fn row(&self) -> scim_users::NewUser<'_> {
+        scim_users::NewUser {
+            id: &self.id,
+            cols: &self.cols,
+            resource: &self.resource,
+            ix: &self.ix,
+        }
+    }
+}
+
 pub fn columns(doc: &Value) -> Result<UserColumns, ScimError> {
     user_columns(doc, true)
 }
@@ -221,25 +258,21 @@ impl Directory {
 
     /// Creates a user from a client's document (`groups` in it is ignored: it is derived).
     pub async fn create_user(&self, t: &ScimTenant, body: Value) -> DirResult<UserRecord> {
-        let doc = normalize(KIND, body, &["groups"])?;
-        let cols = columns(&doc)?;
         let now = self.clock.now_ms();
-        let resource = storable(&doc);
-        let id = crate::store::new_id();
-        let ix = search_index(&UserRecord::created(id.clone(), &cols, &resource, now));
+        let u = NewUserDoc::of(body, now)?;
         scim_users::insert(
             &self.db,
             self.writes.as_ref(),
             &t.id,
-            &id,
-            &cols,
-            &resource,
-            &ix,
+            &u.id,
+            &u.cols,
+            &u.resource,
+            &u.ix,
             now,
         )
         .await
         .map_err(|e| match e {
-            StoreError::Conflict(key) => taken(key, &cols),
+            StoreError::Conflict(key) => taken(key, &u.cols),
             e => e.into(),
         })
     }
