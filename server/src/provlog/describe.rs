@@ -149,6 +149,10 @@ pub struct Seen<'a> {
     /// A list answer's `totalResults` from its handler, known even when the bodies were left
     /// out (the queue's byte budget).
     pub total: Option<i64>,
+    /// The one resource's id, from the handler, for an answer of one.
+    pub first_id: Option<&'a str>,
+    /// True when `listed` is stored as it is ([`super::Listed::as_stored`]): it is not parsed.
+    pub listed_as_stored: bool,
 }
 
 /// The readable entry. `action` may contain `{target}`, filled in by the writer once it knows the
@@ -431,6 +435,9 @@ pub fn describe(s: &Seen<'_>) -> Described {
     };
     let (res, res_as_sent) = if user_answer {
         view(s.response)
+    } else if list_answer && s.listed.is_some() && s.listed_as_stored {
+        // Described from the handler's total and first id, stored as the handler wrote it.
+        (None, None)
     } else if list_answer {
         let lean = match s.listed {
             Some(summary) => parse(Some(summary)),
@@ -570,13 +577,15 @@ pub fn describe(s: &Seen<'_>) -> Described {
                         .unwrap_or_default()
                 ),
             };
-            if total == Some(1)
-                && let Some(first) = res_doc
+            if total == Some(1) {
+                d.target_id = match res_doc
                     .and_then(|r| get_ci(r, "Resources"))
                     .and_then(Value::as_array)
                     .and_then(|a| a.first())
-            {
-                d.target_id = str_ci(first, "id");
+                {
+                    Some(first) => str_ci(first, "id"),
+                    None => s.first_id.map(str::to_string),
+                };
             }
             (op, a)
         }
@@ -780,6 +789,7 @@ pub fn describe(s: &Seen<'_>) -> Described {
     d.request_text = req_as_sent.or_else(|| stored_from(s.request, req));
     d.response_text = res_as_sent.or_else(|| match (s.response, s.listed, res) {
         // The handler's summary stands for a list answer the log did not keep.
+        (None, Some(text), None) if s.listed_as_stored => String::from_utf8(text.to_vec()).ok(),
         (None, Some(_), Some(summary)) => Some(stored_value(summary)),
         (bytes, _, parsed) => stored_from(bytes, parsed),
     });
@@ -915,6 +925,8 @@ mod tests {
             response: Some(&rs),
             listed: None,
             total: None,
+            first_id: None,
+            listed_as_stored: false,
         })
     }
 
@@ -961,6 +973,8 @@ mod tests {
             response: Some(answer),
             listed: None,
             total: None,
+            first_id: None,
+            listed_as_stored: false,
         });
         assert_eq!(
             d.response_text.as_deref().map(str::as_bytes),
@@ -1124,6 +1138,8 @@ mod tests {
             response,
             listed,
             total: None,
+            first_id: None,
+            listed_as_stored: false,
         };
         let summary = super::super::lean::list_summary_text(&answer);
         let parsed = describe(&seen(Some(&bytes), None));
@@ -1148,6 +1164,16 @@ mod tests {
             parsed.action,
             "Looked up user userName = alice@contoso.com (found)"
         );
+        // Stored as the handler wrote it, the summary is not parsed: the same entry.
+        let listed = super::super::Listed::of(&answer, 1);
+        assert!(listed.as_stored);
+        let fast = Seen {
+            total: Some(1),
+            first_id: listed.first_id.as_deref(),
+            listed_as_stored: true,
+            ..seen(None, Some(&listed.summary))
+        };
+        assert_eq!(describe(&fast), parsed);
         assert!(
             !parsed
                 .response_text
@@ -1156,6 +1182,59 @@ mod tests {
                 .contains("Engineer"),
             "{parsed:?}"
         );
+    }
+
+    /// A summary the handler marks as stored is exactly what parsing and storing it would
+    /// give, and a list answer is described alike either way: for pages of 0 to 12 resources,
+    /// with attributes left out or not, Users and Groups.
+    #[test]
+    fn summaries_marked_as_stored_are_what_storing_them_gives() {
+        for n in 0..=12usize {
+            for extra in [false, true] {
+                for path in ["/Users", "/Groups"] {
+                    let resources: Vec<Value> = (0..n)
+                        .map(|i| {
+                            let mut r = json!({"id": format!(" u{i} "), "userName": format!("ü{i}\"q"),
+                                "displayName": "A \u{1} b", "active": i % 2 == 0});
+                            if extra {
+                                r["title"] = json!("Engineer");
+                            }
+                            r
+                        })
+                        .collect();
+                    let answer = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
+                        "totalResults": n, "startIndex": 1, "itemsPerPage": n,
+                        "Resources": resources});
+                    let listed = super::super::Listed::of(&answer, n as i64);
+                    let items = n + usize::from(extra && n > 0);
+                    assert_eq!(listed.as_stored, items <= MAX_LIST_ITEMS, "{n} {extra}");
+                    let stored = stored_value(serde_json::from_slice(&listed.summary).unwrap());
+                    if listed.as_stored {
+                        assert_eq!(stored.as_bytes(), &listed.summary[..], "{n} {extra}");
+                    }
+                    let seen = |as_stored: bool| Seen {
+                        method: "GET",
+                        path,
+                        query: "filter=userName+eq+%22a%22",
+                        status: 200,
+                        request: None,
+                        response: None,
+                        listed: Some(&listed.summary),
+                        total: Some(n as i64),
+                        first_id: listed.first_id.as_deref(),
+                        listed_as_stored: as_stored,
+                    };
+                    let parsed = describe(&seen(false));
+                    assert_eq!(parsed.response_text.as_deref(), Some(stored.as_str()));
+                    if listed.as_stored {
+                        assert_eq!(describe(&seen(true)), parsed, "{n} {extra} {path}");
+                    }
+                    if n == 1 {
+                        assert_eq!(parsed.target_id.as_deref(), Some("u0"));
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -61,6 +61,30 @@ pub fn list_summary_text(body: &Value) -> Vec<u8> {
     serde_json::to_vec(&SummaryOf(body)).unwrap_or_default()
 }
 
+/// How many items the summary's `Resources` list holds: one per resource, and the marker when
+/// something was left out.
+pub fn list_summary_items(body: &Value) -> usize {
+    let Value::Object(top) = body else {
+        return 0;
+    };
+    top.iter()
+        .find_map(|(k, v)| match v {
+            Value::Array(r) if k.eq_ignore_ascii_case("Resources") => {
+                Some(r.len() + usize::from(trims(r)))
+            }
+            _ => None,
+        })
+        .unwrap_or(0)
+}
+
+/// Whether a summary leaves out attributes of these resources.
+fn trims(resources: &[Value]) -> bool {
+    resources.iter().any(|r| match r {
+        Value::Object(o) => o.keys().any(|k| !is_listed_key(k)),
+        _ => false,
+    })
+}
+
 /// Serialises a list answer as its summary: every top-level member, and of each resource only
 /// the listed keys, with the marker when something was left out.
 struct SummaryOf<'a>(&'a Value);
@@ -87,10 +111,7 @@ struct ResourcesOf<'a>(&'a [Value]);
 
 impl Serialize for ResourcesOf<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let trimmed = self.0.iter().any(|r| match r {
-            Value::Object(o) => o.keys().any(|k| !is_listed_key(k)),
-            _ => false,
-        });
+        let trimmed = trims(self.0);
         let mut seq = s.serialize_seq(Some(self.0.len() + usize::from(trimmed)))?;
         for r in self.0 {
             match r {

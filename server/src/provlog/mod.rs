@@ -60,9 +60,11 @@ enum Text {
     ParentId,
     /// The entry of the change this one follows, for a user's change (see [`LogLink`]).
     PrevEntry,
+    /// [`Listed::first_id`]: kept when the bodies are left out, like the list's total.
+    FirstId,
 }
 
-const TEXTS: usize = 8;
+const TEXTS: usize = 9;
 
 /// An exchange's texts in one buffer: an entry crosses from the request's thread to the log's
 /// threads as one allocation rather than one per text. (Memory freed by another thread than the
@@ -72,7 +74,8 @@ const TEXTS: usize = 8;
 struct Texts {
     buf: String,
     ends: [u32; TEXTS],
-    written: usize,
+    /// How many texts are written (at most [`TEXTS`]).
+    written: u8,
 }
 
 impl Texts {
@@ -85,7 +88,7 @@ impl Texts {
 
     /// Writes the next text (in [`Text`]'s order) from its parts.
     fn push(&mut self, which: Text, parts: &[&str]) {
-        debug_assert_eq!(which as usize, self.written, "texts are written in order");
+        debug_assert_eq!(which as u8, self.written, "texts are written in order");
         for p in parts {
             self.buf.push_str(p);
         }
@@ -94,15 +97,15 @@ impl Texts {
 
     /// Ends the text `which` at the buffer's end (texts skipped before it are empty).
     fn end(&mut self, which: Text) {
-        if (which as usize) < self.written {
+        if (which as u8) < self.written {
             return;
         }
         // Texts are bounded by the request's size (far below 4 GiB).
         let end = u32::try_from(self.buf.len()).unwrap_or(u32::MAX);
-        for slot in &mut self.ends[self.written..=which as usize] {
+        for slot in &mut self.ends[usize::from(self.written)..=which as usize] {
             *slot = end;
         }
-        self.written = which as usize + 1;
+        self.written = which as u8 + 1;
     }
 
     /// Writes the last text: the entry a user's change follows, from its link's
@@ -114,7 +117,7 @@ impl Texts {
 
     fn get(&self, which: Text) -> &str {
         let i = which as usize;
-        if i >= self.written {
+        if i >= usize::from(self.written) {
             return "";
         }
         let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
@@ -150,6 +153,8 @@ pub struct Exchange {
     /// A list answer's `totalResults`, from its handler, so that a lookup still says whether it
     /// found its user when the bodies are left out.
     pub listed_total: Option<i64>,
+    /// [`Listed::as_stored`].
+    pub listed_as_stored: bool,
 }
 
 impl Exchange {
@@ -234,13 +239,31 @@ pub struct Listed {
     pub summary: Bytes,
     /// The answer's `totalResults`.
     pub total: i64,
+    /// The id of the one resource an answer of one holds (a lookup that found its user): the
+    /// entry's target.
+    pub first_id: Option<String>,
+    /// True when `summary` is already the text the entry stores: storing it whole (secrets
+    /// redacted, lists of more than ten items cut, 32 KB at most) would change nothing, so the
+    /// writer stores it without parsing it.
+    pub as_stored: bool,
 }
 
 impl Listed {
     pub fn of(answer: &serde_json::Value, total: i64) -> Listed {
+        let summary = lean::list_summary_text(answer);
+        let as_stored = summary.len() <= describe::MAX_STORED_BODY
+            && lean::list_summary_items(answer) <= describe::MAX_LIST_ITEMS;
+        let first_id = (total == 1)
+            .then(|| answer.get("Resources")?.get(0)?.get("id")?.as_str())
+            .flatten()
+            .map(str::trim)
+            .filter(|id| !id.is_empty())
+            .map(str::to_string);
         Listed {
-            summary: Bytes::from(lean::list_summary_text(answer)),
+            summary: Bytes::from(summary),
             total,
+            first_id,
+            as_stored,
         }
     }
 }
@@ -423,6 +446,7 @@ impl ProvLog {
             listed: None,
             listed_bytes: 0,
             listed_total: None,
+            listed_as_stored: false,
         });
     }
 }
@@ -487,7 +511,7 @@ pub async fn record(State(log): State<ProvLog>, req: Request, next: Next) -> Res
     let started = Instant::now();
     let at = log.inner.clock.now_ms();
     let mut texts = Texts::with_capacity(
-        ENTRY_ID_LEN + 64 + req.uri().path().len() + req.uri().query().map_or(0, str::len),
+        ENTRY_ID_LEN + 100 + req.uri().path().len() + req.uri().query().map_or(0, str::len),
     );
     write_entry_id(&mut texts.buf, at);
     texts.end(Text::Id);
@@ -563,9 +587,12 @@ pub async fn record(State(log): State<ProvLog>, req: Request, next: Next) -> Res
     let request = seen.and_then(|s| s.take());
     let chain = link.and_then(|l| l.chained());
     texts.push_chain(chain.as_ref());
-    let (listed, listed_total) = match listed {
-        Some(l) => (Some(l.summary), Some(l.total)),
-        None => (None, None),
+    let (listed, listed_total, listed_as_stored) = match listed {
+        Some(l) => {
+            texts.push(Text::FirstId, &[l.first_id.as_deref().unwrap_or_default()]);
+            (Some(l.summary), Some(l.total), l.as_stored)
+        }
+        None => (None, None, false),
     };
     log.enqueue(Exchange {
         texts,
@@ -579,6 +606,7 @@ pub async fn record(State(log): State<ProvLog>, req: Request, next: Next) -> Res
         listed,
         listed_bytes,
         listed_total,
+        listed_as_stored,
     });
     res
 }
@@ -610,6 +638,7 @@ mod tests {
             listed: None,
             listed_bytes: 0,
             listed_total: None,
+            listed_as_stored: false,
         };
         let texts = [Text::Id, Text::Slug, Text::Method, Text::Path, Text::Query];
         assert_eq!(

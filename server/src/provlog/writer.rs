@@ -364,6 +364,8 @@ async fn describe_batch(
                     response: e.response.as_deref(),
                     listed: e.listed.as_deref(),
                     total: e.listed_total,
+                    first_id: e.entry(Text::FirstId),
+                    listed_as_stored: e.listed_as_stored,
                 })
             }));
             match d {
