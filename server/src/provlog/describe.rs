@@ -1184,6 +1184,16 @@ mod tests {
         );
     }
 
+    /// A summary marked as stored is not redacted (`Listed::as_stored`): that holds only while
+    /// no attribute a list answer keeps is named like a secret.
+    #[test]
+    fn list_answers_keep_no_secret_named_attribute() {
+        for k in LISTED_KEYS {
+            assert!(!super::super::lean::is_secret_key(k), "{k}");
+        }
+        assert!(super::super::lean::is_secret_key("clientSecret"));
+    }
+
     /// A summary the handler marks as stored is exactly what parsing and storing it would
     /// give, and a list answer is described alike either way: for pages of 0 to 12 resources,
     /// with attributes left out or not, Users and Groups.
