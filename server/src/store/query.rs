@@ -1397,15 +1397,16 @@ async fn scan_ranges<'a>(
     if !plan.iter().any(|(.., detail)| walks_organisation(detail)) {
         return Ok(None);
     }
-    Ok(table_ranges(pool, tenant_id).await?.map(|r| (pool, r)))
+    Ok(table_ranges(pool, tenant_id).await?.map(|(r, _)| (pool, r)))
 }
 
-/// The users table's rowids in one range per core (two to four), when the organisation holds
-/// at least half of them; `None` otherwise (its own index is then the cheaper walk).
+/// The users table's rowids in one range per core (two to four), with the organisation's
+/// live users, when it holds at least half of them; `None` otherwise (its own index is then
+/// the cheaper walk).
 async fn table_ranges(
     pool: &sqlx::SqlitePool,
     tenant_id: &str,
-) -> super::StoreResult<Option<Vec<(i64, i64)>>> {
+) -> super::StoreResult<Option<(Vec<(i64, i64)>, i64)>> {
     let (lo, hi, live): (Option<i64>, Option<i64>, i64) = sqlx::query_as(
         "SELECT (SELECT min(rowid) FROM users), (SELECT max(rowid) FROM users), \
          COALESCE((SELECT n FROM live_user_counts WHERE tenant_id = $1), 0)",
@@ -1414,7 +1415,7 @@ async fn table_ranges(
     .fetch_one(pool)
     .await?;
     let (Some(lo), Some(hi)) = (lo, hi) else {
-        return Ok(Some(Vec::new()));
+        return Ok(Some((Vec::new(), live)));
     };
     let span = hi - lo + 1;
     if live.saturating_mul(2) < span {
@@ -1424,11 +1425,12 @@ async fn table_ranges(
         .map_or(2, |n| n.get())
         .clamp(2, 4) as i64;
     let step = span / parts + 1;
-    Ok(Some(
+    Ok(Some((
         (0..parts)
             .map(|i| (lo + i * step, lo + (i + 1) * step))
             .collect(),
-    ))
+        live,
+    )))
 }
 
 /// Whether `q` sorts by a key no index holds (a search-index key not in
@@ -1503,11 +1505,10 @@ where
     if q.cond != Cond::Const(true) || !sorted_in_parts(table, q) {
         return Ok(None);
     }
-    let Some(ranges) = table_ranges(pool, tenant_id).await? else {
+    // The total of every live user is the count `table_ranges` read.
+    let Some((ranges, total)) = table_ranges(pool, tenant_id).await? else {
         return Ok(None);
     };
-    // One row (`live_user_counts`).
-    let total = count_sql_run(db, table, tenant_id, &q.cond).await?;
     if q.page.offset >= total {
         return Ok(Some((total, Fetched::Rows(Vec::new()))));
     }
