@@ -1116,3 +1116,177 @@ async fn sorts_no_index_holds_give_every_page_of_a_large_organisation() {
         }
     }
 }
+
+/// Pages in the second half of every user in creation order are read backwards from its end,
+/// with the total from the same snapshot (SQLite; the forward walk on PostgreSQL). Every page,
+/// either way, either direction of `meta.created`, is its slice of the one order: creation
+/// time, ties by id. The statement walks the organisation's creation index backwards, with no
+/// sort of its own.
+#[tokio::test]
+async fn deep_pages_of_every_user_are_their_slice_of_creation_order() {
+    use server::directory::users::NewUserDoc;
+    use server::domain::query::{Cond, Page, Query, Sort};
+    use server::store::query::{DIRECT_PAGE_DEPTH, from_end_sql};
+    use server::store::scim_users::{self, NewUser};
+    let app = TestApp::new().await;
+    let t = app.scim_tenant("Contoso").await;
+    let n = 3 * DIRECT_PAGE_DEPTH as usize;
+    // Batches created a second apart; within a batch the creation time ties, and the id orders.
+    let mut batches: Vec<Vec<String>> = Vec::new();
+    for (b, start) in (0..n).step_by(700).enumerate() {
+        let now = START_MS + 1000 * (b as i64 + 1);
+        let docs: Vec<NewUserDoc> = (start..(start + 700).min(n))
+            .map(|i| NewUserDoc::of(user_json(&format!("u{i}@contoso.com"), "Ann", "Lee"), now))
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let rows: Vec<NewUser> = docs.iter().map(|u| u.row()).collect();
+        scim_users::insert_many(&app.db, &t.id, &rows, now)
+            .await
+            .unwrap();
+        let mut ids: Vec<String> = docs.into_iter().map(|u| u.id).collect();
+        ids.sort();
+        batches.push(ids);
+    }
+    // The organisation's admin came first.
+    let first = list_of(&app.scim("GET", &t, "/Users?count=1", None).await).1;
+    let admin = ids(&first)[0].clone();
+    let ascending: Vec<String> = std::iter::once(admin.clone())
+        .chain(batches.iter().flatten().cloned())
+        .collect();
+    let descending: Vec<String> = batches
+        .iter()
+        .rev()
+        .flatten()
+        .cloned()
+        .chain(std::iter::once(admin))
+        .collect();
+    let total = ascending.len();
+    for (order, want) in [
+        ("", &ascending),
+        ("&sortBy=meta.created&sortOrder=descending", &descending),
+    ] {
+        // Shallow pages, the middle, the second half, the last page, past the end.
+        for (start, count) in [
+            (1, 100),
+            (1001, 7),
+            (total / 2, 9),
+            (total / 2 + 1, 9),
+            (total / 2 + 2, 9),
+            (2500, 100),
+            (total - 99, 100),
+            (total - 4, 10),
+            (total, 1),
+            (total + 1, 5),
+            (2990, 0),
+        ] {
+            let path = format!("/Users?startIndex={start}&count={count}{order}");
+            let (got_total, found) = list_of(&app.scim("GET", &t, &path, None).await);
+            assert_eq!(got_total as usize, total, "{path}");
+            let from = (start - 1).min(total);
+            let end = (from + count).min(total);
+            assert_eq!(ids(&found), want[from..end].to_vec(), "{path}");
+        }
+    }
+
+    let q = |offset, limit| Query {
+        cond: Cond::Const(true),
+        sort: Sort::default(),
+        page: Page { offset, limit },
+    };
+    // A page in the first half is the forward walk's; one in the second steps from the end.
+    assert!(from_end_sql("tenant", &q(1000, 100), 2100).is_none());
+    let sql = from_end_sql("tenant", &q(1900, 100), 2100).unwrap();
+    assert_eq!(
+        sql.args.last(),
+        Some(&server::store::query::Arg::Int(100)),
+        "{}",
+        sql.text
+    );
+    let server::store::Db::Sqlite(pool) = &app.db else {
+        return;
+    };
+    let plan = sqlite_plan(pool, &sql.text, &sql.args).await;
+    assert!(
+        plan.contains("users_live_created") && !plan.contains("TEMP B-TREE"),
+        "{plan}"
+    );
+}
+
+/// A page near the end while users are being created, three readers at a time: each answer is
+/// the slice of the order as it stood at the total it states. On SQLite the page is counted
+/// from the end, total and rows in one snapshot (read as two statements, a creation between
+/// them shifted the page by the users it added). On PostgreSQL the forward walk and the count
+/// run side by side, and the stated total is made to agree with the page (a page running past
+/// its own total failed this before). The new users come last in creation order, so the order
+/// as it stood is a prefix of the final one.
+#[tokio::test]
+async fn a_page_counted_from_the_end_holds_still_while_users_are_created() {
+    use server::directory::users::NewUserDoc;
+    use server::store::scim_users::{self, NewUser};
+    let app = TestApp::new().await;
+    let t = app.scim_tenant("Contoso").await;
+    let seed = |from: usize, to: usize, now: i64| {
+        let docs: Vec<NewUserDoc> = (from..to)
+            .map(|i| NewUserDoc::of(user_json(&format!("u{i}@contoso.com"), "Ann", "Lee"), now))
+            .collect::<Result<_, _>>()
+            .unwrap();
+        docs
+    };
+    let docs = seed(0, 2400, START_MS + 1000);
+    let rows: Vec<NewUser> = docs.iter().map(|u| u.row()).collect();
+    scim_users::insert_many(&app.db, &t.id, &rows, START_MS + 1000)
+        .await
+        .unwrap();
+    let db = app.db.clone();
+    let tenant = t.id.clone();
+    let writer = tokio::spawn(async move {
+        for b in 0..150usize {
+            let now = START_MS + 10_000 + b as i64 * 1000;
+            let docs = seed(10_000 + b * 4, 10_000 + (b + 1) * 4, now);
+            let rows: Vec<NewUser> = docs.iter().map(|u| u.row()).collect();
+            scim_users::insert_many(&db, &tenant, &rows, now)
+                .await
+                .unwrap();
+            tokio::task::yield_now().await;
+        }
+    });
+    // Three readers side by side, each as often as it can while the writer runs.
+    let read = || async {
+        let mut seen = Vec::new();
+        while !writer.is_finished() {
+            let r = app
+                .scim("GET", &t, "/Users?startIndex=2301&count=200", None)
+                .await;
+            seen.push(list_of(&r));
+        }
+        seen
+    };
+    let (a, b, c) = tokio::join!(read(), read(), read());
+    let seen: Vec<_> = a.into_iter().chain(b).chain(c).collect();
+    writer.await.unwrap();
+    // The final order, read in pages the forward walk answers.
+    let mut order = Vec::new();
+    for start in (1..=3001).step_by(1000) {
+        let r = app
+            .scim(
+                "GET",
+                &t,
+                &format!("/Users?startIndex={start}&count=1000"),
+                None,
+            )
+            .await;
+        order.extend(ids(&list_of(&r).1));
+    }
+    assert_eq!(order.len(), 3001);
+    assert!(!seen.is_empty());
+    for (total, page) in &seen {
+        let total = *total as usize;
+        assert!((2401..=3001).contains(&total), "{total}");
+        let end = (2300 + 200).min(total);
+        assert_eq!(
+            ids(page),
+            order[2300..end].to_vec(),
+            "at a total of {total}"
+        );
+    }
+}

@@ -683,6 +683,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_stated_total_agrees_with_its_page() {
+        let at = |offset, limit| Page { offset, limit };
+        // Count and page from one moment: unchanged.
+        assert_eq!(agreeing_total(250, at(100, 100), 100), 250);
+        assert_eq!(agreeing_total(150, at(100, 100), 50), 150);
+        assert_eq!(agreeing_total(100, at(100, 100), 0), 100);
+        assert_eq!(agreeing_total(0, at(0, 100), 0), 0);
+        // Users created after the count, before the page: the page shows them.
+        assert_eq!(agreeing_total(150, at(100, 100), 70), 170);
+        assert_eq!(agreeing_total(150, at(100, 100), 100), 200);
+        // Users removed after the count: a short page ends the result, an empty one too.
+        assert_eq!(agreeing_total(300, at(100, 100), 20), 120);
+        assert_eq!(agreeing_total(300, at(100, 100), 0), 100);
+        // `count=0` reads no page, so the count stands.
+        assert_eq!(agreeing_total(300, at(100, 0), 0), 300);
+    }
+
+    #[test]
     fn a_pages_bounds_are_expressions_not_bare_placeholders() {
         let q = Query {
             cond: Cond::Column(Column::NameLc, TextOp::Eq, "alice".into()),
@@ -1185,8 +1203,43 @@ where
 
 /// One page of `q` and the total: a shallow page reads its rows directly, a deep one its ids
 /// first; a first page that is not full is the whole result, so the common lookups (no match,
-/// one match) cost one query.
+/// one match) cost one query. The total never contradicts the page (see [`agreeing_total`]).
 pub async fn page_of<R>(
+    db: &super::Db,
+    table: Table,
+    tenant_id: &str,
+    columns: &str,
+    q: &Query,
+) -> super::StoreResult<(i64, Fetched<R>)>
+where
+    R: PageRow,
+{
+    let (total, page) = page_and_total(db, table, tenant_id, columns, q).await?;
+    Ok((agreeing_total(total, q.page, page.len()), page))
+}
+
+/// The total to state beside a page of `found` rows at `page`, given a `total` counted by
+/// another statement. Where the count and the page are read side by side (two connections,
+/// so two snapshots), a change committed between them made the answer contradict itself: a
+/// page running past its own `totalResults`, or a short page with more results promised after
+/// it. The page is what the client reads, so it decides: a page that is not full ends the
+/// result (the total is its end), a full one shows at least its end, and an empty page of a
+/// listing the count says reaches past it shows that those rows are gone.
+pub fn agreeing_total(total: i64, page: Page, found: usize) -> i64 {
+    let found = found as i64;
+    let end = page.offset.saturating_add(found);
+    if page.limit <= 0 {
+        total
+    } else if found == 0 {
+        total.min(page.offset)
+    } else if found < page.limit {
+        end
+    } else {
+        total.max(end)
+    }
+}
+
+async fn page_and_total<R>(
     db: &super::Db,
     table: Table,
     tenant_id: &str,
@@ -1222,6 +1275,9 @@ where
     if let Some(found) = sorted_by_scan(db, table, tenant_id, columns, q).await? {
         return Ok(found);
     }
+    if let Some(found) = page_from_end(db, table, tenant_id, q).await? {
+        return Ok(found);
+    }
     let read_page = read_page(page_access(&q.cond));
     if q.page.offset == 0 {
         let (found, page) = read_page.await?;
@@ -1236,6 +1292,81 @@ where
     let ((_, page), total) =
         tokio::try_join!(read_page, count_sql_run(db, table, tenant_id, &q.cond))?;
     Ok((total, page))
+}
+
+/// A page in the second half of every live user in creation order, read by walking that order
+/// backwards from its end (SQLite), with the total in the same snapshot; `None` for any other
+/// listing.
+///
+/// An `OFFSET` steps over each index entry before the page, so `startIndex=990001` of a
+/// million users stepped over 990,000 of them (190–210 ms). The total of every live user is one
+/// row (`live_user_counts`), so a page nearer the end is found from the end: at most half the
+/// organisation is stepped over, and the last pages, where clients that page to the end spend
+/// their deepest requests, cost what the first ones do.
+async fn page_from_end<R>(
+    db: &super::Db,
+    table: Table,
+    tenant_id: &str,
+    q: &Query,
+) -> super::StoreResult<Option<(i64, Fetched<R>)>> {
+    let super::Db::Sqlite(pool) = db else {
+        return Ok(None);
+    };
+    if table != Table::Users
+        || q.cond != Cond::Const(true)
+        || q.sort.key != SortKey::Created
+        || q.page.offset <= DIRECT_PAGE_DEPTH
+        || q.page.limit <= 0
+    {
+        return Ok(None);
+    }
+    // One read transaction: the total and the page come from one snapshot, so a user created
+    // or removed meanwhile cannot shift a page counted from the end.
+    let mut tx = pool.begin().await?;
+    let count = count_sql(Dialect::Sqlite, table, tenant_id, &q.cond);
+    let total: i64 = bind_args!(
+        sqlx::query_scalar(sqlx::AssertSqlSafe(count.text.as_str())),
+        &count.args
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if q.page.offset >= total {
+        return Ok(Some((total, Fetched::Ids(Vec::new()))));
+    }
+    let Some(sql) = from_end_sql(tenant_id, q, total) else {
+        return Ok(None);
+    };
+    let mut ids: Vec<String> = bind_args!(
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.text.as_str())),
+        &sql.args
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    ids.reverse();
+    Ok(Some((total, Fetched::Ids(ids))))
+}
+
+/// The ids of the page `q` asks for among `total` live users in creation order, read from the
+/// order's end (see [`page_from_end`]), last first; `None` when the page lies in the first half,
+/// which the forward walk reaches sooner.
+pub fn from_end_sql(tenant_id: &str, q: &Query, total: i64) -> Option<Sql> {
+    let end = q.page.offset.saturating_add(q.page.limit).min(total);
+    let after = total - end;
+    if after >= q.page.offset {
+        return None;
+    }
+    let mut sql = Sql::new(Dialect::Sqlite);
+    from(&mut sql, Table::Users, "r.id", tenant_id, Access::Free);
+    // The listing's order reversed term by term: creation time, then id (always ascending
+    // as the tie-breaker, see `Sql::order_by_key`).
+    let created = if q.sort.descending { "" } else { " DESC" };
+    sql.push(&format!(" ORDER BY r.created_at{created}, r.id DESC"));
+    sql.page(Page {
+        offset: after,
+        limit: end - q.page.offset,
+    });
+    Some(sql)
 }
 
 /// The query for the rows of `table` (live users, or groups) of the tenant with these ids.
