@@ -478,13 +478,18 @@ impl Sql {
     /// `no_index` (SQLite): the order must not steer the choice of index (see `pinned_by_index`).
     /// `part` (SQLite): the rows are one side of a sort on a column that may be missing (see
     /// [`Part`]): those with the value, by the value, or those without it, in creation order.
-    fn order_by(&mut self, table: Table, sort: &Sort, no_index: bool, part: Part) {
-        let dir = if sort.descending { " DESC" } else { "" };
+    /// `walk`: [`Walk::Backward`] gives the same order reversed term by term, the tie-breakers
+    /// included, so the index that gives the order gives it from its end.
+    fn order_by(&mut self, table: Table, sort: &Sort, no_index: bool, part: Part, walk: Walk) {
+        let back = walk == Walk::Backward;
+        let dir = if sort.descending != back { " DESC" } else { "" };
+        // The direction of the terms that are always ascending (the tie-breakers).
+        let ties = if back { " DESC" } else { "" };
         let plus = if no_index && !self.pg() { "+" } else { "" };
         self.push(" ORDER BY ");
         let complete = match (&sort.key, part) {
             (_, Part::Missing) => {
-                self.push("r.created_at, r.id");
+                self.push(&format!("r.created_at{ties}, r.id{ties}"));
                 return;
             }
             (SortKey::Column(col), Part::Present) => {
@@ -497,20 +502,28 @@ impl Sql {
                 self.push(&format!("{a}{dir}, {b}{dir}, {d}{dir}"));
                 false
             }
-            _ => self.order_by_key(table, sort, dir, plus),
+            _ => self.order_by_key(table, sort, dir, ties, plus),
         };
         if !complete {
-            self.push(", r.created_at, r.id");
+            self.push(&format!(", r.created_at{ties}, r.id{ties}"));
         }
     }
 
     /// The terms of [`Sql::order_by`] for `sort` over all rows; true when they order the rows
-    /// completely (no tie-breaker needed, so an index can give the whole order).
-    fn order_by_key(&mut self, table: Table, sort: &Sort, dir: &str, plus: &str) -> bool {
+    /// completely (no tie-breaker needed, so an index can give the whole order). `dir` is the
+    /// sort's direction, `ties` that of the always-ascending tie-breaker (see `order_by`).
+    fn order_by_key(
+        &mut self,
+        table: Table,
+        sort: &Sort,
+        dir: &str,
+        ties: &str,
+        plus: &str,
+    ) -> bool {
         let c = if self.pg() { " COLLATE \"C\"" } else { "" };
         match &sort.key {
             SortKey::Created => {
-                self.push(&format!("{plus}r.created_at{dir}, {plus}r.id"));
+                self.push(&format!("{plus}r.created_at{dir}, {plus}r.id{ties}"));
                 true
             }
             SortKey::Column(col) => {
@@ -896,6 +909,14 @@ enum Part {
     Missing,
 }
 
+/// Which way a statement walks its listing's order: from the start, or from the end (the same
+/// order reversed, read last row first; see [`page_from_end`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Walk {
+    Forward,
+    Backward,
+}
+
 /// The sort keys of the users' search index that SQLite keeps an index of, in sort order
 /// (migration 0017): the attributes people sort users by most. Each index is
 /// `(tenant_id, rank, number, text, created_at, id)` of the key's live users, the three parts
@@ -975,7 +996,7 @@ fn page_sql_via(
         sql.cond(table, "r.search", &q.cond);
     }
     let no_index = pinned_by_index(&q.cond) || access != Access::Free;
-    sql.order_by(table, &q.sort, no_index, part);
+    sql.order_by(table, &q.sort, no_index, part, Walk::Forward);
     sql.page(q.page);
     sql
 }
@@ -1275,10 +1296,15 @@ where
     if let Some(found) = sorted_by_scan(db, table, tenant_id, columns, q).await? {
         return Ok(found);
     }
-    if let Some(found) = page_from_end(db, table, tenant_id, q).await? {
-        return Ok(found);
-    }
-    let read_page = read_page(page_access(&q.cond));
+    let read_page = match page_from_end(db, table, tenant_id, q).await? {
+        FromEnd::Page(total, page) => return Ok((total, page)),
+        FromEnd::Forward(total) => {
+            // The total is known: the page alone is left to read.
+            let (_, page) = read_page(page_access(&q.cond)).await?;
+            return Ok((total, page));
+        }
+        FromEnd::NotThisListing => read_page(page_access(&q.cond)),
+    };
     if q.page.offset == 0 {
         let (found, page) = read_page.await?;
         if (found as i64) < q.page.limit {
@@ -1294,9 +1320,18 @@ where
     Ok((total, page))
 }
 
+/// What [`page_from_end`] found.
+enum FromEnd<R> {
+    /// The page, read from the end, and the total in the same snapshot.
+    Page(i64, Fetched<R>),
+    /// The total: the page lies in the first half, which the forward walk reaches sooner.
+    Forward(i64),
+    /// A listing whose total is not one row, or a shallow page.
+    NotThisListing,
+}
+
 /// A page in the second half of every live user in creation order, read by walking that order
-/// backwards from its end (SQLite), with the total in the same snapshot; `None` for any other
-/// listing.
+/// backwards from its end (SQLite), with the total in the same snapshot.
 ///
 /// An `OFFSET` steps over each index entry before the page, so `startIndex=990001` of a
 /// million users stepped over 990,000 of them (190–210 ms). The total of every live user is one
@@ -1308,9 +1343,9 @@ async fn page_from_end<R>(
     table: Table,
     tenant_id: &str,
     q: &Query,
-) -> super::StoreResult<Option<(i64, Fetched<R>)>> {
+) -> super::StoreResult<FromEnd<R>> {
     let super::Db::Sqlite(pool) = db else {
-        return Ok(None);
+        return Ok(FromEnd::NotThisListing);
     };
     if table != Table::Users
         || q.cond != Cond::Const(true)
@@ -1318,7 +1353,7 @@ async fn page_from_end<R>(
         || q.page.offset <= DIRECT_PAGE_DEPTH
         || q.page.limit <= 0
     {
-        return Ok(None);
+        return Ok(FromEnd::NotThisListing);
     }
     // One read transaction: the total and the page come from one snapshot, so a user created
     // or removed meanwhile cannot shift a page counted from the end.
@@ -1331,10 +1366,10 @@ async fn page_from_end<R>(
     .fetch_one(&mut *tx)
     .await?;
     if q.page.offset >= total {
-        return Ok(Some((total, Fetched::Ids(Vec::new()))));
+        return Ok(FromEnd::Page(total, Fetched::Ids(Vec::new())));
     }
     let Some(sql) = from_end_sql(tenant_id, q, total) else {
-        return Ok(None);
+        return Ok(FromEnd::Forward(total));
     };
     let mut ids: Vec<String> = bind_args!(
         sqlx::query_scalar(sqlx::AssertSqlSafe(sql.text.as_str())),
@@ -1344,7 +1379,7 @@ async fn page_from_end<R>(
     .await?;
     tx.commit().await?;
     ids.reverse();
-    Ok(Some((total, Fetched::Ids(ids))))
+    Ok(FromEnd::Page(total, Fetched::Ids(ids)))
 }
 
 /// The ids of the page `q` asks for among `total` live users in creation order, read from the
@@ -1358,10 +1393,7 @@ pub fn from_end_sql(tenant_id: &str, q: &Query, total: i64) -> Option<Sql> {
     }
     let mut sql = Sql::new(Dialect::Sqlite);
     from(&mut sql, Table::Users, "r.id", tenant_id, Access::Free);
-    // The listing's order reversed term by term: creation time, then id (always ascending
-    // as the tie-breaker, see `Sql::order_by_key`).
-    let created = if q.sort.descending { "" } else { " DESC" };
-    sql.push(&format!(" ORDER BY r.created_at{created}, r.id DESC"));
+    sql.order_by(Table::Users, &q.sort, false, Part::Whole, Walk::Backward);
     sql.page(Page {
         offset: after,
         limit: end - q.page.offset,
@@ -1586,7 +1618,7 @@ pub fn sorted_part_sql(tenant_id: &str, q: &Query, lo: i64, hi: i64, keep: i64) 
         sql.push(" AND ");
         sql.cond(Table::Users, "r.search", &q.cond);
     }
-    sql.order_by(Table::Users, &q.sort, true, Part::Whole);
+    sql.order_by(Table::Users, &q.sort, true, Part::Whole, Walk::Forward);
     sql.push(" LIMIT ").arg(Arg::Int(keep)).push(" + 0");
     sql
 }
@@ -1788,7 +1820,7 @@ pub fn listed_page_sql(tenant_id: &str, what: &str, q: &Query, ids: &[String]) -
         sql.push(" AND ");
         sql.cond(Table::Users, "r.search", &q.cond);
     }
-    sql.order_by(Table::Users, &q.sort, true, Part::Whole);
+    sql.order_by(Table::Users, &q.sort, true, Part::Whole, Walk::Forward);
     sql.page(q.page);
     sql
 }
