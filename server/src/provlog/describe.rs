@@ -1165,7 +1165,8 @@ mod tests {
             "Looked up user userName = alice@contoso.com (found)"
         );
         // Stored as the handler wrote it, the summary is not parsed: the same entry.
-        let listed = super::super::Listed::of(&answer, 1);
+        let listed =
+            super::super::Listed::of(&answer, 1, &axum::body::Bytes::from(answer.to_string()));
         assert!(listed.as_stored);
         let fast = Seen {
             total: Some(1),
@@ -1215,7 +1216,20 @@ mod tests {
                     let answer = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
                         "totalResults": n, "startIndex": 1, "itemsPerPage": n,
                         "Resources": resources});
-                    let listed = super::super::Listed::of(&answer, n as i64);
+                    let sent = axum::body::Bytes::from(answer.to_string());
+                    let listed = super::super::Listed::of(&answer, n as i64, &sent);
+                    // A summary that leaves nothing out is the answer as sent, shared; either
+                    // way it is the text the summary writer gives.
+                    assert_eq!(
+                        &listed.summary[..],
+                        &super::super::lean::list_summary_text(&answer)[..],
+                        "{n} {extra}"
+                    );
+                    assert_eq!(
+                        listed.summary.as_ptr() == sent.as_ptr(),
+                        !extra || n == 0,
+                        "{n} {extra}"
+                    );
                     let items = n + usize::from(extra && n > 0);
                     assert_eq!(listed.as_stored, items <= MAX_LIST_ITEMS, "{n} {extra}");
                     let stored = stored_value(serde_json::from_slice(&listed.summary).unwrap());

@@ -61,6 +61,19 @@ pub fn list_summary_text(body: &Value) -> Vec<u8> {
     serde_json::to_vec(&SummaryOf(body)).unwrap_or_default()
 }
 
+/// Whether a list answer's summary is the answer itself: no resource holds an attribute the
+/// summary leaves out. Its text is then the answer's (both write the same members in the same
+/// order, compactly).
+pub fn summary_is_whole(body: &Value) -> bool {
+    let Value::Object(top) = body else {
+        return false;
+    };
+    top.iter().all(|(k, v)| match v {
+        Value::Array(r) if k.eq_ignore_ascii_case("Resources") => !trims(r),
+        _ => true,
+    })
+}
+
 /// How many items the summary's `Resources` list holds: one per resource, and the marker when
 /// something was left out.
 pub fn list_summary_items(body: &Value) -> usize {

@@ -249,8 +249,15 @@ pub struct Listed {
 }
 
 impl Listed {
-    pub fn of(answer: &serde_json::Value, total: i64) -> Listed {
-        let summary = lean::list_summary_text(answer);
+    /// The summary of `answer`, which was sent as `sent`. When the summary leaves nothing out
+    /// (an empty answer, as for Entra's Test Connection, or resources that hold only the
+    /// attributes a summary keeps) it is the answer as sent, shared rather than written again.
+    pub fn of(answer: &serde_json::Value, total: i64, sent: &Bytes) -> Listed {
+        let summary = if lean::summary_is_whole(answer) {
+            sent.clone()
+        } else {
+            Bytes::from(lean::list_summary_text(answer))
+        };
         let as_stored = summary.len() <= describe::MAX_STORED_BODY
             && lean::list_summary_items(answer) <= describe::MAX_LIST_ITEMS;
         let first_id = (total == 1)
@@ -260,7 +267,7 @@ impl Listed {
             .filter(|id| !id.is_empty())
             .map(str::to_string);
         Listed {
-            summary: Bytes::from(summary),
+            summary,
             total,
             first_id,
             as_stored,
@@ -566,24 +573,28 @@ pub async fn record(State(log): State<ProvLog>, req: Request, next: Next) -> Res
     let status = res.status().as_u16();
     let (mut parts, body) = res.into_parts();
     let listed = parts.extensions.remove::<Listed>();
-    // SCIM answers are built in memory; collecting them costs no copy.
-    let bytes = match body.collect().await {
-        Ok(c) => c.to_bytes(),
-        Err(e) => {
-            tracing::warn!(error = %e, "SCIM answer body failed");
-            Bytes::new()
-        }
-    };
-    // A list answer's summary is all the log keeps of it, so the answer's bytes stay with the
-    // connection that sends them instead of travelling to the writer. (Measured at 1M users,
-    // this did not move the log's cost on lookups beyond the noise; it saves the queue memory.)
-    let listed_bytes = if listed.is_some() { bytes.len() } else { 0 };
-    let response = if listed.is_some() {
-        None
+    // A list answer's summary is all the log keeps of it: the answer is passed on untouched
+    // and its bytes stay with the connection that sends them.
+    let (res, response, listed_bytes) = if listed.is_some() {
+        let len = http_body::Body::size_hint(&body).exact().unwrap_or(0);
+        let len = usize::try_from(len).unwrap_or(usize::MAX);
+        (Response::from_parts(parts, body), None, len)
     } else {
-        kept(Some(bytes.clone()))
+        // SCIM answers are built in memory; collecting them costs no copy.
+        let bytes = match body.collect().await {
+            Ok(c) => c.to_bytes(),
+            Err(e) => {
+                tracing::warn!(error = %e, "SCIM answer body failed");
+                Bytes::new()
+            }
+        };
+        let kept_answer = kept(Some(bytes.clone()));
+        (
+            Response::from_parts(parts, Body::from(bytes)),
+            kept_answer,
+            0,
+        )
     };
-    let res = Response::from_parts(parts, Body::from(bytes));
     let request = seen.and_then(|s| s.take());
     let chain = link.and_then(|l| l.chained());
     texts.push_chain(chain.as_ref());

@@ -26,7 +26,12 @@ pub use super::resource::{ScimTenant, etag};
 
 /// A successful SCIM answer: JSON with the SCIM content type.
 pub fn scim_json(status: StatusCode, body: &Value) -> Response {
-    let mut res = (status, body.to_string()).into_response();
+    scim_text(status, Bytes::from(body.to_string()))
+}
+
+/// A SCIM answer already written as JSON.
+fn scim_text(status: StatusCode, text: Bytes) -> Response {
+    let mut res = (status, text).into_response();
     res.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(SCIM_CONTENT_TYPE),
@@ -271,10 +276,11 @@ pub fn list_response(total: i64, start_index: i64, resources: Vec<Value>) -> Val
 /// ([`crate::provlog::Listed`]).
 pub fn list_answer(total: i64, start_index: i64, resources: Vec<Value>, log_on: bool) -> Response {
     let body = list_response(total, start_index, resources);
-    let mut res = scim_json(StatusCode::OK, &body);
-    if log_on {
-        res.extensions_mut()
-            .insert(crate::provlog::Listed::of(&body, total));
+    let text = Bytes::from(body.to_string());
+    let listed = log_on.then(|| crate::provlog::Listed::of(&body, total, &text));
+    let mut res = scim_text(StatusCode::OK, text);
+    if let Some(l) = listed {
+        res.extensions_mut().insert(l);
     }
     res
 }

@@ -3,6 +3,7 @@
 
 use super::{Db, StoreResult, on_db};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// One stored log entry.
 #[derive(sqlx::FromRow, Debug, Clone, Default, PartialEq)]
@@ -148,28 +149,32 @@ pub async fn write_batch(
             };
             // The text holds only column names and placeholders; every value is bound.
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            // Texts are bound as shared copies: binding a `&String` costs SQLite's driver two
+            // allocations (a copy, and the shared box around it), this one.
+            let t = |s: &String| Arc::<str>::from(s.as_str());
+            let o = |s: &Option<String>| s.as_deref().map(Arc::<str>::from);
             for r in chunk {
                 q = q
-                    .bind(&r.id)
-                    .bind(&r.tenant_id)
+                    .bind(t(&r.id))
+                    .bind(t(&r.tenant_id))
                     .bind(r.at)
                     .bind(r.duration_us)
-                    .bind(&r.method)
-                    .bind(&r.path)
-                    .bind(&r.operation)
-                    .bind(&r.action)
-                    .bind(&r.target_type)
-                    .bind(&r.target_id)
-                    .bind(&r.target_name)
-                    .bind(&r.outcome)
+                    .bind(t(&r.method))
+                    .bind(t(&r.path))
+                    .bind(t(&r.operation))
+                    .bind(t(&r.action))
+                    .bind(o(&r.target_type))
+                    .bind(o(&r.target_id))
+                    .bind(o(&r.target_name))
+                    .bind(t(&r.outcome))
                     .bind(r.status)
-                    .bind(&r.scim_type)
-                    .bind(&r.error_detail)
-                    .bind(&r.client_addr)
-                    .bind(&r.request_body)
-                    .bind(&r.response_body)
-                    .bind(&r.parent_id)
-                    .bind(&r.prev_entry);
+                    .bind(o(&r.scim_type))
+                    .bind(o(&r.error_detail))
+                    .bind(t(&r.client_addr))
+                    .bind(o(&r.request_body))
+                    .bind(o(&r.response_body))
+                    .bind(o(&r.parent_id))
+                    .bind(o(&r.prev_entry));
             }
             q.execute(&mut *tx).await?;
         }
