@@ -61,33 +61,39 @@ pub fn list_summary_text(body: &Value) -> Vec<u8> {
     serde_json::to_vec(&SummaryOf(body)).unwrap_or_default()
 }
 
-/// Whether a list answer's summary is the answer itself: no resource holds an attribute the
-/// summary leaves out. Its text is then the answer's (both write the same members in the same
-/// order, compactly).
-pub fn summary_is_whole(body: &Value) -> bool {
-    let Value::Object(top) = body else {
-        return false;
-    };
-    top.iter().all(|(k, v)| match v {
-        Value::Array(r) if k.eq_ignore_ascii_case("Resources") => !trims(r),
-        _ => true,
-    })
+/// What a list answer's summary is, read in one pass over its resources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SummaryShape {
+    /// How many items the summary's `Resources` list holds: one per resource, and the marker
+    /// when something was left out.
+    pub items: usize,
+    /// True when the summary is the answer itself: no resource holds an attribute the summary
+    /// leaves out. Its text is then the answer's (both write the same members in the same
+    /// order, compactly).
+    pub whole: bool,
 }
 
-/// How many items the summary's `Resources` list holds: one per resource, and the marker when
-/// something was left out.
-pub fn list_summary_items(body: &Value) -> usize {
+pub fn summary_shape(body: &Value) -> SummaryShape {
     let Value::Object(top) = body else {
-        return 0;
+        return SummaryShape {
+            items: 0,
+            whole: false,
+        };
     };
-    top.iter()
-        .find_map(|(k, v)| match v {
-            Value::Array(r) if k.eq_ignore_ascii_case("Resources") => {
-                Some(r.len() + usize::from(trims(r)))
-            }
-            _ => None,
-        })
-        .unwrap_or(0)
+    let mut shape = SummaryShape {
+        items: 0,
+        whole: true,
+    };
+    for (k, v) in top {
+        if let Value::Array(r) = v
+            && k.eq_ignore_ascii_case("Resources")
+        {
+            let trimmed = trims(r);
+            shape.items += r.len() + usize::from(trimmed);
+            shape.whole &= !trimmed;
+        }
+    }
+    shape
 }
 
 /// Whether a summary leaves out attributes of these resources.

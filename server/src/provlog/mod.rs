@@ -253,13 +253,14 @@ impl Listed {
     /// (an empty answer, as for Entra's Test Connection, or resources that hold only the
     /// attributes a summary keeps) it is the answer as sent, shared rather than written again.
     pub fn of(answer: &serde_json::Value, total: i64, sent: &Bytes) -> Listed {
-        let summary = if lean::summary_is_whole(answer) {
+        let shape = lean::summary_shape(answer);
+        let summary = if shape.whole {
             sent.clone()
         } else {
             Bytes::from(lean::list_summary_text(answer))
         };
-        let as_stored = summary.len() <= describe::MAX_STORED_BODY
-            && lean::list_summary_items(answer) <= describe::MAX_LIST_ITEMS;
+        let as_stored =
+            summary.len() <= describe::MAX_STORED_BODY && shape.items <= describe::MAX_LIST_ITEMS;
         let first_id = (total == 1)
             .then(|| answer.get("Resources")?.get(0)?.get("id")?.as_str())
             .flatten()
