@@ -940,6 +940,70 @@ async fn filters_no_index_answers_count_only_the_organisations_live_users() {
     }
 }
 
+/// A scan of every user reads the database file through a memory map larger than SQLite's
+/// built-in 2 GB limit (the build raises it), and no connection goes back to the pool with
+/// its map: on the connections SCIM's lookups and writes use, every checkpoint that grows the
+/// file would remap it (SQLite).
+#[tokio::test]
+async fn scans_map_the_file_and_leave_no_map_behind_on_sqlite() {
+    use server::store::Db;
+    let app = TestApp::new().await;
+    let Db::Sqlite(pool) = &app.db else {
+        return;
+    };
+    async fn map_of(c: &mut sqlx::SqliteConnection) -> i64 {
+        sqlx::query_scalar("PRAGMA mmap_size")
+            .fetch_one(c)
+            .await
+            .unwrap()
+    }
+    {
+        let mut c = pool.acquire().await.unwrap();
+        sqlx::query("PRAGMA mmap_size = 274877906944")
+            .execute(&mut *c)
+            .await
+            .unwrap();
+        assert_eq!(
+            map_of(&mut c).await,
+            274_877_906_944,
+            "SQLITE_MAX_MMAP_SIZE of this build (.cargo/config.toml)"
+        );
+        sqlx::query("PRAGMA mmap_size = 0")
+            .execute(&mut *c)
+            .await
+            .unwrap();
+    }
+    let t = app.scim_tenant("Contoso").await;
+    for i in 0..6 {
+        let mut u = user_json(&format!("ann{i}@contoso.com"), "Ann", "Lee");
+        if i % 2 == 0 {
+            u["title"] = json!("Engineer");
+        }
+        let r = app.scim("POST", &t, "/Users", Some(u)).await;
+        ok_json(&r, StatusCode::CREATED);
+    }
+    // The organisation's admin has no title either.
+    for (filter, want) in [("title%20pr", 3), ("not%20(title%20pr)", 3 + 1)] {
+        let r = app
+            .scim("GET", &t, &format!("/Users?filter={filter}"), None)
+            .await;
+        let (total, found) = list_of(&r);
+        assert_eq!((total, found.len()), (want, want as usize), "{filter}");
+    }
+    let r = app
+        .scim("GET", &t, "/Users?sortBy=title&count=2", None)
+        .await;
+    assert_eq!(list_of(&r).0, 6 + 1);
+    let mut held = Vec::new();
+    for _ in 0..pool.size() {
+        held.push(pool.acquire().await.unwrap());
+    }
+    assert!(held.len() >= 2, "the scan's parts had a connection each");
+    for c in &mut held {
+        assert_eq!(map_of(c).await, 0, "a connection kept a scan's map");
+    }
+}
+
 /// A filter that tests an indexed column's text (`co`, `sw`, `ew`, ranges) is counted through
 /// the column's own index (SQLite), and its pages hold the right users in
 /// creation order, with deprovisioned users and other organisations left out (both databases).

@@ -1682,8 +1682,19 @@ where
     )))
 }
 
+/// What a part of a scan maps of the database file (256 GiB: all of it). Only as much as the
+/// file holds is mapped, and the build lets SQLite map that much (`SQLITE_MAX_MMAP_SIZE` in
+/// `.cargo/config.toml`; SQLite's own limit is 2 GB).
+const SCAN_MAP: &str = "PRAGMA mmap_size = 274877906944";
+
 /// Runs `sqls` side by side, each on a connection of its own, and returns all their rows'
 /// single values.
+///
+/// Each part reads the database file through a memory map for its duration. Read page by
+/// page, half of a scan's time went to copying pages out of the kernel's cache (`pread`) and
+/// into SQLite's: at a million users `title pr` took 3.5 s of CPU, 1.9 s mapped. The map is
+/// the scan's alone: a connection that keeps one remaps it whenever a checkpoint has grown the
+/// file, and with a map on every connection `POST /Users` took 20–36% more CPU per request.
 async fn in_parts<T>(pool: &sqlx::SqlitePool, sqls: Vec<Sql>) -> super::StoreResult<Vec<T>>
 where
     T: Send + Unpin + 'static + sqlx::Type<sqlx::Sqlite> + for<'r> sqlx::Decode<'r, sqlx::Sqlite>,
@@ -1692,12 +1703,23 @@ where
     for sql in sqls {
         let pool = pool.clone();
         parts.spawn(async move {
-            bind_args!(
+            let mut conn = pool.acquire().await?;
+            sqlx::query(SCAN_MAP).execute(&mut *conn).await?;
+            let rows = bind_args!(
                 sqlx::query_scalar::<_, T>(sqlx::AssertSqlSafe(sql.text.as_str())),
                 &sql.args
             )
-            .fetch_all(&pool)
-            .await
+            .fetch_all(&mut *conn)
+            .await;
+            if sqlx::query("PRAGMA mmap_size = 0")
+                .execute(&mut *conn)
+                .await
+                .is_err()
+            {
+                // Not back into the pool with the map.
+                conn.close_on_drop();
+            }
+            rows
         });
     }
     let mut out = Vec::new();
