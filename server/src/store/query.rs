@@ -348,8 +348,10 @@ impl Sql {
                     ));
                     self.cond(table, &format!("{el}.x"), cond);
                 } else {
+                    // `jsonb_each`: an element is handed on as JSONB. `json_each` would write
+                    // each one out as JSON text for the element's own tests to parse again.
                     self.push(&format!(
-                        "EXISTS (SELECT 1 FROM json_each({set}) {el} WHERE "
+                        "EXISTS (SELECT 1 FROM jsonb_each({set}) {el} WHERE "
                     ));
                     self.cond(table, &format!("{el}.value"), cond);
                 }
