@@ -830,6 +830,21 @@ async fn one_size(n: usize, clients: usize, secs: u64) -> anyhow::Result<Vec<Row
             "sortBy=title&count=10",
             3,
         ),
+        (
+            "sortBy=title&startIndex=20001 (deeper than the parts keep)",
+            "sortBy=title&startIndex=20001&count=10",
+            1,
+        ),
+        (
+            "filter=title pr&sortBy=title (sort of a filter)",
+            "filter=title%20pr&sortBy=title&count=10",
+            1,
+        ),
+        (
+            "filter=title pr&sortBy=department descending",
+            "filter=title%20pr&sortBy=urn%3Aietf%3Aparams%3Ascim%3Aschemas%3Aextension%3Aenterprise%3A2.0%3AUser%3Adepartment&sortOrder=descending&count=10",
+            1,
+        ),
     ] {
         d.run(label, 1, times, "GET", move |_| {
             (format!("{base}/Users?{query}"), None)
@@ -858,6 +873,21 @@ async fn one_size(n: usize, clients: usize, secs: u64) -> anyhow::Result<Vec<Row
             let body = json!({
                 "schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
                 "filter": format!("userName eq \"user{}@contoso.example\"", (i * 7919) % nn),
+            });
+            (format!("{base}/.search"), Some(body.to_string()))
+        },
+    )
+    .await?;
+    d.run(
+        "root POST /.search title pr (scan)",
+        1,
+        1,
+        "POST",
+        move |_| {
+            let body = json!({
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+                "filter": "title pr",
+                "count": 10,
             });
             (format!("{base}/.search"), Some(body.to_string()))
         },

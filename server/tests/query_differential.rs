@@ -341,13 +341,31 @@ async fn sql_answers_equal_the_evaluator() {
                 }
             });
         }
-        let r = app.scim("POST", &t, "/.search", Some(body)).await;
+        let r = app.scim("POST", &t, "/.search", Some(body.clone())).await;
         let expected: Vec<Value> = expected.into_iter().map(|(_, d)| d).collect();
         assert_eq!(
             ids_of(&list_of(&r).1),
             ids_of(&expected),
             "root: {f} by {by:?}"
         );
+        // Every page is its slice of the whole, with the whole's total: pages of users, pages
+        // that run from the last users into the first groups, pages of groups, and past the end.
+        let all = ids_of(&expected);
+        for count in [1_usize, 2, 3] {
+            for start in 1..=all.len() + 1 {
+                body["startIndex"] = json!(start);
+                body["count"] = json!(count);
+                let r = app.scim("POST", &t, "/.search", Some(body.clone())).await;
+                let (total, found) = list_of(&r);
+                assert_eq!(total as usize, all.len(), "root: {f} by {by:?}");
+                let from = (start - 1).min(all.len());
+                assert_eq!(
+                    ids_of(&found),
+                    all[from..(from + count).min(all.len())].to_vec(),
+                    "root: {f} by {by:?}, startIndex {start}, count {count}"
+                );
+            }
+        }
     }
 
     // sortBy, both directions, on every kind of attribute.

@@ -156,13 +156,19 @@ pub async fn root_search(
         // Both kinds share the core schema URN prefix rules; a path names the same index key.
         Some(by) => RootOrder::Indexed(super::query::key_of(by, ResourceKind::User)),
     };
-    let total = sq::count(&state.db, Table::Users, &t.id, &ucond).await?
-        + sq::count(&state.db, Table::Groups, &t.id, &gcond).await?;
     let page = Page {
         offset: p.start_index - 1,
         limit: p.count,
     };
-    let found = sq::root_page(&state.db, &t.id, &ucond, &gcond, &order, p.descending, page).await?;
+    let (total, found) = if order == RootOrder::Kind {
+        sq::root_page_by_kind(&state.db, &t.id, &ucond, &gcond, page).await?
+    } else {
+        let total = sq::count(&state.db, Table::Users, &t.id, &ucond).await?
+            + sq::count(&state.db, Table::Groups, &t.id, &gcond).await?;
+        let found =
+            sq::root_page(&state.db, &t.id, &ucond, &gcond, &order, p.descending, page).await?;
+        (total, found)
+    };
     let ids = |which: Table| -> Vec<String> {
         found
             .iter()

@@ -1938,6 +1938,54 @@ pub enum RootOrder {
     Indexed(String),
 }
 
+/// One page of root `/.search` in its order without `sortBy` (users, then groups, each in
+/// creation order) and its total. Each table's part is read as that table's own listing reads
+/// it (`page_of`: indexes, scans in parts, pages from the end), the groups' part starting where
+/// the users end. The order of [`root_page`], which sorts the matches of both tables together:
+/// for a filter no index answers, at a million users, 5.0 s there against two listings here.
+pub async fn root_page_by_kind(
+    db: &super::Db,
+    tenant_id: &str,
+    users: &Cond,
+    groups: &Cond,
+    page: Page,
+) -> super::StoreResult<(i64, Vec<(Table, String)>)> {
+    async fn part(
+        db: &super::Db,
+        tenant_id: &str,
+        table: Table,
+        cond: &Cond,
+        page: Page,
+    ) -> super::StoreResult<(i64, Vec<String>)> {
+        if page.limit <= 0 || *cond == Cond::Const(false) {
+            return Ok((count(db, table, tenant_id, cond).await?, Vec::new()));
+        }
+        let q = Query {
+            cond: cond.clone(),
+            sort: Sort::default(),
+            page,
+        };
+        let (total, found) = page_of::<(String,)>(db, table, tenant_id, "r.id", &q).await?;
+        let ids = match found {
+            Fetched::Rows(rows) => rows.into_iter().map(|(id,)| id).collect(),
+            Fetched::Ids(ids) => ids,
+        };
+        Ok((total, ids))
+    }
+    let (user_total, user_ids) = part(db, tenant_id, Table::Users, users, page).await?;
+    let rest = Page {
+        offset: (page.offset - user_total).max(0),
+        limit: page.limit.max(0) - user_ids.len() as i64,
+    };
+    let (group_total, group_ids) = part(db, tenant_id, Table::Groups, groups, rest).await?;
+    let found = user_ids
+        .into_iter()
+        .map(|id| (Table::Users, id))
+        .chain(group_ids.into_iter().map(|id| (Table::Groups, id)))
+        .collect();
+    Ok((user_total + group_total, found))
+}
+
 /// One page of root `/.search` (RFC 7644 §3.4.3) across users and groups: `(table, id)` in order.
 pub async fn root_page(
     db: &super::Db,
