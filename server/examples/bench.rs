@@ -241,7 +241,7 @@ fn rss_mb(pid: u32) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| {
+            s.lines().find(|l| l.starts_with("RssAnon:")).and_then(|l| {
                 l.split_whitespace()
                     .nth(1)
                     .and_then(|v| v.parse::<f64>().ok())
@@ -295,10 +295,7 @@ impl Driver {
     where
         F: Fn(usize) -> (String, Option<String>) + Send + Sync + 'static,
     {
-        let wanted = name.starts_with("bare")
-            || self.only.is_empty()
-            || self.only.iter().any(|w| name.contains(w.as_str()));
-        if !wanted {
+        if !self.wants(name) {
             return Ok(());
         }
         let make = Arc::new(make);
@@ -312,6 +309,12 @@ impl Driver {
             }
         }
         Ok(())
+    }
+
+    fn wants(&self, name: &str) -> bool {
+        name.starts_with("bare")
+            || self.only.is_empty()
+            || self.only.iter().any(|w| name.contains(w.as_str()))
     }
 
     /// For `BENCH_PROVLOG=compare`: each row's requests per second and CPU per request over all
@@ -710,6 +713,40 @@ async fn one_size(n: usize, clients: usize, secs: u64) -> anyhow::Result<Vec<Row
         },
     )
     .await?;
+    // Entra's lookups while other clients of the same organisation send filters that read
+    // every user: what a token holder running reports does to provisioning.
+    let busy = "Entra lookup while 4 clients scan (title pr)";
+    if d.wants(busy) {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut scanners = Vec::new();
+        for _ in 0..4 {
+            let mut client = Client::connect(&d.targets[0].addr, &d.token).await?;
+            let stop = stop.clone();
+            let path = format!("{base}/Users?count=10&filter={}", enc("title pr"));
+            scanners.push(tokio::spawn(async move {
+                let mut done = 0usize;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    client.call("GET", &path, None).await?;
+                    done += 1;
+                }
+                Ok::<_, anyhow::Error>(done)
+            }));
+        }
+        d.run(busy, c, usize::MAX, "GET", move |i| {
+            let f = enc(&format!(
+                "userName eq \"user{}@contoso.example\"",
+                (i * 7919) % nn
+            ));
+            (format!("{base}/Users?filter={f}"), None)
+        })
+        .await?;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut scans = 0;
+        for s in scanners {
+            scans += s.await??;
+        }
+        eprintln!("  ({scans} scans answered meanwhile)");
+    }
     d.run(
         "Test Connection: userName eq (no match)",
         c,

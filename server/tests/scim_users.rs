@@ -1004,6 +1004,50 @@ async fn scans_map_the_file_and_leave_no_map_behind_on_sqlite() {
     }
 }
 
+/// Scans of every user take turns (one at a time in the process, SQLite): requests that need
+/// several of them in a row (a filtered sort counts, then sorts), sent side by side with
+/// lookups, all get their whole answer; none waits forever on another's turn (both databases).
+#[tokio::test]
+async fn scans_side_by_side_take_turns_and_all_answer() {
+    let app = std::sync::Arc::new(TestApp::new().await);
+    let t = std::sync::Arc::new(app.scim_tenant("Contoso").await);
+    for i in 0..8 {
+        let mut u = user_json(&format!("ann{i}@contoso.com"), "Ann", "Lee");
+        if i % 2 == 0 {
+            u["title"] = json!(format!("Engineer {i}"));
+        }
+        let r = app.scim("POST", &t, "/Users", Some(u)).await;
+        ok_json(&r, StatusCode::CREATED);
+    }
+    let mut asks = tokio::task::JoinSet::new();
+    for k in 0..12 {
+        let (app, t) = (app.clone(), t.clone());
+        asks.spawn(async move {
+            let (path, want) = match k % 3 {
+                0 => (
+                    "/Users?filter=title%20pr&sortBy=title&sortOrder=descending&count=2",
+                    4,
+                ),
+                1 => ("/Users?filter=not%20(title%20pr)&count=1", 4 + 1),
+                _ => ("/Users?filter=userName%20eq%20%22ann3@contoso.com%22", 1),
+            };
+            let r = app.scim("GET", &t, path, None).await;
+            let (total, found) = list_of(&r);
+            assert_eq!(total, want, "{path}");
+            if k % 3 == 0 {
+                assert_eq!(found[0]["title"], "Engineer 6", "{path}");
+            }
+        });
+    }
+    let all = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        while let Some(done) = asks.join_next().await {
+            done.unwrap();
+        }
+    })
+    .await;
+    assert!(all.is_ok(), "a request waited on another scan's turn");
+}
+
 /// A filter that tests an indexed column's text (`co`, `sw`, `ew`, ranges) is counted through
 /// the column's own index (SQLite), and its pages hold the right users in
 /// creation order, with deprovisioned users and other organisations left out (both databases).
