@@ -930,6 +930,21 @@ async fn one_size(n: usize, clients: usize, secs: u64) -> anyhow::Result<Vec<Row
         },
     )
     .await?;
+    d.run(
+        "root POST /.search sortBy=title (sort of all)",
+        1,
+        1,
+        "POST",
+        move |_| {
+            let body = json!({
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+                "sortBy": "title",
+                "count": 10,
+            });
+            (format!("{base}/.search"), Some(body.to_string()))
+        },
+    )
+    .await?;
     let stamp = now;
     d.run("POST /Users", c, usize::MAX, "POST", move |i| {
         let mut u = user_doc(10_000_000 + i);

@@ -312,6 +312,8 @@ async fn sql_answers_equal_the_evaluator() {
             "meta.resourceType eq \"Group\" or active eq false",
             Some("meta.created"),
         ),
+        ("title pr or displayName co \"a\"", Some("title")),
+        ("not (title pr)", Some("meta.lastModified")),
         // Groups hold no userName or active: both terms hold for every group.
         (
             "userName ne \"nobody\" and not (active eq true)",

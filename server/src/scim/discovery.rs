@@ -163,11 +163,7 @@ pub async fn root_search(
     let (total, found) = if order == RootOrder::Kind {
         sq::root_page_by_kind(&state.db, &t.id, &ucond, &gcond, page).await?
     } else {
-        let total = sq::count(&state.db, Table::Users, &t.id, &ucond).await?
-            + sq::count(&state.db, Table::Groups, &t.id, &gcond).await?;
-        let found =
-            sq::root_page(&state.db, &t.id, &ucond, &gcond, &order, p.descending, page).await?;
-        (total, found)
+        sq::root_page_sorted(&state.db, &t.id, &ucond, &gcond, &order, p.descending, page).await?
     };
     let ids = |which: Table| -> Vec<String> {
         found

@@ -1948,6 +1948,83 @@ pub enum RootOrder {
     Indexed(String),
 }
 
+/// The ids of one page of a table's own listing of `cond` in `sort`'s order, and its total.
+async fn listed_ids(
+    db: &super::Db,
+    tenant_id: &str,
+    table: Table,
+    cond: &Cond,
+    sort: &Sort,
+    page: Page,
+) -> super::StoreResult<(i64, Vec<String>)> {
+    if page.limit <= 0 || *cond == Cond::Const(false) {
+        return Ok((count(db, table, tenant_id, cond).await?, Vec::new()));
+    }
+    let q = Query {
+        cond: cond.clone(),
+        sort: sort.clone(),
+        page,
+    };
+    let (total, found) = page_of::<(String,)>(db, table, tenant_id, "r.id", &q).await?;
+    let ids = match found {
+        Fetched::Rows(rows) => rows.into_iter().map(|(id,)| id).collect(),
+        Fetched::Ids(ids) => ids,
+    };
+    Ok((total, ids))
+}
+
+/// One page of root `/.search` sorted (`sortBy`) and its total. A page within the first
+/// [`SORT_MATCHES_UP_TO`] of the order is among the first `startIndex + count - 1` of each
+/// table in the same order, so each table's listing reads those (indexes, scans in parts), and
+/// [`root_page`] sorts only them together; a deeper page sorts every match of both tables.
+#[allow(clippy::too_many_arguments)]
+pub async fn root_page_sorted(
+    db: &super::Db,
+    tenant_id: &str,
+    users: &Cond,
+    groups: &Cond,
+    order: &RootOrder,
+    descending: bool,
+    page: Page,
+) -> super::StoreResult<(i64, Vec<(Table, String)>)> {
+    let end = page.offset.saturating_add(page.limit);
+    if page.limit > 0 && end <= SORT_MATCHES_UP_TO {
+        let sort = Sort {
+            key: match order {
+                RootOrder::Kind | RootOrder::Created => SortKey::Created,
+                RootOrder::Modified => SortKey::Column(Column::Modified),
+                RootOrder::Indexed(key) => SortKey::Indexed(key.clone()),
+            },
+            descending,
+        };
+        let top = Page {
+            offset: 0,
+            limit: end,
+        };
+        let (user_total, user_ids) =
+            listed_ids(db, tenant_id, Table::Users, users, &sort, top).await?;
+        let (group_total, group_ids) =
+            listed_ids(db, tenant_id, Table::Groups, groups, &sort, top).await?;
+        let among = [user_ids.as_slice(), group_ids.as_slice()];
+        let found = root_page(
+            db,
+            tenant_id,
+            users,
+            groups,
+            order,
+            descending,
+            page,
+            Some(among),
+        )
+        .await?;
+        return Ok((user_total + group_total, found));
+    }
+    let total = count(db, Table::Users, tenant_id, users).await?
+        + count(db, Table::Groups, tenant_id, groups).await?;
+    let found = root_page(db, tenant_id, users, groups, order, descending, page, None).await?;
+    Ok((total, found))
+}
+
 /// One page of root `/.search` in its order without `sortBy` (users, then groups, each in
 /// creation order) and its total. Each table's part is read as that table's own listing reads
 /// it (`page_of`: indexes, scans in parts, pages from the end), the groups' part starting where
@@ -1960,34 +2037,15 @@ pub async fn root_page_by_kind(
     groups: &Cond,
     page: Page,
 ) -> super::StoreResult<(i64, Vec<(Table, String)>)> {
-    async fn part(
-        db: &super::Db,
-        tenant_id: &str,
-        table: Table,
-        cond: &Cond,
-        page: Page,
-    ) -> super::StoreResult<(i64, Vec<String>)> {
-        if page.limit <= 0 || *cond == Cond::Const(false) {
-            return Ok((count(db, table, tenant_id, cond).await?, Vec::new()));
-        }
-        let q = Query {
-            cond: cond.clone(),
-            sort: Sort::default(),
-            page,
-        };
-        let (total, found) = page_of::<(String,)>(db, table, tenant_id, "r.id", &q).await?;
-        let ids = match found {
-            Fetched::Rows(rows) => rows.into_iter().map(|(id,)| id).collect(),
-            Fetched::Ids(ids) => ids,
-        };
-        Ok((total, ids))
-    }
-    let (user_total, user_ids) = part(db, tenant_id, Table::Users, users, page).await?;
+    let by_kind = Sort::default();
+    let (user_total, user_ids) =
+        listed_ids(db, tenant_id, Table::Users, users, &by_kind, page).await?;
     let rest = Page {
         offset: (page.offset - user_total).max(0),
         limit: page.limit.max(0) - user_ids.len() as i64,
     };
-    let (group_total, group_ids) = part(db, tenant_id, Table::Groups, groups, rest).await?;
+    let (group_total, group_ids) =
+        listed_ids(db, tenant_id, Table::Groups, groups, &by_kind, rest).await?;
     let found = user_ids
         .into_iter()
         .map(|id| (Table::Users, id))
@@ -1996,7 +2054,9 @@ pub async fn root_page_by_kind(
     Ok((user_total + group_total, found))
 }
 
-/// One page of root `/.search` (RFC 7644 §3.4.3) across users and groups: `(table, id)` in order.
+/// One page of root `/.search` (RFC 7644 §3.4.3) across users and groups: `(table, id)` in order;
+/// with `among`, of those users and those groups only (read by key).
+#[allow(clippy::too_many_arguments)]
 pub async fn root_page(
     db: &super::Db,
     tenant_id: &str,
@@ -2005,6 +2065,7 @@ pub async fn root_page(
     order: &RootOrder,
     descending: bool,
     page: Page,
+    among: Option<[&[String]; 2]>,
 ) -> super::StoreResult<Vec<(Table, String)>> {
     if page.limit <= 0 {
         return Ok(Vec::new());
@@ -2048,12 +2109,23 @@ pub async fn root_page(
         } else {
             format!("{a} AS s0, {b} AS s1, {c} AS s2")
         };
-        base(
-            &mut sql,
-            table,
-            &format!("CAST({i} AS BIGINT) AS k, r.id AS id, r.created_at AS c, {keys}"),
-            tenant_id,
-        );
+        let what = format!("CAST({i} AS BIGINT) AS k, r.id AS id, r.created_at AS c, {keys}");
+        match among {
+            Some(ids) => {
+                from(&mut sql, table, &what, tenant_id, Access::Key);
+                let list = serde_json::to_string(ids[i]).unwrap_or_default();
+                if pg {
+                    sql.push(" AND r.id IN (SELECT jsonb_array_elements_text(CAST(")
+                        .arg(Arg::Text(list))
+                        .push(" AS jsonb)))");
+                } else {
+                    sql.push(" AND r.id IN (SELECT value FROM json_each(")
+                        .arg(Arg::Text(list))
+                        .push("))");
+                }
+            }
+            None => base(&mut sql, table, &what, tenant_id),
+        }
         if *cond == Cond::Const(false) {
             sql.push(" AND 1 = 0");
         } else if *cond != Cond::Const(true) {
