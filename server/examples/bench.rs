@@ -868,8 +868,18 @@ async fn one_size(n: usize, clients: usize, secs: u64) -> anyhow::Result<Vec<Row
             3,
         ),
         (
-            "sortBy=title&startIndex=20001 (deeper than the parts keep)",
+            "sortBy=title&startIndex=20001",
             "sortBy=title&startIndex=20001&count=10",
+            1,
+        ),
+        (
+            "sortBy=title&startIndex=49991 (deepest sorted in parts)",
+            "sortBy=title&startIndex=49991&count=10",
+            1,
+        ),
+        (
+            "sortBy=title&startIndex=100001 (sort of all)",
+            "sortBy=title&startIndex=100001&count=10",
             1,
         ),
         (

@@ -1643,16 +1643,20 @@ async fn sorted_ids(
     in_parts(pool, sqls).await
 }
 
+/// Pages up to this deep in an order no index holds are sorted in parts ([`sorted_ids`]):
+/// each part keeps at most this many ids, and the page is read from the union of the parts'.
+pub const SORTED_IN_PARTS_UP_TO: i64 = 50_000;
+
 /// Whether a page of `q` is read by [`sorted_ids`]: its sort needs every user, and it lies
-/// within the first [`SORT_MATCHES_UP_TO`] of the order (each part keeps that many at most).
+/// within the first [`SORTED_IN_PARTS_UP_TO`] of the order.
 fn sorted_in_parts(table: Table, q: &Query) -> bool {
     sorts_everyone(table, q)
         && q.page.limit > 0
-        && q.page.offset.saturating_add(q.page.limit) <= SORT_MATCHES_UP_TO
+        && q.page.offset.saturating_add(q.page.limit) <= SORTED_IN_PARTS_UP_TO
 }
 
 /// One page of every user of the organisation sorted by a key no index holds (SQLite), read
-/// by [`sorted_ids`]; `None` for other listings, a page deeper than [`SORT_MATCHES_UP_TO`],
+/// by [`sorted_ids`]; `None` for other listings, a page deeper than [`SORTED_IN_PARTS_UP_TO`],
 /// or an organisation that holds less than half of the users table.
 async fn sorted_by_scan<R>(
     db: &super::Db,
