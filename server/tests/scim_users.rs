@@ -1004,38 +1004,74 @@ async fn scans_map_the_file_and_leave_no_map_behind_on_sqlite() {
     }
 }
 
-/// Scans of every user take turns (one at a time in the process, SQLite): requests that need
-/// several of them in a row (a filtered sort counts, then sorts), sent side by side with
-/// lookups, all get their whole answer; none waits forever on another's turn (both databases).
+/// Scans of every user take turns (one at a time in the process, SQLite), and so do sorts of
+/// every user in one statement: requests that need several of them in a row (a filtered sort
+/// counts, then sorts; a deep root page counts, then sorts), sent side by side with lookups,
+/// in an organisation that holds most of the users (scanned in parts) and in one that holds
+/// few (sorted in one statement), all get their whole answer; none waits forever on another's
+/// turn (both databases).
 #[tokio::test]
 async fn scans_side_by_side_take_turns_and_all_answer() {
     let app = std::sync::Arc::new(TestApp::new().await);
-    let t = std::sync::Arc::new(app.scim_tenant("Contoso").await);
-    for i in 0..8 {
-        let mut u = user_json(&format!("ann{i}@contoso.com"), "Ann", "Lee");
-        if i % 2 == 0 {
-            u["title"] = json!(format!("Engineer {i}"));
+    let big = std::sync::Arc::new(app.scim_tenant("Contoso").await);
+    let small = std::sync::Arc::new(app.scim_tenant("Fabrikam").await);
+    for (t, n) in [(&big, 10), (&small, 2)] {
+        for i in 0..n {
+            let mut u = user_json(&format!("ann{i}@{}.com", t.slug), "Ann", "Lee");
+            if i % 2 == 0 {
+                u["title"] = json!(format!("Engineer {i}"));
+            }
+            let r = app.scim("POST", t, "/Users", Some(u)).await;
+            ok_json(&r, StatusCode::CREATED);
         }
-        let r = app.scim("POST", &t, "/Users", Some(u)).await;
-        ok_json(&r, StatusCode::CREATED);
     }
     let mut asks = tokio::task::JoinSet::new();
-    for k in 0..12 {
-        let (app, t) = (app.clone(), t.clone());
+    for k in 0..15 {
+        let (app, big, small) = (app.clone(), big.clone(), small.clone());
         asks.spawn(async move {
-            let (path, want) = match k % 3 {
+            // (organisation, request, total, title of the first found)
+            let (t, path, want, first) = match k % 5 {
                 0 => (
+                    &big,
                     "/Users?filter=title%20pr&sortBy=title&sortOrder=descending&count=2",
-                    4,
+                    5,
+                    Some("Engineer 8"),
                 ),
-                1 => ("/Users?filter=not%20(title%20pr)&count=1", 4 + 1),
-                _ => ("/Users?filter=userName%20eq%20%22ann3@contoso.com%22", 1),
+                1 => (
+                    &big,
+                    "/Users?filter=not%20(title%20pr)&count=1",
+                    5 + 1,
+                    None,
+                ),
+                2 => (
+                    &small,
+                    "/Users?sortBy=title&count=1",
+                    2 + 1,
+                    Some("Engineer 0"),
+                ),
+                3 => (
+                    &big,
+                    "/Users?filter=userName%20eq%20%22ann3@contoso.com%22",
+                    1,
+                    None,
+                ),
+                _ => (&big, "/.search", 10 + 1, None),
             };
-            let r = app.scim("GET", &t, path, None).await;
+            let r = if k % 5 == 4 {
+                let body = json!({
+                    "schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+                    "filter": "title pr or not (title pr)",
+                    "sortBy": "title",
+                    "startIndex": 20_000,
+                });
+                app.scim("POST", t, path, Some(body)).await
+            } else {
+                app.scim("GET", t, path, None).await
+            };
             let (total, found) = list_of(&r);
             assert_eq!(total, want, "{path}");
-            if k % 3 == 0 {
-                assert_eq!(found[0]["title"], "Engineer 6", "{path}");
+            if let Some(title) = first {
+                assert_eq!(found[0]["title"], title, "{path}");
             }
         });
     }

@@ -1298,6 +1298,14 @@ where
     if let Some(found) = sorted_by_scan(db, table, tenant_id, columns, q).await? {
         return Ok(found);
     }
+    // A sort of every user in one statement (a page deeper than the parts keep, or an
+    // organisation that holds less than half the table) keeps a core busy for seconds, as a
+    // scan does: it takes its turn with them.
+    let _turn = if db.dialect() == Dialect::Sqlite && sorts_unnarrowed(table, q) {
+        Some(scan_turn().await?)
+    } else {
+        None
+    };
     let read_page = match page_from_end(db, table, tenant_id, q).await? {
         FromEnd::Page(total, page) => return Ok((total, page)),
         FromEnd::Forward(total) => {
@@ -1699,6 +1707,25 @@ const SCAN_MAP: &str = "PRAGMA mmap_size = 274877906944";
 /// waits for the one before it, and lookups keep their connections.
 static SCANS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
 
+/// The turn of one scan (see [`SCANS`]); nothing that holds it may wait for another.
+async fn scan_turn() -> super::StoreResult<tokio::sync::SemaphorePermit<'static>> {
+    Ok(SCANS
+        .acquire()
+        .await
+        .map_err(|e| sqlx::Error::Protocol(format!("scans stopped: {e}")))?)
+}
+
+/// Whether no index narrows `cond`: a statement that sorts its matches sorts every row of the
+/// organisation.
+fn unnarrowed(table: Table, cond: &Cond) -> bool {
+    !pinned_by_index(cond) && !by_key(cond) && column_index(table, cond).is_none()
+}
+
+/// Whether `q` sorts users by a key no index holds with no index narrowing its condition.
+fn sorts_unnarrowed(table: Table, q: &Query) -> bool {
+    sorts_everyone(table, q) && unnarrowed(table, &q.cond)
+}
+
 /// Runs `sqls` side by side, each on a connection of its own, and returns all their rows'
 /// single values.
 ///
@@ -1711,10 +1738,7 @@ async fn in_parts<T>(pool: &sqlx::SqlitePool, sqls: Vec<Sql>) -> super::StoreRes
 where
     T: Send + Unpin + 'static + sqlx::Type<sqlx::Sqlite> + for<'r> sqlx::Decode<'r, sqlx::Sqlite>,
 {
-    let _turn = SCANS
-        .acquire()
-        .await
-        .map_err(|e| sqlx::Error::Protocol(format!("scans stopped: {e}")))?;
+    let _turn = scan_turn().await?;
     let mut parts = tokio::task::JoinSet::new();
     for sql in sqls {
         let pool = pool.clone();
@@ -2025,6 +2049,15 @@ pub async fn root_page_sorted(
     }
     let total = count(db, Table::Users, tenant_id, users).await?
         + count(db, Table::Groups, tenant_id, groups).await?;
+    // Every match of both tables sorted in one statement: a turn, as a scan takes.
+    let _turn = if db.dialect() == Dialect::Sqlite
+        && *users != Cond::Const(false)
+        && unnarrowed(Table::Users, users)
+    {
+        Some(scan_turn().await?)
+    } else {
+        None
+    };
     let found = root_page(db, tenant_id, users, groups, order, descending, page, None).await?;
     Ok((total, found))
 }
