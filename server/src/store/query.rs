@@ -2065,8 +2065,8 @@ pub async fn root_page_sorted(
 /// One page of root `/.search` in its order without `sortBy` (users, then groups, each in
 /// creation order) and its total. Each table's part is read as that table's own listing reads
 /// it (`page_of`: indexes, scans in parts, pages from the end), the groups' part starting where
-/// the users end. The order of [`root_page`], which sorts the matches of both tables together:
-/// for a filter no index answers, at a million users, 5.0 s there against two listings here.
+/// the users end. [`root_page`] sorts the matches of both tables together instead: for a filter
+/// no index answers, at a million users, 5.0 s against 1.1 s for the two listings.
 pub async fn root_page_by_kind(
     db: &super::Db,
     tenant_id: &str,
