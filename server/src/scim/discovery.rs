@@ -160,10 +160,17 @@ pub async fn root_search(
         offset: p.start_index - 1,
         limit: p.count,
     };
+    let search = sq::RootSearch {
+        tenant_id: &t.id,
+        users: &ucond,
+        groups: &gcond,
+        order: &order,
+        descending: p.descending,
+    };
     let (total, found) = if order == RootOrder::Kind {
-        sq::root_page_by_kind(&state.db, &t.id, &ucond, &gcond, page).await?
+        sq::root_page_by_kind(&state.db, &search, page).await?
     } else {
-        sq::root_page_sorted(&state.db, &t.id, &ucond, &gcond, &order, p.descending, page).await?
+        sq::root_page_sorted(&state.db, &search, page).await?
     };
     let ids = |which: Table| -> Vec<String> {
         found

@@ -1976,6 +1976,16 @@ pub enum RootOrder {
     Indexed(String),
 }
 
+/// What a root `/.search` asks of the organisation's users and groups.
+pub struct RootSearch<'a> {
+    pub tenant_id: &'a str,
+    /// The filter as it reads on users, and on groups.
+    pub users: &'a Cond,
+    pub groups: &'a Cond,
+    pub order: &'a RootOrder,
+    pub descending: bool,
+}
+
 /// The ids of one page of a table's own listing of `cond` in `sort`'s order, and its total.
 async fn listed_ids(
     db: &super::Db,
@@ -2005,25 +2015,21 @@ async fn listed_ids(
 /// [`SORT_MATCHES_UP_TO`] of the order is among the first `startIndex + count - 1` of each
 /// table in the same order, so each table's listing reads those (indexes, scans in parts), and
 /// [`root_page`] sorts only them together; a deeper page sorts every match of both tables.
-#[allow(clippy::too_many_arguments)]
 pub async fn root_page_sorted(
     db: &super::Db,
-    tenant_id: &str,
-    users: &Cond,
-    groups: &Cond,
-    order: &RootOrder,
-    descending: bool,
+    search: &RootSearch<'_>,
     page: Page,
 ) -> super::StoreResult<(i64, Vec<(Table, String)>)> {
+    let (tenant_id, users, groups) = (search.tenant_id, search.users, search.groups);
     let end = page.offset.saturating_add(page.limit);
     if page.limit > 0 && end <= SORT_MATCHES_UP_TO {
         let sort = Sort {
-            key: match order {
+            key: match search.order {
                 RootOrder::Kind | RootOrder::Created => SortKey::Created,
                 RootOrder::Modified => SortKey::Column(Column::Modified),
                 RootOrder::Indexed(key) => SortKey::Indexed(key.clone()),
             },
-            descending,
+            descending: search.descending,
         };
         let top = Page {
             offset: 0,
@@ -2034,17 +2040,7 @@ pub async fn root_page_sorted(
         let (group_total, group_ids) =
             listed_ids(db, tenant_id, Table::Groups, groups, &sort, top).await?;
         let among = [user_ids.as_slice(), group_ids.as_slice()];
-        let found = root_page(
-            db,
-            tenant_id,
-            users,
-            groups,
-            order,
-            descending,
-            page,
-            Some(among),
-        )
-        .await?;
+        let found = root_page(db, search, page, Some(among)).await?;
         return Ok((user_total + group_total, found));
     }
     let total = count(db, Table::Users, tenant_id, users).await?
@@ -2058,7 +2054,7 @@ pub async fn root_page_sorted(
     } else {
         None
     };
-    let found = root_page(db, tenant_id, users, groups, order, descending, page, None).await?;
+    let found = root_page(db, search, page, None).await?;
     Ok((total, found))
 }
 
@@ -2069,11 +2065,10 @@ pub async fn root_page_sorted(
 /// no index answers, at a million users, 5.0 s against 1.1 s for the two listings.
 pub async fn root_page_by_kind(
     db: &super::Db,
-    tenant_id: &str,
-    users: &Cond,
-    groups: &Cond,
+    search: &RootSearch<'_>,
     page: Page,
 ) -> super::StoreResult<(i64, Vec<(Table, String)>)> {
+    let (tenant_id, users, groups) = (search.tenant_id, search.users, search.groups);
     let by_kind = Sort::default();
     let (user_total, user_ids) =
         listed_ids(db, tenant_id, Table::Users, users, &by_kind, page).await?;
@@ -2093,17 +2088,19 @@ pub async fn root_page_by_kind(
 
 /// One page of root `/.search` (RFC 7644 §3.4.3) across users and groups: `(table, id)` in order;
 /// with `among`, of those users and those groups only (read by key).
-#[allow(clippy::too_many_arguments)]
-pub async fn root_page(
+async fn root_page(
     db: &super::Db,
-    tenant_id: &str,
-    users: &Cond,
-    groups: &Cond,
-    order: &RootOrder,
-    descending: bool,
+    search: &RootSearch<'_>,
     page: Page,
     among: Option<[&[String]; 2]>,
 ) -> super::StoreResult<Vec<(Table, String)>> {
+    let RootSearch {
+        tenant_id,
+        users,
+        groups,
+        order,
+        descending,
+    } = *search;
     if page.limit <= 0 {
         return Ok(Vec::new());
     }
