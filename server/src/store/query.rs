@@ -1301,11 +1301,7 @@ where
     // A sort of every user in one statement (a page deeper than the parts keep, or an
     // organisation that holds less than half the table) keeps a core busy for seconds, as a
     // scan does: it takes its turn with them.
-    let _turn = if db.dialect() == Dialect::Sqlite && sorts_unnarrowed(table, q) {
-        Some(scan_turn().await?)
-    } else {
-        None
-    };
+    let _turn = scan_turn_if(db, sorts_unnarrowed(table, q)).await?;
     let read_page = match page_from_end(db, table, tenant_id, q).await? {
         FromEnd::Page(total, page) => return Ok((total, page)),
         FromEnd::Forward(total) => {
@@ -1551,9 +1547,7 @@ async fn scan_ranges<'a>(
     if table != Table::Users
         || *cond == Cond::Const(true)
         || *cond == Cond::Const(false)
-        || pinned_by_index(cond)
-        || by_key(cond)
-        || column_index(table, cond).is_some()
+        || !unnarrowed(table, cond)
     {
         return Ok(None);
     }
@@ -1713,6 +1707,18 @@ async fn scan_turn() -> super::StoreResult<tokio::sync::SemaphorePermit<'static>
         .acquire()
         .await
         .map_err(|e| sqlx::Error::Protocol(format!("scans stopped: {e}")))?)
+}
+
+/// The scans' turn on SQLite when `needed` (PostgreSQL has no such turn).
+async fn scan_turn_if(
+    db: &super::Db,
+    needed: bool,
+) -> super::StoreResult<Option<tokio::sync::SemaphorePermit<'static>>> {
+    if needed && db.dialect() == Dialect::Sqlite {
+        Ok(Some(scan_turn().await?))
+    } else {
+        Ok(None)
+    }
 }
 
 /// Whether no index narrows `cond`: a statement that sorts its matches sorts every row of the
@@ -2046,14 +2052,11 @@ pub async fn root_page_sorted(
     let total = count(db, Table::Users, tenant_id, users).await?
         + count(db, Table::Groups, tenant_id, groups).await?;
     // Every match of both tables sorted in one statement: a turn, as a scan takes.
-    let _turn = if db.dialect() == Dialect::Sqlite
-        && *users != Cond::Const(false)
-        && unnarrowed(Table::Users, users)
-    {
-        Some(scan_turn().await?)
-    } else {
-        None
-    };
+    let _turn = scan_turn_if(
+        db,
+        *users != Cond::Const(false) && unnarrowed(Table::Users, users),
+    )
+    .await?;
     let found = root_page(db, search, page, None).await?;
     Ok((total, found))
 }
