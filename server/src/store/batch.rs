@@ -103,11 +103,7 @@ fn writer_pool(pool: &SqlitePool) -> SqlitePool {
         .clone()
         .pragma("cache_size", format!("-{WRITER_CACHE_KB}"))
         .pragma("temp_store", "MEMORY");
-    sqlx::sqlite::SqlitePoolOptions::new()
-        .test_before_acquire(false)
-        .max_connections(1)
-        .min_connections(0)
-        .connect_lazy_with(opts)
+    super::one_connection(opts)
 }
 
 fn internal(what: &str) -> StoreError {

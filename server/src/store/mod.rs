@@ -271,21 +271,13 @@ impl Db {
     pub fn for_log_writes(&self) -> Db {
         match self {
             Db::Sqlite(p) => {
-                // An in-memory database is shared by name (sqlx opens it with a shared cache),
-                // so a second pool reaches the same one.
                 let opts = (*p.connect_options())
                     .clone()
                     .synchronous(SqliteSynchronous::Normal)
                     // 16 MB of page cache (default 2 MB): a batch's new pages and the paths
                     // to them stay cached between batches instead of being read back.
                     .pragma("cache_size", "-16384");
-                Db::Sqlite(
-                    SqlitePoolOptions::new()
-                        .test_before_acquire(false)
-                        .max_connections(1)
-                        .min_connections(0)
-                        .connect_lazy_with(opts),
-                )
+                Db::Sqlite(one_connection(opts))
             }
             Db::Postgres(_) => self.clone(),
         }
@@ -362,6 +354,17 @@ impl Db {
             Db::Postgres(_) => "postgres",
         }
     }
+}
+
+/// A pool of one SQLite connection, opened when first used, for a writer that needs its own
+/// (the log's, the group commit's). An in-memory database is shared by name (sqlx opens it with
+/// a shared cache), so such a pool reaches the same one as the pool whose options it was given.
+pub(crate) fn one_connection(opts: SqliteConnectOptions) -> SqlitePool {
+    SqlitePoolOptions::new()
+        .test_before_acquire(false)
+        .max_connections(1)
+        .min_connections(0)
+        .connect_lazy_with(opts)
 }
 
 pub fn new_id() -> String {
