@@ -1434,3 +1434,206 @@ async fn a_page_counted_from_the_end_holds_still_while_users_are_created() {
         );
     }
 }
+
+/// Columns SQLite is told a change of a user sets: a trigger `AFTER UPDATE OF` a column fires
+/// when the statement names the column in `SET`, whatever its value.
+const NAMED_COLUMNS: [&str; 14] = [
+    "user_name",
+    "user_name_lc",
+    "external_id",
+    "given_name",
+    "family_name",
+    "display_name",
+    "email",
+    "email_lc",
+    "active",
+    "resource",
+    "search",
+    "display_name_lc",
+    "given_name_lc",
+    "family_name_lc",
+];
+
+/// The columns the changes since the last call named, sorted (and forgets them).
+async fn named_columns(pool: &sqlx::SqlitePool) -> Vec<String> {
+    let mut named: Vec<String> = sqlx::query_scalar("SELECT DISTINCT col FROM test_named")
+        .fetch_all(pool)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM test_named")
+        .execute(pool)
+        .await
+        .unwrap();
+    named.sort();
+    named
+}
+
+/// SQLite rewrites the entries of every index on a column an `UPDATE` names, changed or not: a
+/// change of a user's title names only the document and its search index, a change of the
+/// family name adds its two columns, and each change is there to read and to find afterwards.
+/// A PUT that changes nothing indexed names no indexed column either.
+#[tokio::test]
+async fn a_change_of_a_user_names_only_the_columns_it_changes() {
+    use server::store::Db;
+    let app = TestApp::new().await;
+    let t = app.scim_tenant("Contoso").await;
+    let u = app.create_user(&t, "alice.smith@contoso.com").await;
+    let id = u["id"].as_str().unwrap().to_string();
+    let sqlite = match &app.db {
+        Db::Sqlite(pool) => {
+            sqlx::query("CREATE TABLE test_named (col TEXT NOT NULL)")
+                .execute(pool)
+                .await
+                .unwrap();
+            for col in NAMED_COLUMNS {
+                let trigger = format!(
+                    "CREATE TRIGGER test_named_{col} AFTER UPDATE OF {col} ON users \
+                     BEGIN INSERT INTO test_named VALUES ('{col}'); END"
+                );
+                sqlx::query(sqlx::AssertSqlSafe(trigger))
+                    .execute(pool)
+                    .await
+                    .unwrap();
+            }
+            Some(pool.clone())
+        }
+        Db::Postgres(_) => None,
+    };
+    let path = format!("/Users/{id}");
+    let patch = |ops: Value| app.scim("PATCH", &t, &path, Some(patch_ops(ops)));
+
+    let r = patch(json!([{ "op": "replace", "path": "title", "value": "Engineer" }])).await;
+    assert_eq!(ok_json(&r, StatusCode::OK)["title"], "Engineer");
+    if let Some(pool) = &sqlite {
+        assert_eq!(named_columns(pool).await, ["resource", "search"]);
+    }
+
+    let r = patch(json!([{ "op": "replace", "path": "name.familyName", "value": "Jones" }])).await;
+    assert_eq!(ok_json(&r, StatusCode::OK)["name"]["familyName"], "Jones");
+    if let Some(pool) = &sqlite {
+        assert_eq!(
+            named_columns(pool).await,
+            ["family_name", "family_name_lc", "resource", "search"]
+        );
+    }
+
+    let r = patch(json!([
+        { "op": "replace", "path": "userName", "value": "alice.jones@contoso.com" },
+        { "op": "replace", "path": "emails[type eq \"work\"].value", "value": "alice.jones@contoso.com" },
+        { "op": "replace", "path": "active", "value": false },
+    ]))
+    .await;
+    let changed = ok_json(&r, StatusCode::OK);
+    assert_eq!(changed["userName"], "alice.jones@contoso.com");
+    assert_eq!(changed["active"], false);
+    if let Some(pool) = &sqlite {
+        assert_eq!(
+            named_columns(pool).await,
+            [
+                "active",
+                "email",
+                "email_lc",
+                "resource",
+                "search",
+                "user_name",
+                "user_name_lc"
+            ]
+        );
+    }
+
+    // A PUT of the document as it is, bar a locale: nothing indexed changes.
+    let mut doc = changed.clone();
+    doc["locale"] = json!("en-GB");
+    let r = app.scim("PUT", &t, &path, Some(doc)).await;
+    assert_eq!(ok_json(&r, StatusCode::OK)["locale"], "en-GB");
+    if let Some(pool) = &sqlite {
+        assert_eq!(named_columns(pool).await, ["resource", "search"]);
+    }
+
+    // Every change is found by what it set, and not by what it replaced.
+    for (filter, found) in [
+        ("userName eq \"alice.jones@contoso.com\"", 1),
+        ("userName eq \"alice.smith@contoso.com\"", 0),
+        ("name.familyName eq \"Jones\"", 1),
+        ("name.familyName eq \"Smith\"", 0),
+        ("name.familyName sw \"Jo\"", 1),
+        (
+            "emails[type eq \"work\"].value eq \"alice.jones@contoso.com\"",
+            1,
+        ),
+        ("emails.value sw \"alice.smith\"", 0),
+        ("title eq \"Engineer\"", 1),
+        ("locale eq \"en-GB\"", 1),
+        ("active eq false", 1),
+    ] {
+        assert_eq!(
+            app.scim_filter(&t, "/Users", filter).await.0,
+            found,
+            "{filter}"
+        );
+    }
+}
+
+/// Empties a user's search index, as a change of the index's format does.
+async fn clear_search(db: &server::store::Db, id: &str) {
+    use server::store::Db;
+    let sql = "UPDATE users SET search = NULL WHERE id = $1";
+    let n = match db {
+        Db::Sqlite(p) => sqlx::query(sql)
+            .bind(id)
+            .execute(p)
+            .await
+            .unwrap()
+            .rows_affected(),
+        Db::Postgres(p) => sqlx::query(sql)
+            .bind(id)
+            .execute(p)
+            .await
+            .unwrap()
+            .rows_affected(),
+    };
+    assert_eq!(n, 1);
+}
+
+/// The pass that writes missing search indexes reads users, then writes each one's index: a
+/// change in between wrote its own, which the pass must not replace with the older one.
+#[tokio::test]
+async fn the_index_pass_never_replaces_a_newer_changes_index() {
+    use server::directory::users::search_index;
+    use server::store::scim_users;
+    let app = TestApp::new().await;
+    let t = app.scim_tenant("Contoso").await;
+    let u = app.create_user(&t, "alice.smith@contoso.com").await;
+    let id = u["id"].as_str().unwrap().to_string();
+    clear_search(&app.db, &id).await;
+    let read = scim_users::get(&app.db, &t.id, &id).await.unwrap();
+    let r = app
+        .scim(
+            "PATCH",
+            &t,
+            &format!("/Users/{id}"),
+            Some(patch_ops(
+                json!([{ "op": "replace", "path": "title", "value": "Engineer" }]),
+            )),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    scim_users::set_index(&app.db, &id, read.version, &search_index(&read))
+        .await
+        .unwrap();
+    assert_eq!(
+        app.scim_filter(&t, "/Users", "title eq \"Engineer\"")
+            .await
+            .0,
+        1
+    );
+    // At the version it read, the pass writes the index.
+    clear_search(&app.db, &id).await;
+    server::directory::reindex_pending(&app.db).await.unwrap();
+    assert_eq!(
+        app.scim_filter(&t, "/Users", "title eq \"Engineer\"")
+            .await
+            .0,
+        1
+    );
+}

@@ -212,7 +212,7 @@ pub async fn reindex_pending(db: &Db) -> crate::store::StoreResult<u64> {
             break;
         }
         for (_, rec) in &batch {
-            scim_users::set_index(db, &rec.id, &users::search_index(rec)).await?;
+            scim_users::set_index(db, &rec.id, rec.version, &users::search_index(rec)).await?;
             done += 1;
         }
     }

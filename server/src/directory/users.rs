@@ -299,8 +299,18 @@ impl Directory {
             )));
         }
         let doc = normalize(KIND, body, &["groups"])?;
-        let expect = pre.pins_version().then_some(rec.version);
-        self.write_user(t, &rec, &doc, expect, link)
+        // Written over the version read, so only what changes is written; if the row has moved
+        // on, over whatever it holds now (last writer wins) unless the client pinned a version.
+        if let Some(saved) = self
+            .write_user(t, &rec, &doc, Some(rec.version), link)
+            .await?
+        {
+            return Ok(saved);
+        }
+        if pre.pins_version() {
+            return Err(DirError::Stale { kind: KIND });
+        }
+        self.write_user(t, &rec, &doc, None, link)
             .await?
             .ok_or(DirError::Stale { kind: KIND })
     }
@@ -342,6 +352,8 @@ impl Directory {
         let now = self.clock.now_ms();
         let resource = storable(doc);
         let ix = search_index(&UserRecord::created(rec.id.clone(), &cols, &resource, now));
+        let was_ix = search_index(rec);
+        let was = scim_users::Replaced { rec, ix: &was_ix };
         // An admin signs in with this address: the organisation must see the change, and the
         // entry commits with it.
         let email_change = (rec.is_admin && cols.email != rec.email).then(|| {
@@ -367,6 +379,7 @@ impl Directory {
             &t.id,
             &rec.id,
             expect,
+            Some(&was),
             &cols,
             &resource,
             &ix,
