@@ -222,7 +222,7 @@ pub async fn reindex_pending(db: &Db) -> crate::store::StoreResult<u64> {
             break;
         }
         for rec in &batch {
-            scim_groups::set_index(db, &rec.id, &groups::search_index(rec)).await?;
+            scim_groups::set_index(db, &rec.id, rec.version, &groups::search_index(rec)).await?;
             done += 1;
         }
     }

@@ -349,14 +349,17 @@ pub async fn unindexed(db: &Db, limit: i64) -> StoreResult<Vec<GroupRecord>> {
     Ok(rows)
 }
 
-pub async fn set_index(db: &Db, id: &str, search: &str) -> StoreResult<()> {
+/// Writes the search index derived from the group at `version`; a group changed since is left
+/// to its own write (see `scim_users::set_index`).
+pub async fn set_index(db: &Db, id: &str, version: i64, search: &str) -> StoreResult<()> {
     let sql = format!(
-        "UPDATE scim_groups SET search = {} WHERE id = $2",
+        "UPDATE scim_groups SET search = {} WHERE id = $2 AND version = $3",
         db.json_param(1)
     );
     on_db!(db, |p| sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
         .bind(search)
         .bind(id)
+        .bind(version)
         .execute(p)
         .await
         .map(|_| ()))?;
