@@ -1147,7 +1147,7 @@ async fn text_tests_on_indexed_columns_count_from_the_column_index() {
         (Column::DisplayNameLc, "users_live_display"),
         (Column::GivenNameLc, "users_live_given"),
         (Column::FamilyNameLc, "users_live_family"),
-        (Column::EmailLc, "users_email"),
+        (Column::EmailLc, "users_live_email"),
     ] {
         let cond = Cond::Column(col, TextOp::Co, "x".into());
         assert_eq!(column_index(Table::Users, &cond), Some(index));
@@ -1636,66 +1636,4 @@ async fn the_index_pass_never_replaces_a_newer_changes_index() {
             .0,
         1
     );
-}
-
-/// Sign-in finds admins by email in an index of admins alone, and SCIM's and the console's
-/// email searches share one index (SQLite, migration 0018): a new SCIM user costs one email
-/// index entry instead of three.
-#[tokio::test]
-async fn email_lookups_use_the_shared_and_the_admins_indexes_on_sqlite() {
-    use server::store::Db;
-    let (db, _dir) = fresh_db().await;
-    let Db::Sqlite(pool) = &db else {
-        return;
-    };
-    let indexes: Vec<String> = sqlx::query_scalar(
-        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'users' \
-         AND sql LIKE '%email_lc%' ORDER BY name",
-    )
-    .fetch_all(pool)
-    .await
-    .unwrap();
-    assert_eq!(indexes, ["users_admin_email", "users_email"]);
-    let sign_in = "SELECT u.id FROM users u JOIN tenants t ON t.id = u.tenant_id \
-         WHERE u.email_lc = $1 AND u.is_admin = TRUE AND u.deleted_at IS NULL \
-         AND u.password_hash IS NOT NULL ORDER BY t.name";
-    let plan = sqlite_plan(
-        pool,
-        sign_in,
-        &[server::store::query::Arg::Text("a@b.c".into())],
-    )
-    .await;
-    assert!(
-        plan.contains("INDEX users_admin_email (email_lc=?)"),
-        "{plan}"
-    );
-    // SCIM's work-email lookup.
-    let app = TestApp::new().await;
-    let t = app.scim_tenant("Contoso").await;
-    let u = app.create_user(&t, "ann.lee@contoso.com").await;
-    let gone = app.create_user(&t, "ann.lee2@contoso.com").await;
-    let r = app
-        .scim(
-            "DELETE",
-            &t,
-            &format!("/Users/{}", gone["id"].as_str().unwrap()),
-            None,
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::NO_CONTENT);
-    let (n, found) = app
-        .scim_filter(
-            &t,
-            "/Users",
-            "emails[type eq \"work\"].value eq \"Ann.Lee@contoso.com\"",
-        )
-        .await;
-    assert_eq!(
-        (n, ids(&found)),
-        (1, vec![u["id"].as_str().unwrap().to_string()])
-    );
-    let (n, _) = app
-        .scim_filter(&t, "/Users", "emails.value sw \"ann.lee\"")
-        .await;
-    assert_eq!(n, 1, "the deprovisioned user is not counted");
 }

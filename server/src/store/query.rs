@@ -1003,10 +1003,8 @@ fn page_sql_via(
     sql
 }
 
-/// The index that holds `cond`'s column for the live users, when `cond` tests that column's
-/// text (`co`, `sw`, `ew`, ranges) instead of pinning one value (SQLite). The email's index
-/// holds every user with `deleted_at` (the console's search shares it, migration 0018), so it
-/// still answers for the live ones alone.
+/// The live users' index that holds `cond`'s column, when `cond` tests that column's text
+/// (`co`, `sw`, `ew`, ranges) instead of pinning one value (SQLite).
 ///
 /// SQLite's planner walks such a filter in creation order and reads every row to test it: 11 s
 /// for `userName co "r12345"` at a million users. The column's own index holds the column
@@ -1029,7 +1027,7 @@ pub fn column_index(table: Table, cond: &Cond) -> Option<&'static str> {
         Column::DisplayNameLc => "users_live_display",
         Column::GivenNameLc => "users_live_given",
         Column::FamilyNameLc => "users_live_family",
-        Column::EmailLc => "users_email",
+        Column::EmailLc => "users_live_email",
         _ => return None,
     })
 }
