@@ -300,61 +300,47 @@ pub struct Replaced<'a> {
 /// the columns whose values change. PostgreSQL writes a new row version with its index entries
 /// either way, and needs every parameter the statement binds to appear in it.
 fn update_set(db: &Db, was: Option<&Replaced<'_>>, cols: &UserColumns, ix: &SearchIndex) -> String {
-    let was = was.filter(|_| matches!(db, Db::Sqlite(_)));
-    let mut set: Vec<String> = Vec::with_capacity(12);
-    let mut name = |changes: bool, columns: &str| {
-        if changes || was.is_none() {
-            set.push(columns.to_string());
-        }
-    };
-    let r = was.map(|w| w.rec);
-    let i = was.map(|w| w.ix);
-    name(
-        r.is_none_or(|r| r.user_name != cols.user_name),
+    let search = format!("search = {}", db.json_param(15));
+    let chain = chain_link(19);
+    // Set whatever the row holds: the resource, its version and times, the log chain.
+    const ALWAYS: &str =
+        "resource = $10, version = version + 1, updated_at = $11, last_provisioned_at = $11";
+    let columns: [&str; 11] = [
         "user_name = $1, user_name_lc = $2",
-    );
-    name(
-        r.is_none_or(|r| r.external_id != cols.external_id),
         "external_id = $3",
-    );
-    name(
-        r.is_none_or(|r| r.given_name != cols.given_name),
         "given_name = $4",
-    );
-    name(
-        r.is_none_or(|r| r.family_name != cols.family_name),
         "family_name = $5",
-    );
-    name(
-        r.is_none_or(|r| r.display_name != cols.display_name),
         "display_name = $6",
-    );
-    name(
-        r.is_none_or(|r| r.email != cols.email),
         "email = $7, email_lc = $8",
-    );
-    name(r.is_none_or(|r| r.active != cols.active), "active = $9");
-    name(
-        true,
-        "resource = $10, version = version + 1, updated_at = $11, last_provisioned_at = $11",
-    );
-    name(
-        i.is_none_or(|i| i.doc != ix.doc),
-        &format!("search = {}", db.json_param(15)),
-    );
-    name(
-        i.is_none_or(|i| i.display_name_lc != ix.display_name_lc),
+        "active = $9",
+        &search,
         "display_name_lc = $16",
-    );
-    name(
-        i.is_none_or(|i| i.given_name_lc != ix.given_name_lc),
         "given_name_lc = $17",
-    );
-    name(
-        i.is_none_or(|i| i.family_name_lc != ix.family_name_lc),
         "family_name_lc = $18",
-    );
-    name(true, &chain_link(19));
+    ];
+    let changes: [bool; 11] = match was.filter(|_| matches!(db, Db::Sqlite(_))) {
+        None => [true; 11],
+        Some(Replaced { rec: r, ix: i }) => [
+            r.user_name != cols.user_name,
+            r.external_id != cols.external_id,
+            r.given_name != cols.given_name,
+            r.family_name != cols.family_name,
+            r.display_name != cols.display_name,
+            r.email != cols.email,
+            r.active != cols.active,
+            i.doc != ix.doc,
+            i.display_name_lc != ix.display_name_lc,
+            i.given_name_lc != ix.given_name_lc,
+            i.family_name_lc != ix.family_name_lc,
+        ],
+    };
+    let named = columns
+        .iter()
+        .zip(changes)
+        .filter(|(_, c)| *c)
+        .map(|(s, _)| *s);
+    let mut set: Vec<&str> = named.collect();
+    set.extend([ALWAYS, chain.as_str()]);
     set.join(", ")
 }
 
