@@ -282,3 +282,79 @@ async fn renames_racing_member_adds_leave_every_membership_in_name_order() {
         }
     }
 }
+
+/// Parallel PATCHes of one user, each changing a different indexed column: the write of each
+/// names only its own columns (SQLite), so none may carry another's old value back. Afterwards
+/// the document holds every change, and each column's lookup finds the user by its new value
+/// and no longer by its old one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_patches_of_different_columns_all_land_in_row_and_document() {
+    let app = TestApp::new().await;
+    let t = app.scim_tenant("Contoso").await;
+    let u = app.create_user(&t, "ann.lee@contoso.com").await;
+    let path = format!("/Users/{}", u["id"].as_str().unwrap());
+    let changes = [
+        ("userName", json!("ann.new@contoso.com")),
+        ("externalId", json!("ann-ext-2")),
+        ("name.givenName", json!("Anne")),
+        ("name.familyName", json!("Leigh")),
+        ("displayName", json!("Anne Leigh")),
+        (
+            "emails[type eq \"work\"].value",
+            json!("anne.leigh@contoso.com"),
+        ),
+        ("title", json!("Engineer")),
+        ("active", json!(false)),
+    ];
+    for round in 0..3 {
+        let replies = join_all(changes.iter().map(|(attr, value)| {
+            let value = if round == 2 {
+                value.clone()
+            } else if value.is_boolean() {
+                json!(round == 1)
+            } else {
+                json!(format!("{}-{round}", value.as_str().unwrap()))
+            };
+            app.scim(
+                "PATCH",
+                &t,
+                &path,
+                Some(patch_ops(
+                    json!([{ "op": "replace", "path": attr, "value": value }]),
+                )),
+            )
+        }))
+        .await;
+        for r in &replies {
+            assert_eq!(r.status, StatusCode::OK, "round {round}: {}", r.body);
+        }
+    }
+    let doc = ok_json(&app.scim("GET", &t, &path, None).await, StatusCode::OK);
+    assert_eq!(doc["userName"], "ann.new@contoso.com", "{doc}");
+    assert_eq!(doc["externalId"], "ann-ext-2", "{doc}");
+    assert_eq!(doc["name"]["givenName"], "Anne", "{doc}");
+    assert_eq!(doc["name"]["familyName"], "Leigh", "{doc}");
+    assert_eq!(doc["displayName"], "Anne Leigh", "{doc}");
+    assert_eq!(doc["emails"][0]["value"], "anne.leigh@contoso.com", "{doc}");
+    assert_eq!(doc["title"], "Engineer", "{doc}");
+    assert_eq!(doc["active"], false, "{doc}");
+    for (filter, found) in [
+        ("userName eq \"ann.new@contoso.com\"", 1),
+        ("userName eq \"ann.new@contoso.com-1\"", 0),
+        ("externalId eq \"ann-ext-2\"", 1),
+        ("name.givenName eq \"Anne\"", 1),
+        ("name.familyName eq \"Leigh\"", 1),
+        ("name.familyName sw \"Leigh-\"", 0),
+        ("displayName eq \"Anne Leigh\"", 1),
+        (
+            "emails[type eq \"work\"].value eq \"anne.leigh@contoso.com\"",
+            1,
+        ),
+        ("emails.value sw \"anne.leigh@contoso.com-\"", 0),
+        ("title eq \"Engineer\"", 1),
+        ("active eq false", 1),
+    ] {
+        let (n, _) = app.scim_filter(&t, "/Users", filter).await;
+        assert_eq!(n, found, "{filter}");
+    }
+}
