@@ -352,8 +352,10 @@ impl Directory {
         let now = self.clock.now_ms();
         let resource = storable(doc);
         let ix = search_index(&UserRecord::created(rec.id.clone(), &cols, &resource, now));
-        let was_ix = search_index(rec);
-        let was = scim_users::Replaced { rec, ix: &was_ix };
+        // The replaced row's index, only where the update can use it.
+        let was_ix = (expect == Some(rec.version) && scim_users::writes_only_changes(&self.db))
+            .then(|| search_index(rec));
+        let was = was_ix.as_ref().map(|ix| scim_users::Replaced { rec, ix });
         // An admin signs in with this address: the organisation must see the change, and the
         // entry commits with it.
         let email_change = (rec.is_admin && cols.email != rec.email).then(|| {
@@ -379,7 +381,7 @@ impl Directory {
             &t.id,
             &rec.id,
             expect,
-            Some(&was),
+            was.as_ref(),
             &cols,
             &resource,
             &ix,
