@@ -1259,6 +1259,33 @@ async fn sorts_no_index_holds_give_every_page_of_a_large_organisation() {
             }
         }
     }
+    // A filter that holds for the titled only: its own total (counted by the sort's own
+    // read), and pages of the titled users' order, up to one past the end.
+    let titled_up: Vec<String> = titled.iter().map(|(_, id)| id.clone()).collect();
+    let titled_down: Vec<String> = descending[untitled.len()..].to_vec();
+    for (order, want) in [("ascending", &titled_up), ("descending", &titled_down)] {
+        for start in [1usize, 24_999, want.len() - 3, want.len() + 1] {
+            let r = app
+                .scim(
+                    "GET",
+                    &t,
+                    &format!(
+                        "/Users?sortBy=title&sortOrder={order}&startIndex={start}&count=6&filter=title%20pr"
+                    ),
+                    None,
+                )
+                .await;
+            let (got_total, found) = list_of(&r);
+            assert_eq!(got_total, want.len() as i64, "{order} title pr");
+            let end = (start - 1 + 6).min(want.len());
+            let from = (start - 1).min(end);
+            assert_eq!(
+                ids(&found),
+                want[from..end].to_vec(),
+                "{order} from {start} title pr"
+            );
+        }
+    }
 }
 
 /// Pages in the second half of every user in creation order are read backwards from its end,

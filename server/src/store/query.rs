@@ -697,6 +697,98 @@ fn from(sql: &mut Sql, table: Table, what: &str, tenant_id: &str, access: Access
 mod tests {
     use super::*;
 
+    /// Values of every kind, in SQLite's own `ORDER BY`, are in the order `sqlite_cmp` gives:
+    /// integers and reals compared exactly (2^53 + 1 against 2^53 as a real), negative zero,
+    /// texts by bytes, and nulls first and blobs last.
+    #[tokio::test]
+    async fn sort_values_compare_as_sqlite_orders_them() {
+        let pool = sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect("sqlite::memory:")
+            .await
+            .unwrap();
+        sqlx::query("CREATE TABLE t (v)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO t (v) VALUES (NULL), (5), (5.5), (-5), (-5.5), (5.0), (0), (-0.0), \
+             (9007199254740993), (9007199254740992.0), (9007199254740994.0), \
+             (9223372036854775807), (-9223372036854775808), (9.3e18), (-9.3e18), (1e300), \
+             ('a'), ('B'), (''), ('10'), ('é'), ('e'), (x'00ff'), (x'00'), (NULL), (4.9999)",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        let rows = sqlx::query("SELECT rowid, v FROM t ORDER BY v, rowid")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        let sqlite: Vec<(i64, SortValue)> = rows
+            .iter()
+            .map(|row| {
+                use sqlx::Row;
+                (
+                    row.get::<i64, _>(0),
+                    SortValue::of(row.try_get_raw(1).unwrap()).unwrap(),
+                )
+            })
+            .collect();
+        let mut ours = sqlite.clone();
+        ours.sort_by_key(|(rowid, _)| *rowid);
+        ours.sort_by(|a, b| a.1.sqlite_cmp(&b.1).then(a.0.cmp(&b.0)));
+        assert_eq!(ours, sqlite);
+        assert!(sqlite.iter().any(|(_, v)| matches!(v, SortValue::Real(_))));
+        assert!(sqlite.iter().any(|(_, v)| matches!(v, SortValue::Blob(_))));
+    }
+
+    #[test]
+    fn an_integer_and_a_real_compare_exactly() {
+        use std::cmp::Ordering::*;
+        assert_eq!(int_real_cmp(5, 5.5), Less);
+        assert_eq!(int_real_cmp(-5, -5.5), Greater);
+        assert_eq!(int_real_cmp(5, 5.0), Equal);
+        assert_eq!(
+            int_real_cmp(9_007_199_254_740_993, 9_007_199_254_740_992.0),
+            Greater
+        );
+        assert_eq!(int_real_cmp(i64::MAX, 9.3e18), Less);
+        assert_eq!(int_real_cmp(i64::MIN, -9.3e18), Greater);
+        assert_eq!(int_real_cmp(0, -0.0), Equal);
+    }
+
+    /// Rows of sorted parts merge in the one statement's order: the key (missing flag first)
+    /// in the sort's direction, then creation and id always ascending.
+    #[test]
+    fn sorted_rows_merge_in_the_order_of_one_statement() {
+        let row = |id: &str, text: Option<&str>, created: i64| SortedRow {
+            id: id.into(),
+            key: [
+                SortValue::Int(i64::from(text.is_none())),
+                text.map_or(SortValue::Null, |_| SortValue::Int(3)),
+                SortValue::Null,
+                text.map_or(SortValue::Null, |t| SortValue::Text(t.into())),
+                SortValue::Int(created),
+            ],
+            matches: 0,
+        };
+        let rows = [
+            row("b", Some("x"), 1),
+            row("a", Some("x"), 1),
+            row("c", Some("x"), 0),
+            row("d", None, 5),
+            row("e", None, 2),
+            row("f", Some("y"), 9),
+        ];
+        let order = |descending| {
+            let mut r = rows.to_vec();
+            r.sort_by(|a, b| sorted_row_cmp(a, b, descending));
+            r.into_iter().map(|r| r.id).collect::<Vec<_>>().join("")
+        };
+        assert_eq!(order(false), "cabfed");
+        assert_eq!(order(true), "edfcab");
+    }
+
     #[test]
     fn a_stated_total_agrees_with_its_page() {
         let at = |offset, limit| Page { offset, limit };
@@ -1607,49 +1699,230 @@ fn sorts_everyone(table: Table, q: &Query) -> bool {
         && matches!(&q.sort.key, SortKey::Indexed(k) if !INDEXED_SORT_KEYS.contains(&k.as_str()))
 }
 
-/// The statement of one part of [`sorted_ids`]: the first `keep` ids of `q`'s order among
-/// the users in rowids `lo..hi`.
-pub fn sorted_part_sql(tenant_id: &str, q: &Query, lo: i64, hi: i64, keep: i64) -> Sql {
+/// The statement of one part of [`sorted_page`]: the first `keep` users in rowids `lo..hi`
+/// that `cond` selects, in the order of the search-index key `key` (ascending, or descending
+/// when `descending`; then creation, then id, as [`Sql::order_by`] orders), each as its id, its
+/// sort key ([`SORT_KEY_COLUMNS`] values) and the number of the part's users `cond` selects.
+///
+/// The number is a window over the part's matches (`count(*) OVER ()`), so SQLite reads each
+/// row once for both: it sets each match's id and sort key aside (in a temporary file, see
+/// [`in_parts_as`]), counts them, and sorts them. Counting in a statement of its own read the
+/// table a second time. The key is computed inside, so what is set aside is the key and not
+/// the search document it comes from (a window sets aside the columns its query names).
+/// Without `counted` the number is 0 and nothing is set aside.
+pub fn sorted_part_sql(
+    tenant_id: &str,
+    (key, descending): (&str, bool),
+    cond: &Cond,
+    (lo, hi): (i64, i64),
+    keep: i64,
+    counted: bool,
+) -> Sql {
     let mut sql = Sql::new(Dialect::Sqlite);
+    let [a, b, d] = sql.sort_terms(key);
+    let count = if counted { "count(*) OVER ()" } else { "0" };
+    sql.push(&format!("SELECT id, k0, k1, k2, k3, k4, {count} FROM ("));
+    let what = format!(
+        "r.id AS id, ({a} IS NULL) AS k0, {a} AS k1, {b} AS k2, {d} AS k3, r.created_at AS k4"
+    );
     from(
         &mut sql,
         Table::Users,
-        "r.id",
+        &what,
         tenant_id,
         Access::Rows(lo, hi),
     );
-    if q.cond != Cond::Const(true) {
+    if *cond != Cond::Const(true) {
         sql.push(" AND ");
-        sql.cond(Table::Users, "r.search", &q.cond);
+        sql.cond(Table::Users, "r.search", cond);
     }
-    sql.order_by(Table::Users, &q.sort, true, Part::Whole, Walk::Forward);
-    sql.push(" LIMIT ").arg(Arg::Int(keep)).push(" + 0");
+    let dir = if descending { " DESC" } else { "" };
+    sql.push(&format!(
+        ") ORDER BY k0{dir}, k1{dir}, k2{dir}, k3{dir}, k4, id LIMIT "
+    ));
+    sql.arg(Arg::Int(keep)).push(" + 0");
     sql
 }
 
-/// The ids a page of `q` sorted by a key no index holds is among: each rowid range sorts its
-/// own users side by side and keeps the first `offset + limit`, so the union holds the page.
-/// Two cores sort half the organisation each instead of one core all of it, and each part
-/// reads the table in rowid order instead of row by row from the organisation's index.
-async fn sorted_ids(
+/// How many values make the sort key of a part's row ([`sorted_part_sql`]): whether the key
+/// is missing, its three parts, and the creation time.
+pub const SORT_KEY_COLUMNS: usize = 5;
+
+/// A value as SQLite's `ORDER BY` compares it (the `BINARY` collation): nulls first, then
+/// numbers by value (integers and reals alike), then texts byte by byte, then blobs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SortValue {
+    Null,
+    Int(i64),
+    Real(f64),
+    Text(String),
+    Blob(Vec<u8>),
+}
+
+impl SortValue {
+    fn class(&self) -> u8 {
+        match self {
+            SortValue::Null => 0,
+            SortValue::Int(_) | SortValue::Real(_) => 1,
+            SortValue::Text(_) => 2,
+            SortValue::Blob(_) => 3,
+        }
+    }
+
+    /// The order of `self` and `other` in SQLite's `ORDER BY … ASC`.
+    pub fn sqlite_cmp(&self, other: &Self) -> std::cmp::Ordering {
+        use SortValue::*;
+        match (self, other) {
+            (Int(a), Int(b)) => a.cmp(b),
+            (Real(a), Real(b)) => a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal),
+            (Int(i), Real(r)) => int_real_cmp(*i, *r),
+            (Real(r), Int(i)) => int_real_cmp(*i, *r).reverse(),
+            (Text(a), Text(b)) => a.as_bytes().cmp(b.as_bytes()),
+            (Blob(a), Blob(b)) => a.cmp(b),
+            _ => self.class().cmp(&other.class()),
+        }
+    }
+
+    fn of(v: sqlx::sqlite::SqliteValueRef<'_>) -> Result<Self, sqlx::Error> {
+        use sqlx::{Decode, TypeInfo, ValueRef};
+        if v.is_null() {
+            return Ok(SortValue::Null);
+        }
+        let kind = v.type_info().name().to_string();
+        Ok(match kind.as_str() {
+            "INTEGER" => SortValue::Int(
+                <i64 as Decode<sqlx::Sqlite>>::decode(v).map_err(sqlx::Error::Decode)?,
+            ),
+            "REAL" => SortValue::Real(
+                <f64 as Decode<sqlx::Sqlite>>::decode(v).map_err(sqlx::Error::Decode)?,
+            ),
+            "TEXT" => SortValue::Text(
+                <String as Decode<sqlx::Sqlite>>::decode(v).map_err(sqlx::Error::Decode)?,
+            ),
+            _ => SortValue::Blob(
+                <Vec<u8> as Decode<sqlx::Sqlite>>::decode(v).map_err(sqlx::Error::Decode)?,
+            ),
+        })
+    }
+}
+
+/// An integer against a real, exactly, as SQLite compares them: the integer is never rounded
+/// to a real.
+fn int_real_cmp(i: i64, r: f64) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    // 2^63: no i64 reaches it; every i64 lies above -2^63 - 1.
+    const EDGE: f64 = 9_223_372_036_854_775_808.0;
+    if r >= EDGE {
+        return Ordering::Less;
+    }
+    if r < -EDGE {
+        return Ordering::Greater;
+    }
+    // `r` toward zero is an integer a real holds exactly, and an i64.
+    let whole = r as i64;
+    match i.cmp(&whole) {
+        Ordering::Equal => (whole as f64).partial_cmp(&r).unwrap_or(Ordering::Equal),
+        other => other,
+    }
+}
+
+/// A row of a part of a sorted scan ([`sorted_part_sql`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SortedRow {
+    pub id: String,
+    pub key: [SortValue; SORT_KEY_COLUMNS],
+    /// The part's number of matches (0 when not counted).
+    pub matches: i64,
+}
+
+impl sqlx::FromRow<'_, sqlx::sqlite::SqliteRow> for SortedRow {
+    fn from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Self, sqlx::Error> {
+        use sqlx::Row;
+        let mut key: [SortValue; SORT_KEY_COLUMNS] = std::array::from_fn(|_| SortValue::Null);
+        for (i, k) in key.iter_mut().enumerate() {
+            *k = SortValue::of(row.try_get_raw(1 + i)?)?;
+        }
+        Ok(SortedRow {
+            id: row.try_get(0)?,
+            key,
+            matches: row.try_get(1 + SORT_KEY_COLUMNS)?,
+        })
+    }
+}
+
+/// The order of two rows of sorted parts, as the one statement over all of them would give
+/// it: the key's missing flag and three parts in the sort's direction, then creation and id
+/// ascending.
+pub fn sorted_row_cmp(a: &SortedRow, b: &SortedRow, descending: bool) -> std::cmp::Ordering {
+    let directed = SORT_KEY_COLUMNS - 1;
+    for i in 0..SORT_KEY_COLUMNS {
+        let o = a.key[i].sqlite_cmp(&b.key[i]);
+        let o = if descending && i < directed {
+            o.reverse()
+        } else {
+            o
+        };
+        if o.is_ne() {
+            return o;
+        }
+    }
+    a.id.as_bytes().cmp(b.id.as_bytes())
+}
+
+/// The ids of the page of `q` (sorted by a search-index key no index holds), and how many users
+/// `q` selects when `counted` asks (see [`sorted_part_sql`]). Each rowid range sorts its own
+/// users side by side and keeps its first `offset + limit`, with their sort keys; the page is
+/// then cut from those merged here, so no user's row is read again to place the page. Two cores
+/// sort half the organisation each instead of one core all of it, and each part reads the
+/// table in rowid order instead of row by row from the organisation's index.
+async fn sorted_page(
     pool: &sqlx::SqlitePool,
     ranges: &[(i64, i64)],
     tenant_id: &str,
     q: &Query,
-) -> super::StoreResult<Vec<String>> {
+    counted: bool,
+) -> super::StoreResult<(Vec<String>, Option<i64>)> {
+    let SortKey::Indexed(key) = &q.sort.key else {
+        return Err(
+            sqlx::Error::Protocol("a sort in parts needs a search-index key".into()).into(),
+        );
+    };
     let keep = q.page.offset + q.page.limit;
     let sqls = ranges
         .iter()
-        .map(|&(lo, hi)| sorted_part_sql(tenant_id, q, lo, hi, keep))
+        .map(|&range| {
+            sorted_part_sql(
+                tenant_id,
+                (key, q.sort.descending),
+                &q.cond,
+                range,
+                keep,
+                counted,
+            )
+        })
         .collect();
-    in_parts(pool, sqls).await
+    let parts: Vec<Vec<SortedRow>> = in_parts_as(pool, sqls).await?;
+    // Every row of a part carries the part's count; a part without matches has no rows.
+    let total = parts
+        .iter()
+        .map(|rows| rows.first().map_or(0, |r| r.matches))
+        .sum();
+    let mut rows: Vec<SortedRow> = parts.into_iter().flatten().collect();
+    rows.sort_by(|a, b| sorted_row_cmp(a, b, q.sort.descending));
+    let ids = rows
+        .into_iter()
+        .skip(usize::try_from(q.page.offset).unwrap_or(usize::MAX))
+        .take(usize::try_from(q.page.limit).unwrap_or(0))
+        .map(|r| r.id)
+        .collect();
+    Ok((ids, counted.then_some(total)))
 }
 
-/// Pages up to this deep in an order no index holds are sorted in parts ([`sorted_ids`]):
-/// each part keeps at most this many ids, and the page is read from the union of the parts'.
+/// Pages up to this deep in an order no index holds are sorted in parts ([`sorted_page`]):
+/// each part keeps at most this many ids with their keys, and the page is cut from their merge.
 pub const SORTED_IN_PARTS_UP_TO: i64 = 50_000;
 
-/// Whether a page of `q` is read by [`sorted_ids`]: its sort needs every user, and it lies
+/// Whether a page of `q` is read by [`sorted_page`]: its sort needs every user, and it lies
 /// within the first [`SORTED_IN_PARTS_UP_TO`] of the order.
 fn sorted_in_parts(table: Table, q: &Query) -> bool {
     sorts_everyone(table, q)
@@ -1658,7 +1931,7 @@ fn sorted_in_parts(table: Table, q: &Query) -> bool {
 }
 
 /// One page of every user of the organisation sorted by a key no index holds (SQLite), read
-/// by [`sorted_ids`]; `None` for other listings, a page deeper than [`SORTED_IN_PARTS_UP_TO`],
+/// by [`sorted_page`]; `None` for other listings, a page deeper than [`SORTED_IN_PARTS_UP_TO`],
 /// or an organisation that holds less than half of the users table.
 async fn sorted_by_scan<R>(
     db: &super::Db,
@@ -1683,17 +1956,21 @@ where
     if q.page.offset >= total {
         return Ok(Some((total, Fetched::Rows(Vec::new()))));
     }
-    let ids = sorted_ids(pool, &ranges, tenant_id, q).await?;
+    let (ids, _) = sorted_page(pool, &ranges, tenant_id, q, false).await?;
     Ok(Some((
         total,
-        listed_page(pool, tenant_id, columns, q, &ids).await?,
+        page_of_ids(pool, tenant_id, columns, q, &ids).await?,
     )))
 }
 
 /// What a part of a scan maps of the database file (256 GiB: all of it). Only as much as the
 /// file holds is mapped, and the build lets SQLite map that much (`SQLITE_MAX_MMAP_SIZE` in
-/// `.cargo/config.toml`; SQLite's own limit is 2 GB).
-const SCAN_MAP: &str = "PRAGMA mmap_size = 274877906944";
+/// `.cargo/config.toml`; SQLite's own limit is 2 GB). What the part sets aside goes to a
+/// temporary file (see [`in_parts_as`]).
+const SCAN_MAP: &str = "PRAGMA mmap_size = 274877906944; PRAGMA temp_store = FILE";
+
+/// A connection's settings again as they were before a part of a scan ([`SCAN_MAP`]).
+const SCAN_UNMAP: &str = "PRAGMA mmap_size = 0; PRAGMA temp_store = DEFAULT";
 
 /// One scan in parts at a time in the process. Each part keeps a core busy for about a
 /// second at a million users: scans side by side took every connection and every core, and
@@ -1744,6 +2021,19 @@ async fn in_parts<T>(pool: &sqlx::SqlitePool, sqls: Vec<Sql>) -> super::StoreRes
 where
     T: Send + Unpin + 'static + sqlx::Type<sqlx::Sqlite> + for<'r> sqlx::Decode<'r, sqlx::Sqlite>,
 {
+    let parts: Vec<Vec<(T,)>> = in_parts_as(pool, sqls).await?;
+    Ok(parts.into_iter().flatten().map(|(v,)| v).collect())
+}
+
+/// As [`in_parts`], returning each part's rows apart, in no particular order of the parts.
+///
+/// A part keeps what a statement sets aside (a window's rows, a sort too big for memory) in a
+/// temporary file rather than in the process's memory: at a million users a window over every
+/// match holds tens of megabytes, and the file's pages stay in the kernel's cache.
+async fn in_parts_as<O>(pool: &sqlx::SqlitePool, sqls: Vec<Sql>) -> super::StoreResult<Vec<Vec<O>>>
+where
+    O: Send + Unpin + 'static + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>,
+{
     let _turn = scan_turn().await?;
     let mut parts = tokio::task::JoinSet::new();
     for sql in sqls {
@@ -1752,16 +2042,12 @@ where
             let mut conn = pool.acquire().await?;
             sqlx::query(SCAN_MAP).execute(&mut *conn).await?;
             let rows = bind_args!(
-                sqlx::query_scalar::<_, T>(sqlx::AssertSqlSafe(sql.text.as_str())),
+                sqlx::query_as::<_, O>(sqlx::AssertSqlSafe(sql.text.as_str())),
                 &sql.args
             )
             .fetch_all(&mut *conn)
             .await;
-            if sqlx::query("PRAGMA mmap_size = 0")
-                .execute(&mut *conn)
-                .await
-                .is_err()
-            {
+            if sqlx::query(SCAN_UNMAP).execute(&mut *conn).await.is_err() {
                 // Not back into the pool with the map.
                 conn.close_on_drop();
             }
@@ -1773,7 +2059,7 @@ where
         // A part's task ends only by returning, unless it panicked.
         let part =
             part.map_err(|e| sqlx::Error::Protocol(format!("a part of a scan stopped: {e}")))?;
-        out.extend(part?);
+        out.push(part?);
     }
     Ok(out)
 }
@@ -1815,16 +2101,18 @@ where
         .collect();
     let ids: Vec<String> = in_parts(pool, sqls).await?;
     if ids.len() as i64 > SORT_MATCHES_UP_TO {
+        if sorted_in_parts(table, q) {
+            // One read of the table sorts and counts the matches.
+            let (ids, total) = sorted_page(pool, &ranges, tenant_id, q, true).await?;
+            let total = total.unwrap_or_default();
+            let page = page_of_ids(pool, tenant_id, columns, q, &ids).await?;
+            return Ok(Some((total, page)));
+        }
         let total = count_by_scan(db, table, tenant_id, &q.cond)
             .await?
             .unwrap_or_default();
         if q.page.offset >= total {
             return Ok(Some((total, Fetched::Rows(Vec::new()))));
-        }
-        if sorted_in_parts(table, q) {
-            let ids = sorted_ids(pool, &ranges, tenant_id, q).await?;
-            let page = listed_page(pool, tenant_id, columns, q, &ids).await?;
-            return Ok(Some((total, page)));
         }
         let page = read_page(db, table, tenant_id, columns, q, page_access(&q.cond)).await?;
         return Ok(Some((total, page)));
@@ -1873,6 +2161,25 @@ where
             .await?,
         )
     })
+}
+
+/// The rows of one page of `q` whose ids [`sorted_page`] found, in `q`'s order.
+async fn page_of_ids<R>(
+    pool: &sqlx::SqlitePool,
+    tenant_id: &str,
+    columns: &str,
+    q: &Query,
+    ids: &[String],
+) -> super::StoreResult<Fetched<R>>
+where
+    R: PageRow,
+{
+    if ids.is_empty() {
+        return Ok(Fetched::Rows(Vec::new()));
+    }
+    let mut page = q.clone();
+    page.page.offset = 0;
+    listed_page(pool, tenant_id, columns, &page, ids).await
 }
 
 /// `SELECT what` for one page of `q` among the users with these ids (SQLite), read by key and
