@@ -878,8 +878,23 @@ async fn one_size(n: usize, clients: usize, secs: u64) -> anyhow::Result<Vec<Row
             1,
         ),
         (
-            "sortBy=title&startIndex=100001 (sort of all)",
+            "sortBy=title&startIndex=100001 (placed by a sample)",
             "sortBy=title&startIndex=100001&count=10",
+            1,
+        ),
+        (
+            "sortBy=title descending, startIndex=500001 (sample)",
+            "sortBy=title&sortOrder=descending&startIndex=500001&count=10",
+            1,
+        ),
+        (
+            "sortBy=title&startIndex=990001 (placed by a sample)",
+            "sortBy=title&startIndex=990001&count=10",
+            1,
+        ),
+        (
+            "filter=title pr&sortBy=title&startIndex=300001 (sample)",
+            "filter=title%20pr&sortBy=title&startIndex=300001&count=10",
             1,
         ),
         (
