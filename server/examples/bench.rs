@@ -868,12 +868,12 @@ async fn one_size(n: usize, clients: usize, secs: u64) -> anyhow::Result<Vec<Row
             3,
         ),
         (
-            "sortBy=title&startIndex=20001",
-            "sortBy=title&startIndex=20001&count=10",
+            "sortBy=title&startIndex=19991 (deepest sorted in parts)",
+            "sortBy=title&startIndex=19991&count=10",
             1,
         ),
         (
-            "sortBy=title&startIndex=49991 (deepest sorted in parts)",
+            "sortBy=title&startIndex=49991 (placed by a sample)",
             "sortBy=title&startIndex=49991&count=10",
             1,
         ),
