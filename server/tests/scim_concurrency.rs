@@ -358,3 +358,111 @@ async fn parallel_patches_of_different_columns_all_land_in_row_and_document() {
         assert_eq!(n, found, "{filter}");
     }
 }
+
+/// Deep pages of a sort no index holds, placed by a sample (SQLite), and pages of the same
+/// sort in parts over HTTP, answered while other clients change the very titles they sort by:
+/// every answer is whole. The total is the organisation's (the count before the window, in
+/// it and after it come from one read of each part, so no user is counted twice or missed),
+/// and every page is full, with distinct users (a user whose title changed after the window
+/// was read is sorted by its new title among the window's users).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn deep_sorted_pages_stay_whole_while_their_keys_change() {
+    use server::domain::query::{Cond, Page, Query};
+    use server::scim::filter::parse_attr_path;
+    use server::scim::query::Target;
+    use server::scim::schema::ResourceKind;
+    use server::store::query::page_ids_by_sample;
+    let app = TestApp::new().await;
+    let t = app.scim_tenant("Contoso").await;
+    let mut made = Vec::new();
+    for i in 0..240 {
+        let mut u = user_json(&format!("u{i}@contoso.com"), "Ann", "Lee");
+        u["title"] = json!(format!("T{:03}", (i * 7) % 240));
+        let r = app.scim("POST", &t, "/Users", Some(u)).await;
+        made.push(
+            ok_json(&r, StatusCode::CREATED)["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    // Everyone: these users and the organisation's admin.
+    let (total, all) = list_of(&app.scim("GET", &t, "/Users?count=1000", None).await);
+    assert_eq!(total, 241);
+    let all = ids(&all);
+    let target = Target {
+        kind: ResourceKind::User,
+        base_url: "https://bitabiz.test/scim/v2/t",
+    };
+    for round in 0..3 {
+        // Forty title changes, and beside them sampled pages and listings at several depths.
+        let paths: Vec<String> = made
+            .iter()
+            .step_by(6)
+            .map(|id| format!("/Users/{id}"))
+            .collect();
+        let changes = paths.iter().enumerate().map(|(k, path)| {
+            let title = format!("T{:03}", (k * 53 + round * 17) % 240);
+            app.scim(
+                "PATCH",
+                &t,
+                path,
+                Some(patch_ops(
+                    json!([{ "op": "replace", "path": "title", "value": title }]),
+                )),
+            )
+        });
+        let sampled = [30i64, 120, 200, 236].into_iter().flat_map(|offset| {
+            [false, true].map(|descending| {
+                let q = Query {
+                    cond: Cond::Const(true),
+                    sort: target
+                        .sort(Some(&parse_attr_path("title").unwrap()), descending)
+                        .unwrap(),
+                    page: Page { offset, limit: 7 },
+                };
+                let db = app.db.clone();
+                let tenant = t.id.clone();
+                async move { (offset, page_ids_by_sample(&db, &tenant, &q).await.unwrap()) }
+            })
+        });
+        let pages =
+            [1, 100, 230].map(|start| format!("/Users?sortBy=title&startIndex={start}&count=7"));
+        let listed = pages.iter().map(|path| app.scim("GET", &t, path, None));
+        let (changed, sampled, listed) =
+            tokio::join!(join_all(changes), join_all(sampled), join_all(listed));
+        for r in &changed {
+            assert_eq!(r.status, StatusCode::OK, "round {round}: {}", r.body);
+        }
+        for (offset, found) in sampled {
+            let Some((n, page)) = found else {
+                // PostgreSQL has no sampled pages.
+                assert!(!matches!(app.db, server::store::Db::Sqlite(_)));
+                continue;
+            };
+            assert_eq!(n, total, "round {round}, offset {offset}");
+            let mut distinct = page.clone();
+            distinct.sort();
+            distinct.dedup();
+            assert_eq!(distinct.len(), page.len(), "round {round}: {page:?}");
+            assert_eq!(
+                page.len() as i64,
+                7.min(total - offset),
+                "round {round}, {offset}"
+            );
+            assert!(
+                page.iter().all(|id| all.contains(id)),
+                "round {round}: {page:?}"
+            );
+        }
+        for r in &listed {
+            let (n, page) = list_of(r);
+            assert_eq!(n, total, "round {round}: {}", r.body);
+            let page = ids(&page);
+            assert!(
+                !page.is_empty() && page.len() <= 7,
+                "round {round}: {page:?}"
+            );
+        }
+    }
+}
