@@ -1912,7 +1912,8 @@ async fn sorted_page(
 /// The key's entry is taken from the search document once per row (`jsonb_extract`, in a
 /// subquery with a `LIMIT`, which SQLite never merges into the query around it), and its parts
 /// from that small entry. Written as four `json_extract`s of the document, each walked the
-/// whole document again: at a million users that was a second of CPU per read of the table.
+/// whole document again: at a million users `sortBy=title&count=10` took 2.4–2.8 s of CPU,
+/// 2.2 s with the entry taken once.
 fn keyed(sql: &mut Sql, key: &str, rows: impl FnOnce(&mut Sql, &str)) {
     sql.args
         .push(Arg::Text(format!("$.s.\"{}\"", key.replace('"', ""))));
@@ -2138,12 +2139,13 @@ async fn sampled_page(
         ids.extend(part);
     }
     let total = before + ids.len() as i64 + after;
-    if q.page.offset >= total || ids.is_empty() {
+    if q.page.offset >= total {
         return Ok(Some((total, Vec::new())));
     }
     let end = (q.page.offset + q.page.limit).min(total);
     if before > q.page.offset || end > before + ids.len() as i64 {
-        // The page is not between the two: the sample misjudged it.
+        // The page is not between the two (none are, when a write moved both bounds away
+        // between the sample and the read): the sample misjudged it.
         return Ok(None);
     }
     let sql = window_page_sql(
