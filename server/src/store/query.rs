@@ -616,6 +616,20 @@ impl Sql {
         format!("json_extract(r.search, ${})", self.args.len())
     }
 
+    /// ` AND r.id IN (…)`: the row's id is one of `ids`, bound as one JSON array.
+    pub fn id_in(&mut self, ids: &[String]) {
+        let list = serde_json::to_string(ids).unwrap_or_default();
+        if self.pg() {
+            self.push(" AND r.id IN (SELECT jsonb_array_elements_text(CAST(")
+                .arg(Arg::Text(list))
+                .push(" AS jsonb)))");
+        } else {
+            self.push(" AND r.id IN (SELECT value FROM json_each(")
+                .arg(Arg::Text(list))
+                .push("))");
+        }
+    }
+
     /// `LIMIT $n + 0 OFFSET $m + 0`. SQLite (3.51) plans with the value bound to a bare
     /// `LIMIT $n`, so each new binding throws the compiled statement away and parses and plans
     /// it again: a third of the CPU of Entra's lookup went there. An expression keeps one plan
@@ -1774,15 +1788,21 @@ impl SortValue {
         if v.is_null() {
             return Ok(SortValue::Null);
         }
-        let kind = v.type_info().name().to_string();
-        Ok(match kind.as_str() {
-            "INTEGER" => SortValue::Int(
+        // The value's own type, read before the value itself is taken.
+        let kind = match v.type_info().name() {
+            "INTEGER" => 0,
+            "REAL" => 1,
+            "TEXT" => 2,
+            _ => 3,
+        };
+        Ok(match kind {
+            0 => SortValue::Int(
                 <i64 as Decode<sqlx::Sqlite>>::decode(v).map_err(sqlx::Error::Decode)?,
             ),
-            "REAL" => SortValue::Real(
+            1 => SortValue::Real(
                 <f64 as Decode<sqlx::Sqlite>>::decode(v).map_err(sqlx::Error::Decode)?,
             ),
-            "TEXT" => SortValue::Text(
+            2 => SortValue::Text(
                 <String as Decode<sqlx::Sqlite>>::decode(v).map_err(sqlx::Error::Decode)?,
             ),
             _ => SortValue::Blob(
@@ -2180,9 +2200,7 @@ pub fn window_page_sql(
     sql.push("SELECT id FROM (");
     keyed(&mut sql, key, |sql, what| {
         from(sql, Table::Users, what, tenant_id, Access::Key);
-        sql.push(" AND r.id IN (SELECT value FROM json_each(")
-            .arg(Arg::Text(serde_json::to_string(ids).unwrap_or_default()))
-            .push("))");
+        sql.id_in(ids);
         if *cond != Cond::Const(true) {
             sql.push(" AND ");
             sql.cond(Table::Users, "r.search", cond);
@@ -2511,9 +2529,7 @@ where
 pub fn listed_page_sql(tenant_id: &str, what: &str, q: &Query, ids: &[String]) -> Sql {
     let mut sql = Sql::new(Dialect::Sqlite);
     from(&mut sql, Table::Users, what, tenant_id, Access::Key);
-    sql.push(" AND r.id IN (SELECT value FROM json_each(")
-        .arg(Arg::Text(serde_json::to_string(ids).unwrap_or_default()))
-        .push("))");
+    sql.id_in(ids);
     if q.cond != Cond::Const(true) {
         sql.push(" AND ");
         sql.cond(Table::Users, "r.search", &q.cond);
@@ -2780,16 +2796,7 @@ async fn root_page(
         match among {
             Some(ids) => {
                 from(&mut sql, table, &what, tenant_id, Access::Key);
-                let list = serde_json::to_string(ids[i]).unwrap_or_default();
-                if pg {
-                    sql.push(" AND r.id IN (SELECT jsonb_array_elements_text(CAST(")
-                        .arg(Arg::Text(list))
-                        .push(" AS jsonb)))");
-                } else {
-                    sql.push(" AND r.id IN (SELECT value FROM json_each(")
-                        .arg(Arg::Text(list))
-                        .push("))");
-                }
+                sql.id_in(ids[i]);
             }
             None => base(&mut sql, table, &what, tenant_id),
         }
