@@ -529,7 +529,7 @@ fn db_size_mb(dir: &std::path::Path) -> f64 {
 
 /// The organisation, user ids and big group of a database seeded by an earlier run.
 async fn reuse(db: &Db) -> anyhow::Result<(String, Vec<String>, String)> {
-    let Db::Sqlite(p) = db else {
+    let Some(p) = db.sqlite_pool() else {
         anyhow::bail!("the benchmark seeds SQLite only");
     };
     let tenant_id: String = sqlx::query_scalar("SELECT id FROM tenants WHERE slug = 'bench'")
@@ -617,7 +617,7 @@ async fn one_size(n: usize, clients: usize, secs: u64) -> anyhow::Result<Vec<Row
         // No ANALYZE: the server never collects planner statistics, so the benchmark measures
         // the plans a real installation gets. (Statistics would also change costs: this SQLite
         // is built with STAT4, whose samples make it re-plan a statement on every new binding.)
-        if let Db::Sqlite(p) = &db {
+        if let Some(p) = db.sqlite_pool() {
             sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
                 .execute(p)
                 .await?;

@@ -535,7 +535,7 @@ async fn main() -> anyhow::Result<()> {
     .await;
     println!("seeded {n_log} log entries in {:.1?}", started.elapsed());
     if let Db::Sqlite(p) = &db {
-        sqlx::query("ANALYZE").execute(p).await?;
+        sqlx::query("ANALYZE").execute(p.pool()).await?;
     }
     if let Db::Postgres(p) = &db {
         sqlx::query("ANALYZE").execute(p).await?;

@@ -116,7 +116,7 @@ impl AppState {
         // Starts the log's writer task: call from within the runtime.
         let (db_for_log, clock_for_log) = (db.clone(), clock.clone());
         let writes = match &db {
-            Db::Sqlite(p) => Some(store::batch::Batcher::start(p.clone())),
+            Db::Sqlite(p) => Some(store::batch::Batcher::start(p.pool().clone())),
             Db::Postgres(_) => None,
         };
         let directory = directory::Directory {

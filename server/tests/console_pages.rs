@@ -695,7 +695,7 @@ async fn a_groups_members_are_paged_by_name_from_the_groups_own_index() {
     assert!(!after.contains(&"bob.brown@contoso.com".to_string()));
 
     // The plans: the group's name index, each user by key, never a walk of the users.
-    let server::store::Db::Sqlite(pool) = &app.db else {
+    let Some(pool) = app.db.sqlite_pool() else {
         return;
     };
     let cursor = Cursor {
@@ -726,7 +726,7 @@ async fn a_groups_members_are_paged_by_name_from_the_groups_own_index() {
 async fn a_rare_status_is_listed_from_its_own_index_on_sqlite() {
     use dv::{UserStatus, users_sql};
     let app = TestApp::new().await;
-    let server::store::Db::Sqlite(pool) = &app.db else {
+    let Some(pool) = app.db.sqlite_pool() else {
         return;
     };
     let cursor = Cursor {

@@ -37,7 +37,11 @@ async fn chain_ids(db: &Db, user: &str) -> (Vec<String>, ChainEnd) {
 async fn migration_13_links_the_history_users_already_have() {
     let (db, _dir) = empty_db().await;
     match &db {
-        Db::Sqlite(p) => sqlx::migrate!("../migrations/sqlite").run_to(12, p).await,
+        Db::Sqlite(p) => {
+            sqlx::migrate!("../migrations/sqlite")
+                .run_to(12, p.pool())
+                .await
+        }
         Db::Postgres(p) => sqlx::migrate!("../migrations/postgres").run_to(12, p).await,
     }
     .unwrap();
@@ -81,7 +85,7 @@ async fn migration_13_links_the_history_users_already_have() {
 #[tokio::test]
 async fn live_user_counts_follow_every_change_of_users() {
     let (db, _dir) = empty_db().await;
-    let Db::Sqlite(p) = &db else {
+    let Some(p) = db.sqlite_pool() else {
         return;
     };
     sqlx::migrate!("../migrations/sqlite")

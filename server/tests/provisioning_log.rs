@@ -878,9 +878,8 @@ async fn log_filters_agree_with_the_whole_log_page_by_page() {
 /// index in order (no sort), and an entry is found through the time its id starts with.
 #[tokio::test]
 async fn log_queries_read_the_time_key_or_a_partial_index_on_sqlite() {
-    use server::store::Db;
     let (db, _dir) = fresh_db().await;
-    let Db::Sqlite(pool) = &db else {
+    let Some(pool) = db.sqlite_pool() else {
         return;
     };
     let plan = |sql: String, binds: usize| {
@@ -956,8 +955,8 @@ async fn the_log_writes_through_its_own_connection_on_sqlite() {
             .await
             .unwrap()
     };
-    assert_eq!(sync(main.clone()).await, 2, "FULL for the directory");
-    assert_eq!(sync(log.clone()).await, 1, "NORMAL for the log");
+    assert_eq!(sync(main.pool().clone()).await, 2, "FULL for the directory");
+    assert_eq!(sync(log.pool().clone()).await, 1, "NORMAL for the log");
     let app = TestApp::new().await;
     let t = app.scim_tenant("Contoso").await;
     app.create_user(&t, "ada@contoso.com").await;

@@ -466,3 +466,57 @@ async fn deep_sorted_pages_stay_whole_while_their_keys_change() {
         }
     }
 }
+
+/// Lookups are answered by the database's readers (SQLite: connections of their own, lent
+/// without sqlx's check on release). Many clients at once, more than there are readers, each
+/// create a user and look it up at once, change it and look it up by the new value, and
+/// deprovision it: every lookup sees the change its own client had answered just before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn each_lookup_sees_the_change_answered_before_it_under_parallel_load() {
+    let app = TestApp::new().await;
+    let t = app.scim_tenant("Contoso").await;
+    let app = &app;
+    let t = &t;
+    let client = |c: usize| async move {
+        for i in 0..4 {
+            let name = format!("rw{c}-{i}@contoso.com");
+            let r = app
+                .scim("POST", t, "/Users", Some(user_json(&name, "Read", "Write")))
+                .await;
+            let id = ok_json(&r, StatusCode::CREATED)["id"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            let (total, found) = app
+                .scim_filter(t, "/Users", &format!("userName eq \"{name}\""))
+                .await;
+            assert_eq!(total, 1, "{name} right after its creation");
+            assert_eq!(found[0]["id"], id.as_str());
+
+            let renamed = format!("moved{c}-{i}@contoso.com");
+            let op = patch_ops(json!([{ "op": "Replace", "path": "userName", "value": renamed }]));
+            let r = app
+                .scim("PATCH", t, &format!("/Users/{id}"), Some(op))
+                .await;
+            assert!(r.status.is_success(), "{}", r.body);
+            let (old, _) = app
+                .scim_filter(t, "/Users", &format!("userName eq \"{name}\""))
+                .await;
+            let (new, found) = app
+                .scim_filter(t, "/Users", &format!("userName eq \"{renamed}\""))
+                .await;
+            assert_eq!((old, new), (0, 1), "{name} renamed");
+            assert_eq!(found[0]["id"], id.as_str());
+
+            let r = app.scim("DELETE", t, &format!("/Users/{id}"), None).await;
+            assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+            let (gone, _) = app
+                .scim_filter(t, "/Users", &format!("userName eq \"{renamed}\""))
+                .await;
+            assert_eq!(gone, 0, "{renamed} after its deprovisioning");
+        }
+    };
+    join_all((0..16).map(client)).await;
+    let (total, _) = app.scim_filter(t, "/Users", "userName sw \"moved\"").await;
+    assert_eq!(total, 0);
+}

@@ -680,7 +680,11 @@ async fn unindexed(db: &server::store::Db, id: &str) -> bool {
     use server::store::Db;
     let sql = "SELECT search IS NULL FROM scim_groups WHERE id = $1";
     match db {
-        Db::Sqlite(p) => sqlx::query_scalar(sql).bind(id).fetch_one(p).await.unwrap(),
+        Db::Sqlite(p) => sqlx::query_scalar(sql)
+            .bind(id)
+            .fetch_one(p.pool())
+            .await
+            .unwrap(),
         Db::Postgres(p) => sqlx::query_scalar(sql).bind(id).fetch_one(p).await.unwrap(),
     }
 }
@@ -697,7 +701,11 @@ async fn the_index_pass_writes_a_groups_index_only_at_the_version_it_read() {
     let id = g["id"].as_str().unwrap().to_string();
     let sql = "UPDATE scim_groups SET search = NULL WHERE id = $1";
     match &app.db {
-        Db::Sqlite(p) => sqlx::query(sql).bind(&id).execute(p).await.map(|_| ()),
+        Db::Sqlite(p) => sqlx::query(sql)
+            .bind(&id)
+            .execute(p.pool())
+            .await
+            .map(|_| ()),
         Db::Postgres(p) => sqlx::query(sql).bind(&id).execute(p).await.map(|_| ()),
     }
     .unwrap();

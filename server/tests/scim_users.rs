@@ -634,10 +634,9 @@ async fn enterprise_manager_and_custom_extension_attributes_round_trip() {
 /// a deep page at 1M users). On PostgreSQL the plan follows its statistics; nothing to check.
 #[tokio::test]
 async fn rows_by_id_are_read_by_primary_key_on_sqlite() {
-    use server::store::Db;
     use server::store::query::{Dialect, Table, ids_sql};
     let (db, _dir) = fresh_db().await;
-    let Db::Sqlite(pool) = &db else {
+    let Some(pool) = db.sqlite_pool() else {
         return;
     };
     let ids: Vec<String> = (0..100).map(|i| format!("id-{i}")).collect();
@@ -693,10 +692,9 @@ async fn sqlite_plan(
 #[tokio::test]
 async fn lists_of_ids_are_read_by_primary_key_on_sqlite() {
     use server::domain::query::{Cond, Link, LinkField, Page, Query, Sort, TextOp};
-    use server::store::Db;
     use server::store::query::{Arg, Dialect, Table, count_sql, page_sql};
     let (db, _dir) = fresh_db().await;
-    let Db::Sqlite(pool) = &db else {
+    let Some(pool) = db.sqlite_pool() else {
         return;
     };
     let by_key = |plan: &str| plan.contains("sqlite_autoindex") && plan.contains("(id=?)");
@@ -753,10 +751,9 @@ async fn lists_of_ids_are_read_by_primary_key_on_sqlite() {
 #[tokio::test]
 async fn sorted_pages_are_read_in_index_order_on_sqlite() {
     use server::domain::query::{Column, Cond, Page, Query, Sort, SortKey};
-    use server::store::Db;
     use server::store::query::{Dialect, INDEXED_SORT_KEYS, Table, split_page_sql};
     let (db, _dir) = fresh_db().await;
-    let Db::Sqlite(pool) = &db else {
+    let Some(pool) = db.sqlite_pool() else {
         return;
     };
     let mut keys: Vec<SortKey> = INDEXED_SORT_KEYS
@@ -911,10 +908,9 @@ async fn filters_no_index_answers_count_only_the_organisations_live_users() {
     // Each part of such a count reads a range of rows by rowid, not an index; a page of few
     // matches is read by key.
     use server::domain::query::{Cond, Page, Query, Sort};
-    use server::store::Db;
     use server::store::query::{count_part_sql, listed_page_sql};
     let (db, _dir) = fresh_db().await;
-    if let Db::Sqlite(pool) = &db {
+    if let Some(pool) = db.sqlite_pool() {
         let cond = Cond::Present("title".into());
         let sql = count_part_sql("t", &cond, 1, 100);
         let plan = sqlite_plan(pool, &sql.text, &sql.args).await;
@@ -946,9 +942,8 @@ async fn filters_no_index_answers_count_only_the_organisations_live_users() {
 /// file would remap it (SQLite).
 #[tokio::test]
 async fn scans_map_the_file_and_leave_no_map_behind_on_sqlite() {
-    use server::store::Db;
     let app = TestApp::new().await;
-    let Db::Sqlite(pool) = &app.db else {
+    let Some(pool) = app.db.sqlite_pool() else {
         return;
     };
     async fn map_of(c: &mut sqlx::SqliteConnection) -> i64 {
@@ -1138,7 +1133,7 @@ async fn text_tests_on_indexed_columns_count_from_the_column_index() {
         }
     }
 
-    let server::store::Db::Sqlite(pool) = &app.db else {
+    let Some(pool) = app.db.sqlite_pool() else {
         return;
     };
     for (col, index) in [
@@ -1374,7 +1369,7 @@ async fn deep_pages_of_every_user_are_their_slice_of_creation_order() {
         "{}",
         sql.text
     );
-    let server::store::Db::Sqlite(pool) = &app.db else {
+    let Some(pool) = app.db.sqlite_pool() else {
         return;
     };
     let plan = sqlite_plan(pool, &sql.text, &sql.args).await;
@@ -1508,7 +1503,8 @@ async fn a_change_of_a_user_names_only_the_columns_it_changes() {
     let u = app.create_user(&t, "alice.smith@contoso.com").await;
     let id = u["id"].as_str().unwrap().to_string();
     let sqlite = match &app.db {
-        Db::Sqlite(pool) => {
+        Db::Sqlite(db) => {
+            let pool = db.pool();
             sqlx::query("CREATE TABLE test_named (col TEXT NOT NULL)")
                 .execute(pool)
                 .await
@@ -1609,7 +1605,7 @@ async fn clear_search(db: &server::store::Db, id: &str) {
     let n = match db {
         Db::Sqlite(p) => sqlx::query(sql)
             .bind(id)
-            .execute(p)
+            .execute(p.pool())
             .await
             .unwrap()
             .rows_affected(),

@@ -294,7 +294,7 @@ mod tests {
             let b = b.clone();
             async move { b.write(insert("a")).await }
         });
-        let db = super::super::Db::Sqlite(same.clone());
+        let db = super::super::Db::from(same.clone());
         let log = tokio::spawn(async move {
             super::super::provlog::write_batch(&db, &[], &HashMap::new()).await
         });

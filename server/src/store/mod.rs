@@ -9,6 +9,7 @@ pub mod leases;
 pub mod oauth;
 pub mod provlog;
 pub mod query;
+pub mod readers;
 pub mod scim_groups;
 pub mod scim_users;
 pub mod sessions;
@@ -22,12 +23,65 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Clone)]
 pub enum Db {
-    Sqlite(SqlitePool),
+    Sqlite(SqliteDb),
     Postgres(PgPool),
+}
+
+/// A SQLite database: its pool, and the readers of its hottest statements ([`readers`]). It
+/// derefs to the pool.
+#[derive(Clone)]
+pub struct SqliteDb {
+    pool: SqlitePool,
+    readers: Arc<readers::Readers>,
+}
+
+impl SqliteDb {
+    pub fn new(pool: SqlitePool) -> SqliteDb {
+        let readers = readers::Readers::new(
+            (*pool.connect_options()).clone(),
+            pool.options().get_acquire_timeout(),
+        );
+        SqliteDb {
+            pool,
+            readers: Arc::new(readers),
+        }
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    pub fn readers(&self) -> &readers::Readers {
+        &self.readers
+    }
+}
+
+impl std::ops::Deref for SqliteDb {
+    type Target = SqlitePool;
+    fn deref(&self) -> &SqlitePool {
+        &self.pool
+    }
+}
+
+impl Db {
+    /// The SQLite pool, on SQLite.
+    pub fn sqlite_pool(&self) -> Option<&SqlitePool> {
+        match self {
+            Db::Sqlite(db) => Some(db.pool()),
+            Db::Postgres(_) => None,
+        }
+    }
+}
+
+impl From<SqlitePool> for Db {
+    fn from(pool: SqlitePool) -> Db {
+        Db::Sqlite(SqliteDb::new(pool))
+    }
 }
 
 /// Runs `$body` with `$pool` bound to whichever pool `$db` holds.
@@ -35,7 +89,10 @@ pub enum Db {
 macro_rules! on_db {
     ($db:expr, |$pool:ident| $body:expr) => {
         match $db {
-            $crate::store::Db::Sqlite($pool) => $body,
+            $crate::store::Db::Sqlite(db) => {
+                let $pool = db.pool();
+                $body
+            }
             $crate::store::Db::Postgres($pool) => $body,
         }
     };
@@ -247,7 +304,7 @@ impl Db {
                 .connect_with(opts)
                 .await
                 .map_err(OpenError::Connect)?;
-            Ok(Db::Sqlite(pool))
+            Ok(Db::from(pool))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let pool = PgPoolOptions::new()
                 .max_connections(size.max.unwrap_or(16))
@@ -277,7 +334,7 @@ impl Db {
                     // 16 MB of page cache (default 2 MB): a batch's new pages and the paths
                     // to them stay cached between batches instead of being read back.
                     .pragma("cache_size", "-16384");
-                Db::Sqlite(one_connection(opts))
+                Db::from(one_connection(opts))
             }
             Db::Postgres(_) => self.clone(),
         }
@@ -286,7 +343,7 @@ impl Db {
     /// Applies pending migrations; a failure must stop the start.
     pub async fn migrate(&self) -> Result<(), OpenError> {
         match self {
-            Db::Sqlite(p) => sqlx::migrate!("../migrations/sqlite").run(p).await,
+            Db::Sqlite(p) => sqlx::migrate!("../migrations/sqlite").run(p.pool()).await,
             Db::Postgres(p) => sqlx::migrate!("../migrations/postgres").run(p).await,
         }
         .map_err(OpenError::Migrate)
@@ -295,7 +352,10 @@ impl Db {
     /// Closes every connection (waits for those in use).
     pub async fn close(&self) {
         match self {
-            Db::Sqlite(p) => p.close().await,
+            Db::Sqlite(db) => {
+                db.readers.close().await;
+                db.pool.close().await
+            }
             Db::Postgres(p) => p.close().await,
         }
     }

@@ -1161,13 +1161,8 @@ async fn page_ids(
         return Ok(Vec::new());
     }
     let sql = page_sql_via(db.dialect(), table, tenant_id, "r.id", q, access, part);
-    let ids: Vec<String> = super::on_db!(db, |p| bind_args!(
-        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.text.as_str())),
-        &sql.args
-    )
-    .fetch_all(p)
-    .await)?;
-    Ok(ids)
+    let ids: Vec<(String,)> = hot_rows(db, &sql).await?;
+    Ok(ids.into_iter().map(|(id,)| id).collect())
 }
 
 /// Whole rows of one shallow page of `q` (see [`DIRECT_PAGE_DEPTH`]), in order.
@@ -1187,13 +1182,37 @@ where
         return Ok(Vec::new());
     }
     let sql = page_sql_via(db.dialect(), table, tenant_id, columns, q, access, part);
-    let rows: Vec<R> = super::on_db!(db, |p| bind_args!(
-        sqlx::query_as(sqlx::AssertSqlSafe(sql.text.as_str())),
-        &sql.args
-    )
-    .fetch_all(p)
-    .await)?;
-    Ok(rows)
+    hot_rows(db, &sql).await
+}
+
+/// Every row of `sql`, a single statement: on SQLite through one of the database's readers
+/// (see [`super::readers`]), which answer Entra's lookups with one round trip to the
+/// connection's thread instead of two.
+async fn hot_rows<R>(db: &super::Db, sql: &Sql) -> super::StoreResult<Vec<R>>
+where
+    R: PageRow,
+{
+    macro_rules! query {
+        () => {
+            bind_args!(
+                sqlx::query_as(sqlx::AssertSqlSafe(sql.text.as_str())),
+                &sql.args
+            )
+        };
+    }
+    match db {
+        super::Db::Sqlite(sqlite) => {
+            let mut reader = sqlite.readers().get().await?;
+            match query!().fetch_all(reader.conn()).await {
+                Ok(rows) => Ok(rows),
+                Err(e) => {
+                    reader.discard();
+                    Err(e.into())
+                }
+            }
+        }
+        super::Db::Postgres(pool) => Ok(query!().fetch_all(pool).await?),
+    }
 }
 
 /// A row type a listing reads on either database.
@@ -1647,9 +1666,10 @@ async fn scan_ranges<'a>(
     tenant_id: &str,
     cond: &Cond,
 ) -> super::StoreResult<Option<(&'a sqlx::SqlitePool, Vec<(i64, i64)>)>> {
-    let super::Db::Sqlite(pool) = db else {
+    let super::Db::Sqlite(sqlite) = db else {
         return Ok(None);
     };
+    let pool = sqlite.pool();
     if table != Table::Users
         || *cond == Cond::Const(true)
         || *cond == Cond::Const(false)
