@@ -520,3 +520,52 @@ async fn each_lookup_sees_the_change_answered_before_it_under_parallel_load() {
     let (total, _) = app.scim_filter(t, "/Users", "userName sw \"moved\"").await;
     assert_eq!(total, 0);
 }
+
+/// On SQLite, Entra's lookups (with the groups of the user they find), Test Connection and
+/// reads of a user by id are answered by the database's readers, so they need none of the
+/// pool's connections: they are answered while every pooled connection is taken (long scans,
+/// a slow transaction). PostgreSQL answers them from its pool.
+#[tokio::test]
+async fn lookups_and_reads_by_id_need_no_pooled_connection_on_sqlite() {
+    let app = TestApp::new().await;
+    let Some(pool) = app.db.sqlite_pool() else {
+        return;
+    };
+    let t = app.scim_tenant("Contoso").await;
+    let u = app.create_user(&t, "held@contoso.com").await;
+    let uid = u["id"].as_str().unwrap().to_string();
+    let g = app.create_group(&t, "Holders", &[uid.as_str()]).await;
+    let gid = g["id"].as_str().unwrap().to_string();
+    // Warm what the token check caches, while the pool is free.
+    app.scim_filter(&t, "/Users", "userName eq \"nobody@contoso.com\"")
+        .await;
+
+    let mut taken = Vec::new();
+    for _ in 0..pool.options().get_max_connections() {
+        taken.push(pool.acquire().await.unwrap());
+    }
+    let (total, found) = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        app.scim_filter(&t, "/Users", "userName eq \"held@contoso.com\""),
+    )
+    .await
+    .expect("the lookup waited for a pooled connection");
+    assert_eq!(total, 1);
+    assert_eq!(found[0]["groups"][0]["value"], gid.as_str());
+    let (none, _) = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        app.scim_filter(&t, "/Users", "userName eq \"nobody@contoso.com\""),
+    )
+    .await
+    .expect("Test Connection waited for a pooled connection");
+    assert_eq!(none, 0);
+    let r = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        app.scim("GET", &t, &format!("/Users/{uid}"), None),
+    )
+    .await
+    .expect("the read by id waited for a pooled connection");
+    let user = ok_json(&r, StatusCode::OK);
+    assert_eq!(user["groups"][0]["display"], "Holders");
+    drop(taken);
+}

@@ -1188,7 +1188,7 @@ where
 /// Every row of `sql`, a single statement: on SQLite through one of the database's readers
 /// (see [`super::readers`]), which answer Entra's lookups with one round trip to the
 /// connection's thread instead of two.
-async fn hot_rows<R>(db: &super::Db, sql: &Sql) -> super::StoreResult<Vec<R>>
+pub(crate) async fn hot_rows<R>(db: &super::Db, sql: &Sql) -> super::StoreResult<Vec<R>>
 where
     R: PageRow,
 {
@@ -1578,13 +1578,7 @@ where
     let mut rows: Vec<R> = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(500) {
         let sql = ids_sql(db.dialect(), table, tenant_id, columns, chunk);
-        let part: Vec<R> = super::on_db!(db, |p| bind_args!(
-            sqlx::query_as(sqlx::AssertSqlSafe(sql.text.as_str())),
-            &sql.args
-        )
-        .fetch_all(p)
-        .await)?;
-        rows.extend(part);
+        rows.extend(hot_rows::<R>(db, &sql).await?);
     }
     let pos: std::collections::HashMap<&str, usize> = ids
         .iter()

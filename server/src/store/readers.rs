@@ -13,7 +13,6 @@
 use sqlx::Connection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
@@ -30,7 +29,6 @@ pub struct Readers {
     permits: Semaphore,
     opts: SqliteConnectOptions,
     acquire_timeout: Duration,
-    closed: AtomicBool,
 }
 
 /// A reader lent out; it goes back to the idle list when dropped, unless discarded.
@@ -48,7 +46,6 @@ impl Readers {
             permits: Semaphore::new(READERS),
             opts,
             acquire_timeout,
-            closed: AtomicBool::new(false),
         }
     }
 
@@ -59,7 +56,7 @@ impl Readers {
             .await
             .map_err(|_| sqlx::Error::PoolTimedOut)?
             .map_err(|_| sqlx::Error::PoolClosed)?;
-        if self.closed.load(Ordering::Acquire) {
+        if self.permits.is_closed() {
             return Err(sqlx::Error::PoolClosed);
         }
         let idle = self.lock().pop();
@@ -74,9 +71,10 @@ impl Readers {
         })
     }
 
-    /// Closes the idle readers; those lent out close when they come back.
+    /// Closes the idle readers; those lent out close when they come back, and no reader is
+    /// lent any more.
     pub async fn close(&self) {
-        self.closed.store(true, Ordering::Release);
+        self.permits.close();
         let idle = std::mem::take(&mut *self.lock());
         for conn in idle {
             // A reader that fails to close cleanly is gone either way.
@@ -113,7 +111,7 @@ impl Reader<'_> {
 impl Drop for Reader<'_> {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take()
-            && !self.readers.closed.load(Ordering::Acquire)
+            && !self.readers.permits.is_closed()
         {
             self.readers.lock().push(conn);
         }

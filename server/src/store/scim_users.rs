@@ -1,6 +1,7 @@
 //! Users as SCIM sees them: live (not deprovisioned) rows of one tenant, with the indexed
 //! columns extracted from the SCIM document kept beside it.
 
+use super::query::{Arg, Sql, hot_rows};
 use super::{Db, StoreError, StoreResult, execute, on_db, on_work};
 use std::collections::HashMap;
 
@@ -608,20 +609,20 @@ pub async fn groups_of(
     for chunk in user_ids.chunks(500) {
         // Looked up by member id only (the index that fits); memberships never cross
         // organisations, and the tenant is checked on the rows that come back.
-        let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 1)).collect();
-        let sql = format!(
+        let mut sql = Sql::new(db.dialect());
+        sql.push(
             "SELECT m.member_id, g.id, g.display_name, g.tenant_id FROM group_members m \
-             JOIN scim_groups g ON g.id = m.group_id WHERE m.member_id IN ({}) \
-             ORDER BY g.display_name_lc",
-            marks.join(", ")
+             JOIN scim_groups g ON g.id = m.group_id WHERE m.member_id IN (",
         );
-        let rows: Vec<(String, String, String, String)> = on_db!(db, |p| {
-            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()));
-            for id in chunk {
-                q = q.bind(id.clone());
+        for (i, id) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
             }
-            q.fetch_all(p).await
-        })?;
+            sql.arg(Arg::Text(id.clone()));
+        }
+        sql.push(") ORDER BY g.display_name_lc");
+        // Read with every Entra lookup that finds its user: one round trip on SQLite.
+        let rows: Vec<(String, String, String, String)> = hot_rows(db, &sql).await?;
         for (member, gid, name, _) in rows.into_iter().filter(|r| r.3 == tenant_id) {
             out.entry(member).or_default().push((gid, name));
         }
