@@ -1047,6 +1047,8 @@ async fn one_size(n: usize, clients: usize, secs: u64) -> anyhow::Result<Vec<Row
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--serve") {
+        // The server under test runs as the `bitabiz` binary does.
+        server::process::cap_malloc_arenas();
         let token = std::env::var("BENCH_TOKEN")?;
         return tokio::runtime::Runtime::new()?.block_on(serve(&args[2], &args[3], token));
     }

@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod net;
 pub mod oauth;
 pub mod organisations;
+pub mod process;
 pub mod provisioning;
 pub mod provlog;
 pub mod scim;

@@ -31,9 +31,19 @@ fn free_port() -> u16 {
 }
 
 async fn start(args: &[&str]) -> Server {
+    start_with_arenas(args, None).await
+}
+
+/// [`start`], with `MALLOC_ARENA_MAX` set to `arenas` in the server's environment, or unset.
+async fn start_with_arenas(args: &[&str], arenas: Option<&str>) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_bitabiz"))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bitabiz"));
+    match arenas {
+        Some(n) => cmd.env("MALLOC_ARENA_MAX", n),
+        None => cmd.env_remove("MALLOC_ARENA_MAX"),
+    };
+    let child = cmd
         .arg("serve")
         .args(["--addr", &addr.to_string()])
         .args(args)
@@ -305,4 +315,32 @@ async fn sigterm_drain_is_bounded_by_the_grace_period() {
         "{:?}",
         started.elapsed()
     );
+}
+
+/// The environment the process `pid` runs with now (after any `exec`).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn environment_of(pid: u32) -> Vec<String> {
+    std::fs::read(format!("/proc/{pid}/environ"))
+        .unwrap()
+        .split(|b| *b == 0)
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .collect()
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[tokio::test]
+async fn the_server_limits_glibc_to_two_malloc_arenas_unless_its_operator_chose() {
+    let server = start_with_arenas(&[], None).await;
+    let env = environment_of(server.child.id());
+    assert!(
+        env.iter().any(|v| v == "MALLOC_ARENA_MAX=2"),
+        "the process started again, as itself, with the cap: {env:?}"
+    );
+    assert_eq!(get_status(server.addr, "/healthz").await.unwrap(), 200);
+    drop(server);
+
+    let server = start_with_arenas(&[], Some("4")).await;
+    let env = environment_of(server.child.id());
+    assert!(env.iter().any(|v| v == "MALLOC_ARENA_MAX=4"), "{env:?}");
+    assert!(!env.iter().any(|v| v == "MALLOC_ARENA_MAX=2"), "{env:?}");
 }
