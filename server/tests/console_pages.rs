@@ -756,3 +756,63 @@ async fn a_rare_status_is_listed_from_its_own_index_on_sqlite() {
         }
     }
 }
+
+/// Sign-in finds admins by email across organisations, the one read of `email_lc` without an
+/// organisation, through `users_admin_email`: an index of admins only, so a SCIM user's
+/// creation writes no entry into it. The sign-in lookup still reads an index (it would read
+/// every user of every organisation otherwise) and still finds the admin, not a provisioned
+/// user with the same email.
+#[tokio::test]
+async fn sign_in_reads_an_email_index_of_admins_only() {
+    use server::store::Db;
+    use server::store::users::{ADMINS_BY_EMAIL, admins_by_email};
+    let app = TestApp::new().await;
+    app.setup().await;
+    let t = setup_tenant_scim(&app).await;
+    let mut same_email = user_json("ada.provisioned@contoso.example", "Ada", "Provisioned");
+    same_email["emails"] = json!([{ "value": EMAIL, "type": "work", "primary": true }]);
+    let r = app.scim("POST", &t, "/Users", Some(same_email)).await;
+    ok_json(&r, StatusCode::CREATED);
+    let found = admins_by_email(&app.db, &EMAIL.to_lowercase())
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1, "the admin, not the provisioned user");
+    match &app.db {
+        Db::Sqlite(_) => {
+            let pool = app.db.sqlite_pool().unwrap();
+            let explain = format!("EXPLAIN QUERY PLAN {ADMINS_BY_EMAIL}");
+            let steps: Vec<(i64, i64, i64, String)> =
+                sqlx::query_as(sqlx::AssertSqlSafe(explain.as_str()))
+                    .bind(EMAIL)
+                    .fetch_all(pool)
+                    .await
+                    .unwrap();
+            let plan = steps
+                .into_iter()
+                .map(|s| s.3)
+                .collect::<Vec<_>>()
+                .join("; ");
+            assert!(plan.contains("USING INDEX users_admin_email"), "{plan}");
+            let defs: Vec<String> = sqlx::query_scalar(
+                "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'users' \
+                 AND sql LIKE '%(email_lc)%'",
+            )
+            .fetch_all(pool)
+            .await
+            .unwrap();
+            assert_eq!(defs.len(), 1, "{defs:?}");
+            assert!(defs[0].ends_with("WHERE is_admin = TRUE"), "{defs:?}");
+        }
+        Db::Postgres(pool) => {
+            let defs: Vec<String> = sqlx::query_scalar(
+                "SELECT indexdef FROM pg_indexes WHERE tablename = 'users' \
+                 AND indexdef LIKE '%(email_lc)%'",
+            )
+            .fetch_all(pool)
+            .await
+            .unwrap();
+            assert_eq!(defs.len(), 1, "{defs:?}");
+            assert!(defs[0].ends_with("WHERE (is_admin = true)"), "{defs:?}");
+        }
+    }
+}

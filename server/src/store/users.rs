@@ -31,18 +31,20 @@ pub struct AdminRow {
     pub created_at: i64,
 }
 
+/// The statement of [`admins_by_email`]. `u.is_admin = TRUE` is written as the condition of
+/// the index it reads (`users_admin_email`, which holds admins only).
+pub const ADMINS_BY_EMAIL: &str = "SELECT u.id AS user_id, u.tenant_id, t.slug AS tenant_slug, t.name AS tenant_name, \
+     u.password_hash, u.active \
+     FROM users u JOIN tenants t ON t.id = u.tenant_id \
+     WHERE u.email_lc = $1 AND u.is_admin = TRUE AND u.deleted_at IS NULL \
+     AND u.password_hash IS NOT NULL ORDER BY t.name";
+
 /// Every live admin account with this email, across organisations.
 pub async fn admins_by_email(db: &Db, email_lc: &str) -> StoreResult<Vec<AdminCredentials>> {
-    let rows = on_db!(db, |p| sqlx::query_as(
-        "SELECT u.id AS user_id, u.tenant_id, t.slug AS tenant_slug, t.name AS tenant_name, \
-         u.password_hash, u.active \
-         FROM users u JOIN tenants t ON t.id = u.tenant_id \
-         WHERE u.email_lc = $1 AND u.is_admin = TRUE AND u.deleted_at IS NULL \
-         AND u.password_hash IS NOT NULL ORDER BY t.name"
-    )
-    .bind(email_lc)
-    .fetch_all(p)
-    .await)?;
+    let rows = on_db!(db, |p| sqlx::query_as(ADMINS_BY_EMAIL)
+        .bind(email_lc)
+        .fetch_all(p)
+        .await)?;
     Ok(rows)
 }
 
