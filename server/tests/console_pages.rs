@@ -777,42 +777,36 @@ async fn sign_in_reads_an_email_index_of_admins_only() {
         .await
         .unwrap();
     assert_eq!(found.len(), 1, "the admin, not the provisioned user");
-    match &app.db {
-        Db::Sqlite(_) => {
-            let pool = app.db.sqlite_pool().unwrap();
-            let explain = format!("EXPLAIN QUERY PLAN {ADMINS_BY_EMAIL}");
-            let steps: Vec<(i64, i64, i64, String)> =
-                sqlx::query_as(sqlx::AssertSqlSafe(explain.as_str()))
-                    .bind(EMAIL)
-                    .fetch_all(pool)
-                    .await
-                    .unwrap();
-            let plan = steps
-                .into_iter()
-                .map(|s| s.3)
-                .collect::<Vec<_>>()
-                .join("; ");
-            assert!(plan.contains("USING INDEX users_admin_email"), "{plan}");
-            let defs: Vec<String> = sqlx::query_scalar(
-                "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'users' \
-                 AND sql LIKE '%(email_lc)%'",
-            )
-            .fetch_all(pool)
-            .await
-            .unwrap();
-            assert_eq!(defs.len(), 1, "{defs:?}");
-            assert!(defs[0].ends_with("WHERE is_admin = TRUE"), "{defs:?}");
-        }
-        Db::Postgres(pool) => {
-            let defs: Vec<String> = sqlx::query_scalar(
-                "SELECT indexdef FROM pg_indexes WHERE tablename = 'users' \
-                 AND indexdef LIKE '%(email_lc)%'",
-            )
-            .fetch_all(pool)
-            .await
-            .unwrap();
-            assert_eq!(defs.len(), 1, "{defs:?}");
-            assert!(defs[0].ends_with("WHERE (is_admin = true)"), "{defs:?}");
-        }
+    if let Some(pool) = app.db.sqlite_pool() {
+        let explain = format!("EXPLAIN QUERY PLAN {ADMINS_BY_EMAIL}");
+        let steps: Vec<(i64, i64, i64, String)> =
+            sqlx::query_as(sqlx::AssertSqlSafe(explain.as_str()))
+                .bind(EMAIL)
+                .fetch_all(pool)
+                .await
+                .unwrap();
+        let plan = steps
+            .into_iter()
+            .map(|s| s.3)
+            .collect::<Vec<_>>()
+            .join("; ");
+        assert!(plan.contains("USING INDEX users_admin_email"), "{plan}");
     }
+    // The indexes on email_lc alone, as each database writes their definition.
+    let (defs_sql, admins_only) = match &app.db {
+        Db::Sqlite(_) => (
+            "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'users' \
+             AND sql LIKE '%(email_lc)%'",
+            "WHERE is_admin = TRUE",
+        ),
+        Db::Postgres(_) => (
+            "SELECT indexdef FROM pg_indexes WHERE tablename = 'users' \
+             AND indexdef LIKE '%(email_lc)%'",
+            "WHERE (is_admin = true)",
+        ),
+    };
+    let defs: Vec<String> =
+        on_db!(&app.db, |p| sqlx::query_scalar(defs_sql).fetch_all(p).await).unwrap();
+    assert_eq!(defs.len(), 1, "{defs:?}");
+    assert!(defs[0].ends_with(admins_only), "{defs:?}");
 }
