@@ -77,6 +77,17 @@ impl Sql {
         self.arg(Arg::Text(s.to_string()))
     }
 
+    /// `$a, $b, …`: one placeholder bound to each of `items` (the inside of an `IN (…)`).
+    pub fn text_list(&mut self, items: &[String]) -> &mut Self {
+        for (i, item) in items.iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.text_arg(item);
+        }
+        self
+    }
+
     fn pg(&self) -> bool {
         self.dialect == Dialect::Postgres
     }
@@ -1551,14 +1562,7 @@ pub fn ids_sql(
     if table == Table::Users {
         sql.push(" AND r.deleted_at IS NULL");
     }
-    sql.push(" AND r.id IN (");
-    for (i, id) in ids.iter().enumerate() {
-        if i > 0 {
-            sql.push(", ");
-        }
-        sql.text_arg(id);
-    }
-    sql.push(")");
+    sql.push(" AND r.id IN (").text_list(ids).push(")");
     sql
 }
 

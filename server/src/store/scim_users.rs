@@ -1,7 +1,7 @@
 //! Users as SCIM sees them: live (not deprovisioned) rows of one tenant, with the indexed
 //! columns extracted from the SCIM document kept beside it.
 
-use super::query::{Arg, Sql, hot_rows};
+use super::query::{Sql, hot_rows};
 use super::{Db, StoreError, StoreResult, execute, on_db, on_work};
 use std::collections::HashMap;
 
@@ -613,15 +613,11 @@ pub async fn groups_of(
         sql.push(
             "SELECT m.member_id, g.id, g.display_name, g.tenant_id FROM group_members m \
              JOIN scim_groups g ON g.id = m.group_id WHERE m.member_id IN (",
-        );
-        for (i, id) in chunk.iter().enumerate() {
-            if i > 0 {
-                sql.push(", ");
-            }
-            sql.arg(Arg::Text(id.clone()));
-        }
-        sql.push(") ORDER BY g.display_name_lc");
-        // Read with every Entra lookup that finds its user: one round trip on SQLite.
+        )
+        .text_list(chunk)
+        .push(") ORDER BY g.display_name_lc");
+        // Read with every read of a user by id, deep page and root search: on SQLite by a
+        // reader (one round trip, no pooled connection).
         let rows: Vec<(String, String, String, String)> = hot_rows(db, &sql).await?;
         for (member, gid, name, _) in rows.into_iter().filter(|r| r.3 == tenant_id) {
             out.entry(member).or_default().push((gid, name));
