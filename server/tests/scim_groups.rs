@@ -677,16 +677,12 @@ async fn replace_nested_groups_and_deprovisioned_members() {
 
 /// Whether a group has no search index.
 async fn unindexed(db: &server::store::Db, id: &str) -> bool {
-    use server::store::Db;
     let sql = "SELECT search IS NULL FROM scim_groups WHERE id = $1";
-    match db {
-        Db::Sqlite(p) => sqlx::query_scalar(sql)
-            .bind(id)
-            .fetch_one(p.pool())
-            .await
-            .unwrap(),
-        Db::Postgres(p) => sqlx::query_scalar(sql).bind(id).fetch_one(p).await.unwrap(),
-    }
+    server::on_db!(db, |p| sqlx::query_scalar(sql)
+        .bind(id)
+        .fetch_one(p)
+        .await
+        .unwrap())
 }
 
 /// The pass that writes missing search indexes writes a group's only at the version it read:
@@ -694,20 +690,17 @@ async fn unindexed(db: &server::store::Db, id: &str) -> bool {
 #[tokio::test]
 async fn the_index_pass_writes_a_groups_index_only_at_the_version_it_read() {
     use server::directory::groups::search_index;
-    use server::store::{Db, scim_groups};
+    use server::store::scim_groups;
     let app = TestApp::new().await;
     let t = app.scim_tenant("Contoso").await;
     let g = app.create_group(&t, "Sales", &[]).await;
     let id = g["id"].as_str().unwrap().to_string();
     let sql = "UPDATE scim_groups SET search = NULL WHERE id = $1";
-    match &app.db {
-        Db::Sqlite(p) => sqlx::query(sql)
-            .bind(&id)
-            .execute(p.pool())
-            .await
-            .map(|_| ()),
-        Db::Postgres(p) => sqlx::query(sql).bind(&id).execute(p).await.map(|_| ()),
-    }
+    server::on_db!(&app.db, |p| sqlx::query(sql)
+        .bind(&id)
+        .execute(p)
+        .await
+        .map(|_| ()))
     .unwrap();
     let rec = scim_groups::get(&app.db, &t.id, &id).await.unwrap();
     let ix = search_index(&rec);
