@@ -135,8 +135,13 @@ async fn every_scim_operation_is_logged_in_words() {
     assert!(found["Resources"][0].get("emails").is_none(), "{found}");
     assert_eq!(
         found["Resources"][1],
-        server::provlog::describe::LIST_SUMMARY,
+        server::provlog::describe::LIST_SUMMARY_STORED,
         "{found}"
+    );
+    assert_eq!(
+        found.get("schemas"),
+        None,
+        "stored without the list's schema"
     );
     let failed = &rows[14];
     assert_eq!(failed.status, 400);
@@ -788,6 +793,36 @@ async fn the_log_page_filters_pages_and_opens_entries() {
         .server_fn("load_log_entry", &[("id", &theirs[0].id)], Some(&cookie))
         .await;
     assert!(r.body.contains("does not exist"), "{}", r.body);
+
+    // A lookup's answer is stored short and opens in full: the marker of what was left out,
+    // and the list's schema.
+    app.scim_filter(&t, "/Users", "userName eq \"user07@contoso.com\"")
+        .await;
+    app.state.provlog.flush().await;
+    let lookup = entries(&app, &t.id)
+        .await
+        .into_iter()
+        .find(|r| r.operation == "user_read")
+        .unwrap();
+    let stored = lookup.response_body.as_deref().unwrap();
+    assert!(
+        !stored.contains("not stored") && !stored.contains("schemas"),
+        "{stored}"
+    );
+    let entry = app
+        .server_fn("load_log_entry", &[("id", &lookup.id)], Some(&cookie))
+        .await
+        .json();
+    let shown: Value = serde_json::from_str(entry["response"].as_str().unwrap()).unwrap();
+    assert_eq!(shown["Resources"][0]["userName"], "user07@contoso.com");
+    assert_eq!(
+        shown["Resources"][1],
+        server::provlog::describe::LIST_SUMMARY
+    );
+    assert_eq!(
+        shown["schemas"],
+        json!([server::provlog::describe::LIST_SCHEMA])
+    );
 }
 
 /// Every filter gives what filtering the whole log in memory gives, for the common values

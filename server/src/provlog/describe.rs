@@ -289,13 +289,54 @@ fn summarise_list(v: &mut Value) {
         }
     }
     if trimmed {
-        resources.push(json!(LIST_SUMMARY));
+        resources.push(json!(LIST_SUMMARY_STORED));
+        drop_list_schemas(v);
     }
 }
 
-/// Marks a list answer stored as a summary.
+/// Marks a list answer stored as a summary, as the console shows it.
 pub const LIST_SUMMARY: &str =
     "… other attributes not stored (list answers keep what identifies each resource)";
+/// [`LIST_SUMMARY`] as stored. A summary also leaves out the answer's `schemas` when it is
+/// [`LIST_SCHEMA`] alone; [`shown_text`] puts both back. Lookups are most of the log's entries,
+/// and these two were about 150 of the 650 bytes of each.
+pub const LIST_SUMMARY_STORED: &str = "…";
+/// A list answer's schema.
+pub const LIST_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
+
+/// True for a list answer's usual `schemas`: [`LIST_SCHEMA`] alone.
+pub fn is_list_schemas(v: &Value) -> bool {
+    matches!(v, Value::Array(a) if a.len() == 1 && a[0] == LIST_SCHEMA)
+}
+
+/// Leaves a summary's usual `schemas` out (see [`LIST_SUMMARY_STORED`]).
+pub fn drop_list_schemas(v: &mut Value) {
+    if let Some(o) = v.as_object_mut()
+        && o.get("schemas").is_some_and(is_list_schemas)
+    {
+        o.remove("schemas");
+    }
+}
+
+/// A stored summary as the console shows it: the marker in full, the `schemas` put back.
+fn expand_summary(v: &mut Value) {
+    let Some(o) = v.as_object_mut() else {
+        return;
+    };
+    let Some(marker) = o
+        .iter_mut()
+        .find(|(k, _)| k.eq_ignore_ascii_case("Resources"))
+        .and_then(|(_, r)| r.as_array_mut())
+        .and_then(|r| r.last_mut())
+        .filter(|m| m.as_str() == Some(LIST_SUMMARY_STORED))
+    else {
+        return;
+    };
+    *marker = json!(LIST_SUMMARY);
+    if !o.contains_key("schemas") {
+        o.insert("schemas".into(), json!([LIST_SCHEMA]));
+    }
+}
 
 /// As [`stored_text`], from the body already parsed (`parsed` is `parse(bytes)`).
 fn stored_from(bytes: Option<&[u8]>, parsed: Option<Value>) -> Option<String> {
@@ -322,11 +363,15 @@ fn stored_value(mut v: Value) -> String {
     text
 }
 
-/// A stored body as shown: indented when it is whole JSON, else as stored.
+/// A stored body as shown: indented when it is whole JSON (a list summary in full: see
+/// [`LIST_SUMMARY_STORED`]), else as stored.
 pub fn shown_text(stored: &str) -> String {
     serde_json::from_str::<Value>(stored)
         .ok()
-        .and_then(|v| serde_json::to_string_pretty(&v).ok())
+        .and_then(|mut v| {
+            expand_summary(&mut v);
+            serde_json::to_string_pretty(&v).ok()
+        })
         .unwrap_or_else(|| stored.to_string())
 }
 
@@ -1074,7 +1119,26 @@ mod tests {
             kept.get("title").is_none() && kept.get("emails").is_none(),
             "{t}"
         );
-        assert_eq!(v["Resources"][1], LIST_SUMMARY);
+        // Stored short: the marker's short form, and no `schemas`. Shown in full.
+        assert_eq!(v["Resources"][1], LIST_SUMMARY_STORED);
+        assert_eq!(v.get("schemas"), None, "{t}");
+        let shown: Value = serde_json::from_str(&shown_text(&t)).unwrap();
+        assert_eq!(shown["Resources"][1], LIST_SUMMARY);
+        assert_eq!(shown["schemas"], json!([LIST_SCHEMA]));
+        assert_eq!(shown["Resources"][0], v["Resources"][0]);
+        assert_eq!(shown["totalResults"], 1);
+        // Summaries stored before in full are shown as they are.
+        let mut before = v.clone();
+        before["Resources"][1] = json!(LIST_SUMMARY);
+        before["schemas"] = json!(["urn:example:other"]);
+        let shown: Value = serde_json::from_str(&shown_text(&before.to_string())).unwrap();
+        assert_eq!(shown, before);
+        // Other schemas stay with the summary.
+        let mut other = answer.clone();
+        other["schemas"] = json!(["urn:example:other"]);
+        let t = stored_text(Some(other.to_string().as_bytes())).unwrap();
+        let v: Value = serde_json::from_str(&t).unwrap();
+        assert_eq!(v["schemas"], json!(["urn:example:other"]));
         // A lookup that found nothing is stored whole, and so is a single resource.
         let empty = json!({"totalResults": 0, "Resources": []});
         let t = stored_text(Some(empty.to_string().as_bytes())).unwrap();

@@ -17,7 +17,10 @@ use serde_json::{Map, Value};
 use std::borrow::Cow;
 use std::fmt;
 
-use super::describe::{LIST_SUMMARY, MAX_LIST_ITEMS, MAX_STORED_BODY, is_listed_key};
+use super::describe::{
+    LIST_SUMMARY_STORED, MAX_LIST_ITEMS, MAX_STORED_BODY, drop_list_schemas, is_list_schemas,
+    is_listed_key,
+};
 
 /// A body kept exactly as sent.
 #[derive(Debug, PartialEq)]
@@ -113,12 +116,18 @@ impl Serialize for SummaryOf<'_> {
         let Value::Object(top) = self.0 else {
             return self.0.serialize(s);
         };
-        let mut m = s.serialize_map(Some(top.len()))?;
+        let is_resources = |k: &str, v: &Value| v.is_array() && k.eq_ignore_ascii_case("Resources");
+        // A summary that leaves something out leaves the usual `schemas` out too.
+        let trimmed = top
+            .iter()
+            .any(|(k, v)| is_resources(k, v) && v.as_array().is_some_and(|r| trims(r)));
+        let mut m = s.serialize_map(None)?;
         for (k, v) in top {
             match v {
-                Value::Array(resources) if k.eq_ignore_ascii_case("Resources") => {
+                Value::Array(resources) if is_resources(k, v) => {
                     m.serialize_entry(k, &ResourcesOf(resources))?
                 }
+                other if trimmed && k == "schemas" && is_list_schemas(other) => {}
                 other => m.serialize_entry(k, other)?,
             }
         }
@@ -139,7 +148,7 @@ impl Serialize for ResourcesOf<'_> {
             }
         }
         if trimmed {
-            seq.serialize_element(LIST_SUMMARY)?;
+            seq.serialize_element(LIST_SUMMARY_STORED)?;
         }
         seq.end()
     }
@@ -334,35 +343,42 @@ impl<'de> Visitor<'de> for ListTop {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut top = Map::new();
+        let mut trimmed = false;
         while let Some(Key(k)) = map.next_key::<Key>()? {
             let v = if k.eq_ignore_ascii_case("Resources") {
-                map.next_value_seed(Listed)?
+                let (resources, left_out) = map.next_value_seed(Listed)?;
+                trimmed |= left_out;
+                resources
             } else {
                 map.next_value::<Value>()?
             };
             top.insert(k.into_owned(), v);
         }
-        Ok(Value::Object(top))
+        let mut v = Value::Object(top);
+        if trimmed {
+            drop_list_schemas(&mut v);
+        }
+        Ok(v)
     }
 }
 
 /// `Resources`: each resource with only the listed keys, and the marker after them when any
-/// resource had more.
+/// resource had more (then also `true`).
 struct Listed;
 
 impl<'de> DeserializeSeed<'de> for Listed {
-    type Value = Value;
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+    type Value = (Value, bool);
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(Value, bool), D::Error> {
         d.deserialize_seq(self)
     }
 }
 
 impl<'de> Visitor<'de> for Listed {
-    type Value = Value;
+    type Value = (Value, bool);
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a list of resources")
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(Value, bool), A::Error> {
         let mut out = Vec::new();
         let mut trimmed = false;
         while let Some(r) = seq.next_element_seed(Resource {
@@ -371,9 +387,9 @@ impl<'de> Visitor<'de> for Listed {
             out.push(r);
         }
         if trimmed {
-            out.push(Value::String(LIST_SUMMARY.to_string()));
+            out.push(Value::String(LIST_SUMMARY_STORED.to_string()));
         }
-        Ok(Value::Array(out))
+        Ok((Value::Array(out), trimmed))
     }
 }
 
