@@ -14,8 +14,9 @@
 //! entries stay). `BENCH_PROVLOG=off` serves without the provisioning log;
 //! `BENCH_PROVLOG=compare` serves the same database from two processes, log on and log off, and
 //! measures every row on both, alternately, so the two figures share the machine's conditions:
-//! in `BENCH_ROUNDS` rounds (4 by default), the order swapped each round, then prints each row's
-//! log-on against log-off throughput and CPU over all rounds.
+//! in `BENCH_ROUNDS` rounds (4 by default), the order swapped each round, after one uncounted
+//! warm-up run of the row on each (`BENCH_WARMUP=0` leaves it out), then prints each row's
+//! log-on against log-off throughput and CPU over all counted rounds.
 
 use axum::Router;
 use axum::http::{HeaderMap, StatusCode};
@@ -269,6 +270,8 @@ struct Driver {
     rounds: usize,
     /// Every run of every row on every target (for the compare summary).
     runs: Vec<Run>,
+    /// Compared servers first run each row once uncounted (`BENCH_WARMUP`, on by default).
+    warm_up: bool,
 }
 
 /// One row's run on one target: requests served, seconds, server CPU µs.
@@ -300,6 +303,15 @@ impl Driver {
         }
         let make = Arc::new(make);
         let n = self.targets.len();
+        if self.warm_up {
+            // Whichever server runs a row first finds the pages it reads cold: in the compare
+            // runs, the first round's first server ran 20-35% slower than in its later rounds.
+            // One uncounted run on each (the round after the counted ones, for its numbers).
+            for t in 0..n {
+                self.run_on(t, self.rounds, name, clients, max, method, make.clone())
+                    .await?;
+            }
+        }
         for round in 0..self.rounds {
             for k in 0..n {
                 // The first target goes first in even rounds, last in odd ones.
@@ -394,7 +406,9 @@ impl Driver {
     {
         let Target { label, addr, pid } = &self.targets[target];
         let base = name.to_string();
+        let warming = round == self.rounds;
         let name = match (label.is_empty(), self.rounds > 1) {
+            _ if warming => format!("{name} [{label} warm-up, not counted]"),
             (true, _) => name.to_string(),
             (false, false) => format!("{name} [{label}]"),
             (false, true) => format!("{name} [{label} #{}]", round + 1),
@@ -433,6 +447,13 @@ impl Driver {
         }
         let wall = started.elapsed();
         let cpu_spent = cpu_us(*pid) - cpu_before;
+        if warming {
+            eprintln!(
+                "  {name:<52} {:>8.0} req/s",
+                all.len() as f64 / wall.as_secs_f64()
+            );
+            return Ok(());
+        }
         self.runs.push(Run {
             row: base,
             target,
@@ -687,6 +708,7 @@ async fn one_size(n: usize, clients: usize, secs: u64) -> anyhow::Result<Vec<Row
         rows: Vec::new(),
         rounds,
         runs: Vec::new(),
+        warm_up: compare && std::env::var("BENCH_WARMUP").as_deref() != Ok("0"),
     };
     let base = "/scim/v2/bench";
     let c = d.clients;
