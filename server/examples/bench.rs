@@ -1070,7 +1070,7 @@ fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--serve") {
         // The server under test runs as the `bitabiz` binary does.
-        server::process::cap_malloc_arenas();
+        server::process::tune_allocators();
         let token = std::env::var("BENCH_TOKEN")?;
         return tokio::runtime::Runtime::new()?.block_on(serve(&args[2], &args[3], token));
     }

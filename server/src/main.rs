@@ -9,7 +9,7 @@ use std::sync::Arc;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> anyhow::Result<()> {
-    server::process::cap_malloc_arenas();
+    server::process::tune_allocators();
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

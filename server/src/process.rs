@@ -7,23 +7,44 @@ pub const ARENA_VAR: &str = "MALLOC_ARENA_MAX";
 /// The arenas the server runs with, unless its operator set [`ARENA_VAR`].
 pub const ARENAS: &str = "2";
 
-/// Restarts the process once with glibc's malloc limited to [`ARENAS`] arenas, unless
-/// [`ARENA_VAR`] is already set (an operator's own value is kept). Call first in `main`,
-/// before any thread starts.
+/// The environment variable mimalloc reads, when it starts, for how long memory it freed
+/// stays with the process before it is given back to the system (milliseconds; -1: never).
+pub const PURGE_VAR: &str = "MIMALLOC_PURGE_DELAY";
+
+/// mimalloc's delay, unless its operator set [`PURGE_VAR`] (see [`tune_allocators`]).
+pub const PURGE_DELAY: &str = "10000";
+
+/// What the server sets for its two allocators, each unless its operator set it.
+pub const ALLOCATOR_ENV: [(&str, &str); 2] = [(ARENA_VAR, ARENAS), (PURGE_VAR, PURGE_DELAY)];
+
+/// Restarts the process once with [`ALLOCATOR_ENV`] set, unless each variable is already set
+/// (an operator's own value is kept). Call first in `main`, before any thread starts.
 ///
-/// The Rust side allocates with mimalloc; SQLite allocates with libc's malloc, on the thread
-/// of each connection (about fifteen: the pool, the readers, the two writers). glibc gives
-/// each such thread an arena of its own, up to eight per core, and every arena keeps what it
-/// freed. At a million users, the benchmark's scans, sorts and root searches left the server
-/// holding up to 126 MB with glibc's default and 106 MB with two arenas, at the same speed.
+/// - **glibc's malloc keeps [`ARENAS`] arenas.** The Rust side allocates with mimalloc; SQLite
+///   allocates with libc's malloc, on the thread of each connection (about fifteen: the pool,
+///   the readers, the two writers). glibc gives each such thread an arena of its own, up to
+///   eight per core, and every arena keeps what it freed. At a million users, the benchmark's
+///   scans, sorts and root searches left the server holding up to 126 MB with glibc's default
+///   and 106 MB with two arenas, at the same speed.
+/// - **mimalloc keeps what it freed** for [`PURGE_DELAY`] ms (its default: 1 s). The
+///   provisioning log's entries are allocated on the request threads and freed on the log's,
+///   a batch at a time; with the default the request threads kept faulting in fresh pages
+///   (page faults and mimalloc's zeroing of new pages: about 3 µs of a lookup's CPU). At a
+///   million users, Entra's lookup with the log on: 15,989/s and 107 µs of CPU a lookup with
+///   the default, 16,837/s and 101 µs with 10 s (16,821/s with never); the log-on server held
+///   76–83 MB instead of 69–74 MB.
 ///
-/// glibc reads the variable only as the process starts, so the process executes itself
-/// again with it set: the same process (same id, same open files and arguments), whose image
-/// is replaced. If that fails, the server runs on with glibc's default and says so.
+/// Both allocators read the variables only as the process starts, so the process executes
+/// itself again with them set: the same process (same id, same open files and arguments),
+/// whose image is replaced. If that fails, the server runs on with the defaults and says so.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-pub fn cap_malloc_arenas() {
+pub fn tune_allocators() {
     use std::os::unix::process::CommandExt;
-    if std::env::var_os(ARENA_VAR).is_some() {
+    let missing: Vec<(&str, &str)> = ALLOCATOR_ENV
+        .into_iter()
+        .filter(|(var, _)| std::env::var_os(var).is_none())
+        .collect();
+    if missing.is_empty() {
         return;
     }
     let Ok(exe) = std::env::current_exe() else {
@@ -35,10 +56,11 @@ pub fn cap_malloc_arenas() {
         again.arg0(name);
     }
     // `exec` returns only when it failed.
-    let err = again.args(args).env(ARENA_VAR, ARENAS).exec();
-    eprintln!("could not start again with {ARENA_VAR}={ARENAS} ({err}); glibc's default applies");
+    let err = again.args(args).envs(missing.iter().copied()).exec();
+    eprintln!("could not start again with {missing:?} set ({err}); the allocators' defaults apply");
 }
 
-/// Other platforms' allocators have no such setting.
+/// Elsewhere the process is not started again (glibc's arenas are Linux's; the server's
+/// releases are built for it).
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-pub fn cap_malloc_arenas() {}
+pub fn tune_allocators() {}

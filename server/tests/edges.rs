@@ -31,18 +31,20 @@ fn free_port() -> u16 {
 }
 
 async fn start(args: &[&str]) -> Server {
-    start_with_arenas(args, None).await
+    start_with_env(args, &[]).await
 }
 
 /// [`start`], with `MALLOC_ARENA_MAX` set to `arenas` in the server's environment, or unset.
-async fn start_with_arenas(args: &[&str], arenas: Option<&str>) -> Server {
+async fn start_with_env(args: &[&str], env: &[(&str, Option<&str>)]) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_bitabiz"));
-    match arenas {
-        Some(n) => cmd.env("MALLOC_ARENA_MAX", n),
-        None => cmd.env_remove("MALLOC_ARENA_MAX"),
-    };
+    for (var, value) in env {
+        match value {
+            Some(v) => cmd.env(var, v),
+            None => cmd.env_remove(var),
+        };
+    }
     let child = cmd
         .arg("serve")
         .args(["--addr", &addr.to_string()])
@@ -329,18 +331,33 @@ fn environment_of(pid: u32) -> Vec<String> {
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[tokio::test]
-async fn the_server_limits_glibc_to_two_malloc_arenas_unless_its_operator_chose() {
-    let server = start_with_arenas(&[], None).await;
+async fn the_server_tunes_its_allocators_unless_its_operator_chose() {
+    use server::process::{ALLOCATOR_ENV, ARENA_VAR, PURGE_VAR};
+    assert_eq!(ALLOCATOR_ENV[0], (ARENA_VAR, "2"), "two glibc arenas");
+    let unset = [(ARENA_VAR, None), (PURGE_VAR, None)];
+    let server = start_with_env(&[], &unset).await;
     let env = environment_of(server.child.id());
-    assert!(
-        env.iter().any(|v| v == "MALLOC_ARENA_MAX=2"),
-        "the process started again, as itself, with the cap: {env:?}"
-    );
+    for (var, value) in ALLOCATOR_ENV {
+        assert!(
+            env.contains(&format!("{var}={value}")),
+            "the process started again, as itself, with {var}: {env:?}"
+        );
+    }
     assert_eq!(get_status(server.addr, "/healthz").await.unwrap(), 200);
     drop(server);
 
-    let server = start_with_arenas(&[], Some("4")).await;
+    // An operator's values are kept, each on its own.
+    let server = start_with_env(&[], &[(ARENA_VAR, Some("4")), (PURGE_VAR, None)]).await;
     let env = environment_of(server.child.id());
-    assert!(env.iter().any(|v| v == "MALLOC_ARENA_MAX=4"), "{env:?}");
-    assert!(!env.iter().any(|v| v == "MALLOC_ARENA_MAX=2"), "{env:?}");
+    assert!(env.contains(&"MALLOC_ARENA_MAX=4".to_string()), "{env:?}");
+    assert!(!env.contains(&"MALLOC_ARENA_MAX=2".to_string()), "{env:?}");
+    assert!(
+        env.contains(&format!("{PURGE_VAR}={}", ALLOCATOR_ENV[1].1)),
+        "{env:?}"
+    );
+    drop(server);
+    let server = start_with_env(&[], &[(ARENA_VAR, None), (PURGE_VAR, Some("10"))]).await;
+    let env = environment_of(server.child.id());
+    assert!(env.contains(&"MALLOC_ARENA_MAX=2".to_string()), "{env:?}");
+    assert!(env.contains(&format!("{PURGE_VAR}=10")), "{env:?}");
 }
