@@ -59,9 +59,20 @@ pub fn list_summary(bytes: &[u8]) -> Option<Value> {
 
 /// What [`list_summary`] gives for this list answer, as compact JSON, written from the answer
 /// before it was sent (the list handlers hand it to the log: see [`super::Listed`]), so a
-/// lookup's entry costs no parsing of its answer and no copy of its members.
+/// lookup's entry costs no parsing of its answer and no copy of its members. (The handlers have
+/// the shape already: [`list_summary_text_of`].)
+#[cfg(test)]
 pub fn list_summary_text(body: &Value) -> Vec<u8> {
-    serde_json::to_vec(&SummaryOf(body)).unwrap_or_default()
+    list_summary_text_of(body, summary_shape(body))
+}
+
+/// [`list_summary_text`] for a body whose [`summary_shape`] the caller already has.
+pub fn list_summary_text_of(body: &Value, shape: SummaryShape) -> Vec<u8> {
+    serde_json::to_vec(&SummaryOf {
+        body,
+        leaves_out: !shape.whole,
+    })
+    .unwrap_or_default()
 }
 
 /// What a list answer's summary is, read in one pass over its resources.
@@ -109,25 +120,25 @@ fn trims(resources: &[Value]) -> bool {
 
 /// Serialises a list answer as its summary: every top-level member, and of each resource only
 /// the listed keys, with the marker when something was left out.
-struct SummaryOf<'a>(&'a Value);
+struct SummaryOf<'a> {
+    body: &'a Value,
+    /// Some resource loses an attribute (its [`SummaryShape`] is not whole): the usual
+    /// `schemas` is left out too.
+    leaves_out: bool,
+}
 
 impl Serialize for SummaryOf<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let Value::Object(top) = self.0 else {
-            return self.0.serialize(s);
+        let Value::Object(top) = self.body else {
+            return self.body.serialize(s);
         };
-        let is_resources = |k: &str, v: &Value| v.is_array() && k.eq_ignore_ascii_case("Resources");
-        // A summary that leaves something out leaves the usual `schemas` out too.
-        let trimmed = top
-            .iter()
-            .any(|(k, v)| is_resources(k, v) && v.as_array().is_some_and(|r| trims(r)));
         let mut m = s.serialize_map(None)?;
         for (k, v) in top {
             match v {
-                Value::Array(resources) if is_resources(k, v) => {
+                Value::Array(resources) if k.eq_ignore_ascii_case("Resources") => {
                     m.serialize_entry(k, &ResourcesOf(resources))?
                 }
-                other if trimmed && k == "schemas" && is_list_schemas(other) => {}
+                other if self.leaves_out && k == "schemas" && is_list_schemas(other) => {}
                 other => m.serialize_entry(k, other)?,
             }
         }

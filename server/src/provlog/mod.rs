@@ -257,7 +257,7 @@ impl Listed {
         let summary = if shape.whole {
             sent.clone()
         } else {
-            Bytes::from(lean::list_summary_text(answer))
+            Bytes::from(lean::list_summary_text_of(answer, shape))
         };
         let as_stored =
             summary.len() <= describe::MAX_STORED_BODY && shape.items <= describe::MAX_LIST_ITEMS;
