@@ -637,11 +637,37 @@ async fn concurrent_requests_each_get_one_entry() {
     for task in tasks {
         assert_eq!(task.await.unwrap(), StatusCode::CREATED);
     }
+    // Lookups at once, as Entra sends them: each gets its entry, its answer stored short.
+    let mut lookups = Vec::new();
+    for i in 0..24 {
+        let (app, t) = (app.clone(), t.clone());
+        lookups.push(tokio::spawn(async move {
+            app.scim_filter(&t, "/Users", &format!("userName eq \"p{i}@contoso.com\""))
+                .await
+                .0
+        }));
+    }
+    for task in lookups {
+        assert_eq!(task.await.unwrap(), 1);
+    }
     let rows = entries(&app, &t.id).await;
-    assert_eq!(rows.len(), 24);
+    assert_eq!(rows.len(), 48);
     let mut ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+    ids.sort();
     ids.dedup();
-    assert_eq!(ids.len(), 24);
+    assert_eq!(ids.len(), 48);
+    let found: Vec<&LogRow> = rows.iter().filter(|r| r.operation == "user_read").collect();
+    assert_eq!(found.len(), 24);
+    for r in found {
+        let body: Value = serde_json::from_str(r.response_body.as_deref().unwrap()).unwrap();
+        assert_eq!(
+            body["Resources"][1],
+            server::provlog::describe::LIST_SUMMARY_STORED,
+            "{body}"
+        );
+        assert_eq!(body.get("schemas"), None, "{body}");
+        assert_eq!(body["Resources"][0]["id"], r.target_id.as_deref().unwrap());
+    }
 }
 
 /// A user's creation is kept out of the target index (a random page per POST); its entry is
