@@ -1119,3 +1119,128 @@ async fn a_chain_with_a_missing_entry_ends_at_the_gap() {
     assert_eq!(end, logstore::ChainEnd::Gap);
     assert_eq!(after, chain[..1].to_vec());
 }
+
+/// An entry of the log as its writer stores it, made up for the store's own tests.
+fn made_up_entry(tenant_id: &str, i: i64, at: i64) -> LogRow {
+    LogRow {
+        id: format!("entry-{i:05}"),
+        tenant_id: tenant_id.to_string(),
+        at,
+        duration_us: 250,
+        method: "GET".into(),
+        path: "/Users".into(),
+        operation: "user_read".into(),
+        action: format!("Looked up user{i}@contoso.com"),
+        target_type: Some("user".into()),
+        target_id: None,
+        target_name: None,
+        outcome: "success".into(),
+        status: 200,
+        scim_type: None,
+        error_detail: None,
+        client_addr: "192.0.2.1".into(),
+        request_body: None,
+        response_body: None,
+        parent_id: None,
+        prev_entry: None,
+    }
+}
+
+async fn stored_entries(db: &server::store::Db, tenant_id: &str) -> i64 {
+    let f = LogFilter::default();
+    logstore::list(db, tenant_id, &f, None, 10_000, false)
+        .await
+        .unwrap()
+        .len() as i64
+}
+
+/// SQLite has one writer at a time, and the log's batches are large (thousands of Entra's
+/// lookups): a SCIM write that comes to the write gate while a batch is being written goes
+/// first, between two parts of the batch, instead of waiting for all of it. The batch and its
+/// hourly counters are complete afterwards; a part already stored is skipped when the batch
+/// is written again after a failure. (PostgreSQL writes a batch in one transaction and has no
+/// gate.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_log_batch_lets_a_waiting_scim_write_go_first() {
+    use server::store::batch::{Batcher, write_gate};
+    use server::store::provlog::HourCounts;
+    use std::collections::HashMap;
+    let app = TestApp::new().await;
+    let Some(pool) = app.db.sqlite_pool() else {
+        return;
+    };
+    let t = app.scim_tenant("Contoso").await;
+    let at = app.clock.now_ms();
+    let hour = at - at.rem_euclid(3_600_000);
+    let rows: Vec<LogRow> = (0..2000).map(|i| made_up_entry(&t.id, i, at)).collect();
+    let hours = HashMap::from([(
+        (t.id.clone(), hour),
+        HourCounts {
+            requests: 2000,
+            last_at: at,
+            ..HourCounts::default()
+        },
+    )]);
+    let db = app.db.for_log_writes();
+    // A failed earlier attempt stored a part.
+    logstore::write_batch(&db, &rows[100..150], &HashMap::new())
+        .await
+        .unwrap();
+
+    let gate = write_gate(pool);
+    let held = gate.enter().await;
+    let log = tokio::spawn({
+        let (db, rows, hours) = (db.clone(), rows.clone(), hours.clone());
+        async move { logstore::write_batch(&db, &rows, &hours).await }
+    });
+    let waiting_for = |n: usize| {
+        let gate = gate.clone();
+        async move {
+            for _ in 0..500 {
+                if gate.waiters() == n {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            panic!("{n} never waited at the gate");
+        }
+    };
+    waiting_for(1).await;
+    // A SCIM write, queued behind the log's batch: it counts what the log has stored.
+    let writes = Batcher::start(pool.clone());
+    let tenant = t.id.clone();
+    let scim_write = tokio::spawn(async move {
+        writes
+            .write(move |c| {
+                Box::pin(async move {
+                    let n: i64 = sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM provisioning_log WHERE tenant_id = $1",
+                    )
+                    .bind(tenant)
+                    .fetch_one(&mut *c)
+                    .await?;
+                    Ok(n)
+                })
+            })
+            .await
+    });
+    waiting_for(2).await;
+    drop(held);
+
+    let seen = scim_write.await.unwrap().unwrap();
+    assert!(
+        50 < seen && seen < 2000,
+        "the SCIM write went between two parts of the log's batch (it saw {seen} of 2000 entries)"
+    );
+    log.await.unwrap().unwrap();
+    assert_eq!(stored_entries(&app.db, &t.id).await, 2000);
+    let counted = logstore::hours(&app.db, &t.id, hour, hour + 3_600_000)
+        .await
+        .unwrap();
+    assert_eq!(counted.len(), 1);
+    assert_eq!(
+        (counted[0].requests, counted[0].last_at),
+        (2000, at),
+        "the counters commit once, with the last part"
+    );
+}

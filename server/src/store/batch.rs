@@ -24,8 +24,9 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Weak};
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{Mutex, OwnedMutexGuard, mpsc, oneshot};
 
 use super::{StoreError, StoreResult};
 
@@ -62,12 +63,51 @@ pub struct Batcher {
 /// other learns it only by failing, and SQLite's busy handler retries after sleeps of 1, 2, 5,
 /// 10 … ms: a directory write that met a log batch of 3 ms waited 8. Both take this gate around
 /// their transaction instead, so the second starts the moment the first commits, in the order
-/// they came. (Other processes on the same file still meet the busy handler.)
-pub type WriteGate = Arc<Mutex<()>>;
+/// they came. (Other processes on the same file still meet the busy handler.) The gate knows
+/// how many wait for it, so a long holder (the log's larger batches) can commit what it has and
+/// let them go first ([`Gate::wanted`]).
+pub type WriteGate = Arc<Gate>;
+
+/// See [`WriteGate`].
+#[derive(Default)]
+pub struct Gate {
+    lock: Arc<Mutex<()>>,
+    waiting: AtomicUsize,
+}
+
+/// Leaves the waiters' count when dropped, whether the wait ended with the gate or was
+/// cancelled.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Gate {
+    /// Waits for the gate, in turn (first come, first served), and holds it until the guard is
+    /// dropped.
+    pub async fn enter(&self) -> OwnedMutexGuard<()> {
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let _waiting = Waiting(&self.waiting);
+        self.lock.clone().lock_owned().await
+    }
+
+    /// Whether someone waits for the gate now.
+    pub fn wanted(&self) -> bool {
+        self.waiters() > 0
+    }
+
+    /// How many wait for the gate now.
+    pub fn waiters(&self) -> usize {
+        self.waiting.load(Ordering::SeqCst)
+    }
+}
 
 /// The gate of the database `pool` writes, shared by every pool of this process on that file.
 pub fn write_gate(pool: &SqlitePool) -> WriteGate {
-    static GATES: LazyLock<std::sync::Mutex<HashMap<PathBuf, Weak<Mutex<()>>>>> =
+    static GATES: LazyLock<std::sync::Mutex<HashMap<PathBuf, Weak<Gate>>>> =
         LazyLock::new(Default::default);
     let key = pool.connect_options().get_filename().to_path_buf();
     let mut gates = GATES.lock().unwrap_or_else(|e| e.into_inner());
@@ -75,7 +115,7 @@ pub fn write_gate(pool: &SqlitePool) -> WriteGate {
         return gate;
     }
     gates.retain(|_, g| g.strong_count() > 0);
-    let gate = Arc::new(Mutex::new(()));
+    let gate = Arc::new(Gate::default());
     gates.insert(key, Arc::downgrade(&gate));
     gate
 }
@@ -203,7 +243,7 @@ async fn commit_batch(
 ) -> Vec<StoreResult<Done>> {
     let n = works.len();
     // Held until the transaction ends, committed or rolled back (dropped after `tx`).
-    let _gate = gate.lock_owned().await;
+    let _gate = gate.enter().await;
     let fail_all = |what: &str| (0..n).map(|_| Err(internal(what))).collect();
     // IMMEDIATE: the write lock is taken now, so no statement of the batch fails on it. A
     // transaction dropped without commit is rolled back.
@@ -289,7 +329,7 @@ mod tests {
         assert!(!Arc::ptr_eq(&write_gate(&pool), &write_gate(&other)));
 
         let b = Batcher::start(pool.clone());
-        let held = write_gate(&pool).lock_owned().await;
+        let held = write_gate(&pool).enter().await;
         let write = tokio::spawn({
             let b = b.clone();
             async move { b.write(insert("a")).await }

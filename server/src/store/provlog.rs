@@ -97,8 +97,9 @@ fn insert_sql(n: usize, anonymous: bool) -> String {
             format!("({})", marks.join(", "))
         })
         .collect();
+    // A repeated write (after a failure) skips what an earlier part stored.
     format!(
-        "INSERT INTO provisioning_log ({COLUMNS}) VALUES {}",
+        "INSERT INTO provisioning_log ({COLUMNS}) VALUES {} ON CONFLICT DO NOTHING",
         rows.join(", ")
     )
 }
@@ -119,66 +120,53 @@ const UPSERT_HOUR: &str = "INSERT INTO provisioning_hourly \
      last_at = CASE WHEN excluded.last_at > provisioning_hourly.last_at \
                THEN excluded.last_at ELSE provisioning_hourly.last_at END";
 
-/// Writes a batch of entries and the counters they add, in one transaction.
-pub async fn write_batch(
-    db: &Db,
-    rows: &[LogRow],
-    hours: &HashMap<(String, i64), HourCounts>,
-) -> StoreResult<()> {
-    let anonymous = matches!(db, Db::Sqlite(_));
-    // On SQLite the directory's writes and the log's take turns at the write lock in this
-    // process (see `batch::write_gate`).
-    let _gate = match db {
-        Db::Sqlite(p) => Some(super::batch::write_gate(p).lock_owned().await),
-        Db::Postgres(_) => None,
-    };
-    on_db!(db, |p| {
-        let mut tx = p.begin().await?;
-        if !anonymous {
-            // Log entries need not wait for the disk (see `Db::for_log_writes`).
-            sqlx::query("SET LOCAL synchronous_commit = off")
-                .execute(&mut *tx)
-                .await?;
+/// Inserts `$chunk` (at most [`INSERT_CHUNK`] rows) in the transaction `$tx`.
+macro_rules! insert_chunk {
+    ($tx:ident, $chunk:expr, $anonymous:expr) => {{
+        let chunk: &[LogRow] = $chunk;
+        // Full chunks (most of a busy log's rows) reuse their text, built once.
+        let sql: std::borrow::Cow<'static, str> = match (chunk.len(), $anonymous) {
+            (INSERT_CHUNK, true) => FULL_INSERT_SQLITE.as_str().into(),
+            (INSERT_CHUNK, false) => FULL_INSERT_PG.as_str().into(),
+            (n, anonymous) => insert_sql(n, anonymous).into(),
+        };
+        // The text holds only column names and placeholders; every value is bound.
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        // Texts are bound as shared copies: binding a `&String` costs SQLite's driver two
+        // allocations (a copy, and the shared box around it), this one.
+        let t = |s: &String| Arc::<str>::from(s.as_str());
+        let o = |s: &Option<String>| s.as_deref().map(Arc::<str>::from);
+        for r in chunk {
+            q = q
+                .bind(t(&r.id))
+                .bind(t(&r.tenant_id))
+                .bind(r.at)
+                .bind(r.duration_us)
+                .bind(t(&r.method))
+                .bind(t(&r.path))
+                .bind(t(&r.operation))
+                .bind(t(&r.action))
+                .bind(o(&r.target_type))
+                .bind(o(&r.target_id))
+                .bind(o(&r.target_name))
+                .bind(t(&r.outcome))
+                .bind(r.status)
+                .bind(o(&r.scim_type))
+                .bind(o(&r.error_detail))
+                .bind(t(&r.client_addr))
+                .bind(o(&r.request_body))
+                .bind(o(&r.response_body))
+                .bind(o(&r.parent_id))
+                .bind(o(&r.prev_entry));
         }
-        for chunk in rows.chunks(INSERT_CHUNK) {
-            // Full chunks (most of a busy log's rows) reuse their text, built once.
-            let sql: std::borrow::Cow<'static, str> = match (chunk.len(), anonymous) {
-                (INSERT_CHUNK, true) => FULL_INSERT_SQLITE.as_str().into(),
-                (INSERT_CHUNK, false) => FULL_INSERT_PG.as_str().into(),
-                (n, anonymous) => insert_sql(n, anonymous).into(),
-            };
-            // The text holds only column names and placeholders; every value is bound.
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            // Texts are bound as shared copies: binding a `&String` costs SQLite's driver two
-            // allocations (a copy, and the shared box around it), this one.
-            let t = |s: &String| Arc::<str>::from(s.as_str());
-            let o = |s: &Option<String>| s.as_deref().map(Arc::<str>::from);
-            for r in chunk {
-                q = q
-                    .bind(t(&r.id))
-                    .bind(t(&r.tenant_id))
-                    .bind(r.at)
-                    .bind(r.duration_us)
-                    .bind(t(&r.method))
-                    .bind(t(&r.path))
-                    .bind(t(&r.operation))
-                    .bind(t(&r.action))
-                    .bind(o(&r.target_type))
-                    .bind(o(&r.target_id))
-                    .bind(o(&r.target_name))
-                    .bind(t(&r.outcome))
-                    .bind(r.status)
-                    .bind(o(&r.scim_type))
-                    .bind(o(&r.error_detail))
-                    .bind(t(&r.client_addr))
-                    .bind(o(&r.request_body))
-                    .bind(o(&r.response_body))
-                    .bind(o(&r.parent_id))
-                    .bind(o(&r.prev_entry));
-            }
-            q.execute(&mut *tx).await?;
-        }
-        for ((tenant, hour), c) in hours {
+        q.execute(&mut *$tx).await?;
+    }};
+}
+
+/// Adds `$hours` to the stored counters in the transaction `$tx`.
+macro_rules! upsert_hours {
+    ($tx:ident, $hours:expr) => {
+        for ((tenant, hour), c) in $hours {
             sqlx::query(UPSERT_HOUR)
                 .bind(tenant)
                 .bind(hour)
@@ -187,12 +175,68 @@ pub async fn write_batch(
                 .bind(c.rejected)
                 .bind(c.dropped)
                 .bind(c.last_at)
-                .execute(&mut *tx)
+                .execute(&mut *$tx)
                 .await?;
         }
-        tx.commit().await?;
-        Ok(())
-    })
+    };
+}
+
+/// Writes a batch of entries and the counters they add.
+///
+/// On PostgreSQL in one transaction. On SQLite in one transaction unless a directory write
+/// comes to the write gate meanwhile (`batch::Gate::wanted`): then the entries written so far
+/// commit, the directory write goes first, and the rest follow in a transaction of their own.
+/// A log batch of a few thousand entries holds SQLite's write lock for several milliseconds,
+/// and every SCIM write that came meanwhile waited that long. The counters commit with the
+/// last part, so they never count an entry that is not stored.
+///
+/// Safe to repeat after a failure: an entry already stored (by an earlier part) is skipped.
+pub async fn write_batch(
+    db: &Db,
+    rows: &[LogRow],
+    hours: &HashMap<(String, i64), HourCounts>,
+) -> StoreResult<()> {
+    match db {
+        Db::Sqlite(p) => {
+            // The directory's writes and the log's take turns at the write lock in this
+            // process (see `batch::write_gate`).
+            let gate = super::batch::write_gate(p);
+            let mut rest = rows;
+            loop {
+                let _held = gate.enter().await;
+                let mut tx = p.begin().await?;
+                loop {
+                    let (chunk, after) = rest.split_at(rest.len().min(INSERT_CHUNK));
+                    if !chunk.is_empty() {
+                        insert_chunk!(tx, chunk, true);
+                    }
+                    rest = after;
+                    if rest.is_empty() || gate.wanted() {
+                        break;
+                    }
+                }
+                if rest.is_empty() {
+                    upsert_hours!(tx, hours);
+                    tx.commit().await?;
+                    return Ok(());
+                }
+                tx.commit().await?;
+            }
+        }
+        Db::Postgres(p) => {
+            let mut tx = p.begin().await?;
+            // Log entries need not wait for the disk (see `Db::for_log_writes`).
+            sqlx::query("SET LOCAL synchronous_commit = off")
+                .execute(&mut *tx)
+                .await?;
+            for chunk in rows.chunks(INSERT_CHUNK) {
+                insert_chunk!(tx, chunk, false);
+            }
+            upsert_hours!(tx, hours);
+            tx.commit().await?;
+            Ok(())
+        }
+    }
 }
 
 /// `$first, …` (`n` placeholders).
