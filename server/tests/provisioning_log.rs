@@ -1244,3 +1244,27 @@ async fn a_long_log_batch_lets_a_waiting_scim_write_go_first() {
         "the counters commit once, with the last part"
     );
 }
+
+/// On SQLite the log is written on a thread of its own (`provlog-writer`), off the runtime
+/// that answers requests, and still gets every entry and drains at shutdown.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn on_sqlite_the_log_is_written_on_a_thread_of_its_own() {
+    let app = TestApp::new().await;
+    if app.db.sqlite_pool().is_none() {
+        return;
+    }
+    let t = app.scim_tenant("Contoso").await;
+    let q = filter_q(r#"userName eq "alice@contoso.com""#);
+    app.scim("GET", &t, &format!("/Users{q}"), None).await;
+    assert_eq!(entries(&app, &t.id).await.len(), 1);
+    let writers = std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .filter(|name| name.trim_end() == "provlog-writer")
+        .count();
+    assert!(writers >= 1, "no thread named provlog-writer");
+    app.scim("GET", &t, &format!("/Users{q}"), None).await;
+    app.state.provlog.drain().await;
+    assert_eq!(entries(&app, &t.id).await.len(), 2);
+}

@@ -3,11 +3,12 @@
 //!
 //! The SCIM router's outermost layer ([`record`]) copies what it needs (method, path, status,
 //! the bodies as bytes, timing, client address) into a bounded queue and answers at once; one
-//! writer task describes each exchange in words, removes secrets, and writes entries in batches
-//! together with per-hour counters (so health and charts never read the raw log). A full queue
-//! never slows or fails SCIM: the entry is dropped and counted, and the count is shown on the
-//! console. [`ProvLog::drain`] writes everything queued (graceful shutdown); a crash loses at
-//! most what is queued (≤ `capacity` entries, normally the last few milliseconds).
+//! writer (its own thread on SQLite) describes each exchange in words, removes secrets, and
+//! writes entries in batches together with per-hour counters (so health and charts never read
+//! the raw log). A full queue never slows or fails SCIM: the entry is dropped and counted, and
+//! the count is shown on the console. [`ProvLog::drain`] writes everything queued (graceful
+//! shutdown); a crash loses at most what is queued (≤ `capacity` entries, normally the last
+//! few milliseconds).
 
 mod capture;
 pub mod describe;
@@ -285,7 +286,7 @@ pub struct LogTag {
 }
 
 impl ProvLog {
-    /// Starts the writer on the current runtime. (The retention pruner is a background job:
+    /// Starts the writer (see [`Writer::spawn`]). (The retention pruner is a background job:
     /// see [`crate::jobs`].)
     pub fn start(db: Db, clock: Arc<dyn Clock>) -> ProvLog {
         let (log, writer) = ProvLog::new(db, clock, Options::default());

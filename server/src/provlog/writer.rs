@@ -1,6 +1,7 @@
-//! The one task that writes the log: takes what is queued (waiting briefly to gather a batch),
-//! describes each exchange, resolves organisation and target names with one query per batch,
-//! and writes entries and hourly counters in one transaction.
+//! The one writer of the log (a thread of its own on SQLite, a task on PostgreSQL): takes what
+//! is queued (waiting briefly to gather a batch), describes each exchange, resolves
+//! organisation and target names with one query per batch, and writes entries and hourly
+//! counters.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -30,6 +31,8 @@ pub struct Writer {
     db: Db,
     inner: Arc<Inner>,
     slugs: HashMap<String, String>,
+    /// Runs on a thread of its own ([`Writer::spawn`]): describes where it runs.
+    own_thread: bool,
 }
 
 impl Writer {
@@ -39,11 +42,33 @@ impl Writer {
             db: db.for_log_writes(),
             inner,
             slugs: HashMap::new(),
+            own_thread: false,
         }
     }
 
-    pub fn spawn(self) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(self.run())
+    /// Starts the writer. On SQLite it runs on a thread of its own (`provlog-writer`), where it
+    /// also describes the entries; on PostgreSQL, or if that thread cannot start, as a task of
+    /// the current runtime that describes on a blocking thread.
+    ///
+    /// Its own thread keeps the log's memory off the threads that answer requests: the
+    /// allocator gives memory back most cheaply on the thread that took it, and a batch's rows,
+    /// descriptions and statements are made and dropped there. (A PostgreSQL connection belongs
+    /// to the runtime that opened it, and the log shares the directory's pool: it stays on the
+    /// server's runtime.)
+    pub fn spawn(mut self) {
+        if matches!(self.db, Db::Sqlite(_)) {
+            match on_own_thread(self) {
+                Ok(()) => return,
+                Err((writer, e)) => {
+                    tracing::warn!(
+                        error = %e,
+                        "the provisioning log writer's thread did not start; it runs as a task"
+                    );
+                    self = writer;
+                }
+            }
+        }
+        tokio::spawn(self.run());
     }
 
     async fn run(mut self) {
@@ -87,7 +112,7 @@ impl Writer {
                 .unwrap_or_else(|p| p.into_inner()),
         );
         let bytes: usize = entries.iter().map(Exchange::body_bytes).sum();
-        let described = describe_batch(entries, &self.inner).await;
+        let described = describe_batch(entries, &self.inner, self.own_thread).await;
         let lost = std::mem::take(&mut *self.inner.lost.lock().unwrap_or_else(|p| p.into_inner()));
         if described.is_empty() && lost.is_empty() {
             self.inner.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
@@ -343,11 +368,43 @@ impl Batch {
     }
 }
 
-/// Describes the entries on a blocking thread (parsing and redacting a batch's bodies must not
-/// hold a runtime worker). An entry whose describing panics is counted as lost, never silent.
+/// Runs `writer` on a thread of its own with a single-threaded runtime; gives it back if the
+/// thread or its runtime cannot start.
+fn on_own_thread(writer: Writer) -> Result<(), (Writer, std::io::Error)> {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return Err((writer, e)),
+    };
+    // The writer crosses only once the thread runs, so a failed start leaves it here.
+    let (hand_over, receive) = std::sync::mpsc::sync_channel::<Writer>(1);
+    let started = std::thread::Builder::new()
+        .name("provlog-writer".into())
+        .spawn(move || {
+            if let Ok(mut writer) = receive.recv() {
+                writer.own_thread = true;
+                runtime.block_on(writer.run());
+            }
+        });
+    if let Err(e) = started {
+        return Err((writer, e));
+    }
+    hand_over
+        .send(writer)
+        .map_err(|std::sync::mpsc::SendError(w)| {
+            (w, std::io::Error::other("the writer's thread ended"))
+        })
+}
+
+/// Describes the entries: `here` on the writer's own thread, otherwise on a blocking thread
+/// (parsing and redacting a batch's bodies must not hold a runtime worker). An entry whose
+/// describing panics is counted as lost, never silent.
 async fn describe_batch(
     entries: Vec<Exchange>,
     inner: &Arc<Inner>,
+    here: bool,
 ) -> Vec<(Exchange, describe::Described)> {
     let n = entries.len();
     let lost_to = inner.clone();
@@ -378,6 +435,9 @@ async fn describe_batch(
         }
         out
     };
+    if here {
+        return describe_all(entries);
+    }
     match tokio::task::spawn_blocking(move || describe_all(entries)).await {
         Ok(described) => described,
         Err(e) => {
