@@ -57,7 +57,11 @@ impl Writer {
     /// server's runtime.)
     pub fn spawn(mut self) {
         if matches!(self.db, Db::Sqlite(_)) {
-            match on_own_thread(self) {
+            let run = |mut writer: Writer| async move {
+                writer.own_thread = true;
+                writer.run().await
+            };
+            match crate::process::on_own_thread("provlog-writer", self, run) {
                 Ok(()) => return,
                 Err((writer, e)) => {
                     tracing::warn!(
@@ -366,36 +370,6 @@ impl Batch {
             hours,
         }
     }
-}
-
-/// Runs `writer` on a thread of its own with a single-threaded runtime; gives it back if the
-/// thread or its runtime cannot start.
-fn on_own_thread(writer: Writer) -> Result<(), (Writer, std::io::Error)> {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => return Err((writer, e)),
-    };
-    // The writer crosses only once the thread runs, so a failed start leaves it here.
-    let (hand_over, receive) = std::sync::mpsc::sync_channel::<Writer>(1);
-    let started = std::thread::Builder::new()
-        .name("provlog-writer".into())
-        .spawn(move || {
-            if let Ok(mut writer) = receive.recv() {
-                writer.own_thread = true;
-                runtime.block_on(writer.run());
-            }
-        });
-    if let Err(e) = started {
-        return Err((writer, e));
-    }
-    hand_over
-        .send(writer)
-        .map_err(|std::sync::mpsc::SendError(w)| {
-            (w, std::io::Error::other("the writer's thread ended"))
-        })
 }
 
 /// Describes the entries: `here` on the writer's own thread, otherwise on a blocking thread

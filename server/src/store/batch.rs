@@ -151,11 +151,23 @@ fn internal(what: &str) -> StoreError {
 }
 
 impl Batcher {
-    /// Starts the writer task on the current runtime; it ends when every handle is dropped.
+    /// Starts the writer on a thread of its own (`directory-writer`; as a task of the current
+    /// runtime if that thread cannot start); it ends when every handle is dropped.
+    ///
+    /// Its own thread, because a batch waits for its connection's thread after every
+    /// statement: as a task it then waited for a runtime worker too, and under load those are
+    /// busy answering requests (the provisioning log, when on, adds to their work).
     pub fn start(pool: SqlitePool) -> Batcher {
         let (queue, jobs) = mpsc::channel(QUEUE);
-        let gate = write_gate(&pool);
-        tokio::spawn(run(writer_pool(&pool), gate, jobs));
+        let writer = (writer_pool(&pool), write_gate(&pool), jobs);
+        let on_thread = |(pool, gate, jobs)| run(pool, gate, jobs);
+        if let Err((writer, e)) =
+            crate::process::on_own_thread("directory-writer", writer, on_thread)
+        {
+            tracing::warn!(error = %e, "the directory writer's thread did not start; it runs as a task");
+            let (pool, gate, jobs) = writer;
+            tokio::spawn(run(pool, gate, jobs));
+        }
         Batcher { queue }
     }
 
@@ -344,6 +356,37 @@ mod tests {
         drop(held);
         assert_eq!(write.await.unwrap().unwrap(), 1);
         log.await.unwrap().unwrap();
+    }
+
+    /// The batches run on the writer's own thread, not on the runtime of whoever started it,
+    /// and the thread ends once every handle is dropped.
+    #[tokio::test]
+    async fn batches_run_on_a_thread_of_their_own() {
+        let pool = pool().await;
+        let b = Batcher::start(pool.clone());
+        let (name, task) = b
+            .write(|_c| {
+                Box::pin(async move {
+                    // `<pid>/task/<tid>`: the thread as the system knows it.
+                    let me = std::fs::read_link("/proc/thread-self").unwrap();
+                    let name = std::thread::current().name().map(str::to_string);
+                    Ok((name, std::path::Path::new("/proc").join(me)))
+                })
+            })
+            .await
+            .unwrap();
+        assert_eq!(name.as_deref(), Some("directory-writer"));
+        assert!(task.exists());
+        assert_eq!(b.write(insert("after")).await.unwrap(), 1);
+        drop(b);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while task.exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the writer's thread did not end"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
     }
 
     fn insert(
