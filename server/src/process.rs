@@ -1,4 +1,5 @@
-//! What the server process sets up before any thread starts.
+//! What the server process sets up: its allocators before any thread starts, and threads of
+//! its own for the loops that write SQLite.
 
 /// The environment variable glibc reads, when a process starts, for how many malloc arenas it
 /// may create.

@@ -3,7 +3,7 @@
 //! SQLite has one writer at a time, and each commit waits for the disk (an fsync: about
 //! 0.8 ms on our machines), so writes committed one by one top out near 1,200 per second
 //! whatever the CPU, and concurrent writers poll for the lock in millisecond sleeps. Here
-//! writes queue in the process instead: one task takes every write waiting, runs each in its
+//! writes queue in the process instead: one writer (on a thread of its own) takes every write waiting, runs each in its
 //! own savepoint inside one transaction, commits once, and only then answers each caller.
 //!
 //! - A write that fails (a uniqueness conflict, say) is rolled back to its savepoint alone;
@@ -50,7 +50,7 @@ struct Job {
     answer: oneshot::Sender<StoreResult<Done>>,
 }
 
-/// Handle to the writer task of one SQLite pool: cheap to clone.
+/// Handle to the writer of one SQLite pool: cheap to clone.
 #[derive(Clone)]
 pub struct Batcher {
     queue: mpsc::Sender<Job>,
