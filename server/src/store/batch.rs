@@ -3,8 +3,9 @@
 //! SQLite has one writer at a time, and each commit waits for the disk (an fsync: about
 //! 0.8 ms on our machines), so writes committed one by one top out near 1,200 per second
 //! whatever the CPU, and concurrent writers poll for the lock in millisecond sleeps. Here
-//! writes queue in the process instead: one writer (on a thread of its own) takes every write waiting, runs each in its
-//! own savepoint inside one transaction, commits once, and only then answers each caller.
+//! writes queue in the process instead: one writer (on a thread of its own) takes every write
+//! waiting, runs each in its own savepoint inside one transaction, commits once, and only then
+//! answers each caller.
 //!
 //! - A write that fails (a uniqueness conflict, say) is rolled back to its savepoint alone;
 //!   the others in the batch still commit.
