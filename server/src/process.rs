@@ -66,37 +66,42 @@ pub fn tune_allocators() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 pub fn tune_allocators() {}
 
-/// Runs `run(value)` on a thread of its own named `name`, with a single-threaded runtime;
-/// gives `value` back if the thread or its runtime cannot start (the caller then runs it as a
-/// task). For the long-lived loops that write SQLite: a task of the server's runtime waits
-/// for a worker that requests keep busy each time its statement comes back, and makes and
-/// frees its memory on the threads that answer requests.
-pub fn on_own_thread<T, F, Fut>(name: &str, value: T, run: F) -> Result<(), (T, std::io::Error)>
+/// Runs `run(value, true)` on a thread of its own named `name`, with a single-threaded
+/// runtime; if that thread or its runtime cannot start, says so in the log and runs
+/// `run(value, false)` as a task of the current runtime instead. For the long-lived loops that
+/// write SQLite: a task of the server's runtime waits for a worker that requests keep busy each
+/// time its statement comes back, and makes and frees its memory on the threads that answer
+/// requests.
+pub fn spawn_on_own_thread<T, F, Fut>(name: &'static str, value: T, run: F)
 where
     T: Send + 'static,
-    F: FnOnce(T) -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = ()>,
+    F: FnOnce(T, bool) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
 {
+    let as_task = |(value, run): (T, F), e: std::io::Error| {
+        tracing::warn!(thread = name, error = %e, "a writer's thread did not start; it runs as a task");
+        tokio::spawn(run(value, false));
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
         Ok(rt) => rt,
-        Err(e) => return Err((value, e)),
+        Err(e) => return as_task((value, run), e),
     };
-    // The value crosses only once the thread runs, so a failed start leaves it here.
-    let (hand_over, receive) = std::sync::mpsc::sync_channel::<T>(1);
+    // The loop crosses only once the thread runs, so a failed start leaves it here.
+    let (hand_over, receive) = std::sync::mpsc::sync_channel::<(T, F)>(1);
     let started = std::thread::Builder::new()
         .name(name.into())
         .spawn(move || {
-            if let Ok(value) = receive.recv() {
-                runtime.block_on(run(value));
+            if let Ok((value, run)) = receive.recv() {
+                runtime.block_on(run(value, true));
             }
         });
     if let Err(e) = started {
-        return Err((value, e));
+        return as_task((value, run), e);
     }
-    hand_over
-        .send(value)
-        .map_err(|std::sync::mpsc::SendError(v)| (v, std::io::Error::other("the thread ended")))
+    if let Err(std::sync::mpsc::SendError(back)) = hand_over.send((value, run)) {
+        as_task(back, std::io::Error::other("the thread ended"));
+    }
 }

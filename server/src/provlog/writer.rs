@@ -55,24 +55,16 @@ impl Writer {
     /// descriptions and statements are made and dropped there. (A PostgreSQL connection belongs
     /// to the runtime that opened it, and the log shares the directory's pool: it stays on the
     /// server's runtime.)
-    pub fn spawn(mut self) {
+    pub fn spawn(self) {
         if matches!(self.db, Db::Sqlite(_)) {
-            let run = |mut writer: Writer| async move {
-                writer.own_thread = true;
+            let run = |mut writer: Writer, own_thread| async move {
+                writer.own_thread = own_thread;
                 writer.run().await
             };
-            match crate::process::on_own_thread("provlog-writer", self, run) {
-                Ok(()) => return,
-                Err((writer, e)) => {
-                    tracing::warn!(
-                        error = %e,
-                        "the provisioning log writer's thread did not start; it runs as a task"
-                    );
-                    self = writer;
-                }
-            }
+            crate::process::spawn_on_own_thread("provlog-writer", self, run);
+        } else {
+            tokio::spawn(self.run());
         }
-        tokio::spawn(self.run());
     }
 
     async fn run(mut self) {

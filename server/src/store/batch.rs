@@ -161,14 +161,9 @@ impl Batcher {
     pub fn start(pool: SqlitePool) -> Batcher {
         let (queue, jobs) = mpsc::channel(QUEUE);
         let writer = (writer_pool(&pool), write_gate(&pool), jobs);
-        let on_thread = |(pool, gate, jobs)| run(pool, gate, jobs);
-        if let Err((writer, e)) =
-            crate::process::on_own_thread("directory-writer", writer, on_thread)
-        {
-            tracing::warn!(error = %e, "the directory writer's thread did not start; it runs as a task");
-            let (pool, gate, jobs) = writer;
-            tokio::spawn(run(pool, gate, jobs));
-        }
+        crate::process::spawn_on_own_thread("directory-writer", writer, |(p, g, j), _| {
+            run(p, g, j)
+        });
         Batcher { queue }
     }
 
@@ -361,6 +356,7 @@ mod tests {
 
     /// The batches run on the writer's own thread, not on the runtime of whoever started it,
     /// and the thread ends once every handle is dropped.
+    #[cfg(target_os = "linux")]
     #[tokio::test]
     async fn batches_run_on_a_thread_of_their_own() {
         let pool = pool().await;
