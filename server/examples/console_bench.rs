@@ -497,12 +497,12 @@ async fn main() -> anyhow::Result<()> {
             Val::O(None),
         ]);
         if batch.len() == 50_000 {
-            insert_rows(&db, "provisioning_log", &cols, &batch).await;
+            insert_rows(&db.log(), "provisioning_log", &cols, &batch).await;
             batch.clear();
         }
     }
     if !batch.is_empty() {
-        insert_rows(&db, "provisioning_log", &cols, &batch).await;
+        insert_rows(&db.log(), "provisioning_log", &cols, &batch).await;
     }
     let rollups: Vec<Vec<Val>> = hours
         .into_iter()
@@ -519,7 +519,7 @@ async fn main() -> anyhow::Result<()> {
         })
         .collect();
     insert_rows(
-        &db,
+        &db.log(),
         "provisioning_hourly",
         &[
             "tenant_id",
@@ -534,7 +534,8 @@ async fn main() -> anyhow::Result<()> {
     )
     .await;
     println!("seeded {n_log} log entries in {:.1?}", started.elapsed());
-    if let Db::Sqlite(p) = &db {
+    if let Db::Sqlite(p) = &db.log() {
+        // The log's file, and the directory's attached to it.
         sqlx::query("ANALYZE").execute(p.pool()).await?;
     }
     if let Db::Postgres(p) = &db {
@@ -556,7 +557,7 @@ async fn main() -> anyhow::Result<()> {
     let on = ProvLog::start(db.clone(), clock.clone());
     let router = server::router(state(on.clone()));
     let some_user = &ids[ids.len() / 2];
-    let entry: String = on_db!(&db, |p| sqlx::query_scalar(
+    let entry: String = on_db!(&db.log(), |p| sqlx::query_scalar(
         "SELECT id FROM provisioning_log WHERE tenant_id = $1 ORDER BY at DESC LIMIT 1"
     )
     .bind(&t.id)

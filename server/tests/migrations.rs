@@ -165,3 +165,69 @@ async fn live_user_counts_follow_every_change_of_users() {
         assert_eq!(counts().await, want, "{step}");
     }
 }
+
+/// Migration 19 moves the log out of the directory's file into its own. The move copies, then
+/// drops; a start cut short between the two (a crash) left rows in both files, and the next
+/// start finishes the move without losing or doubling an entry.
+#[tokio::test]
+async fn migration_19_moves_the_log_to_its_own_file_even_after_a_crash_half_way() {
+    use sqlx::ConnectOptions;
+    let (db, _dir) = empty_db().await;
+    let Some(p) = db.sqlite_pool() else {
+        return;
+    };
+    sqlx::migrate!("../migrations/sqlite")
+        .run_to(18, p)
+        .await
+        .unwrap();
+    sqlx::raw_sql(BEFORE_0013).execute(p).await.unwrap();
+    sqlx::raw_sql(
+        "INSERT INTO provisioning_hourly (tenant_id, hour, requests, failures, last_at)
+         VALUES ('t1', 0, 8, 1, 8)",
+    )
+    .execute(p)
+    .await
+    .unwrap();
+    // The first start: migration 19 and the copy of the first entries, then the crash.
+    let log_file = server::store::log_file_of(p.connect_options().get_filename());
+    let mut first = (*p.connect_options()).clone().connect().await.unwrap();
+    sqlx::query("ATTACH DATABASE $1 AS provlog")
+        .bind(log_file.to_string_lossy().into_owned())
+        .execute(&mut first)
+        .await
+        .unwrap();
+    sqlx::migrate!("../migrations/sqlite")
+        .run_to(19, &mut first)
+        .await
+        .unwrap();
+    sqlx::raw_sql(
+        "INSERT INTO provlog.provisioning_log SELECT * FROM main.provisioning_log WHERE at <= 3",
+    )
+    .execute(&mut first)
+    .await
+    .unwrap();
+    drop(first);
+
+    db.migrate().await.unwrap();
+    let all = logstore::list(&db, "t1", &LogFilter::default(), None, 100, false)
+        .await
+        .unwrap();
+    let ids: Vec<&str> = all.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids.len(), 8, "every entry once: {ids:?}");
+    assert_eq!(ids[0], "000000000008-e8", "newest first");
+    let hours = logstore::hours(&db, "t1", 0, 3_600_000).await.unwrap();
+    assert_eq!(
+        hours.iter().map(|h| (h.requests, h.failures)).collect::<Vec<_>>(),
+        [(8, 1)]
+    );
+    let left: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM main.sqlite_master \
+         WHERE tbl_name IN ('provisioning_log', 'provisioning_hourly')",
+    )
+    .fetch_one(p)
+    .await
+    .unwrap();
+    assert_eq!(left, 0, "nothing of the log left in the directory's file");
+    // A start after the move finds nothing to move.
+    db.migrate().await.unwrap();
+}

@@ -940,6 +940,7 @@ async fn log_filters_agree_with_the_whole_log_page_by_page() {
 #[tokio::test]
 async fn log_queries_read_the_time_key_or_a_partial_index_on_sqlite() {
     let (db, _dir) = fresh_db().await;
+    let db = db.log();
     let Some(pool) = db.sqlite_pool() else {
         return;
     };
@@ -1154,95 +1155,79 @@ async fn stored_entries(db: &server::store::Db, tenant_id: &str) -> i64 {
         .len() as i64
 }
 
-/// SQLite has one writer at a time, and the log's batches are large (thousands of Entra's
-/// lookups): a SCIM write that comes to the write gate while a batch is being written goes
-/// first, between two parts of the batch, instead of waiting for all of it. The batch and its
-/// hourly counters are complete afterwards; a part already stored is skipped when the batch
-/// is written again after a failure. (PostgreSQL writes a batch in one transaction and has no
-/// gate.)
+/// On SQLite the log has a file of its own beside the directory's, so a log batch being written
+/// (a few thousand of Entra's lookups) does not hold the write lock that SCIM's writes need:
+/// a user is created while a log transaction is open, and the log's rows are in the log's file
+/// and nowhere in the directory's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_long_log_batch_lets_a_waiting_scim_write_go_first() {
-    use server::store::batch::{Batcher, write_gate};
-    use server::store::provlog::HourCounts;
-    use std::collections::HashMap;
+async fn the_log_has_a_file_and_a_write_lock_of_its_own_on_sqlite() {
+    use server::store::{Db, log_file_of};
+    use sqlx::ConnectOptions;
     let app = TestApp::new().await;
-    let Some(pool) = app.db.sqlite_pool() else {
+    let Db::Sqlite(directory) = &app.db else {
         return;
     };
     let t = app.scim_tenant("Contoso").await;
     let at = app.clock.now_ms();
-    let hour = at - at.rem_euclid(3_600_000);
     let rows: Vec<LogRow> = (0..2000).map(|i| made_up_entry(&t.id, i, at)).collect();
-    let hours = HashMap::from([(
-        (t.id.clone(), hour),
-        HourCounts {
-            requests: 2000,
-            last_at: at,
-            ..HourCounts::default()
-        },
-    )]);
-    let db = app.db.for_log_writes();
-    // A failed earlier attempt stored a part.
-    logstore::write_batch(&db, &rows[100..150], &HashMap::new())
-        .await
-        .unwrap();
-
-    let gate = write_gate(pool);
-    let held = gate.enter().await;
-    let log = tokio::spawn({
-        let (db, rows, hours) = (db.clone(), rows.clone(), hours.clone());
-        async move { logstore::write_batch(&db, &rows, &hours).await }
-    });
-    let waiting_for = |n: usize| {
-        let gate = gate.clone();
-        async move {
-            for _ in 0..500 {
-                if gate.waiters() == n {
-                    return;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-            }
-            panic!("{n} never waited at the gate");
-        }
+    let Db::Sqlite(log) = app.db.for_log_writes() else {
+        unreachable!("the log of SQLite is on SQLite");
     };
-    waiting_for(1).await;
-    // A SCIM write, queued behind the log's batch: it counts what the log has stored.
-    let writes = Batcher::start(pool.clone());
-    let tenant = t.id.clone();
-    let scim_write = tokio::spawn(async move {
-        writes
-            .write(move |c| {
-                Box::pin(async move {
-                    let n: i64 = sqlx::query_scalar(
-                        "SELECT COUNT(*) FROM provisioning_log WHERE tenant_id = $1",
-                    )
-                    .bind(tenant)
-                    .fetch_one(&mut *c)
-                    .await?;
-                    Ok(n)
-                })
-            })
-            .await
-    });
-    waiting_for(2).await;
-    drop(held);
-
-    let seen = scim_write.await.unwrap().unwrap();
-    assert!(
-        50 < seen && seen < 2000,
-        "the SCIM write went between two parts of the log's batch (it saw {seen} of 2000 entries)"
-    );
-    log.await.unwrap().unwrap();
-    assert_eq!(stored_entries(&app.db, &t.id).await, 2000);
-    let counted = logstore::hours(&app.db, &t.id, hour, hour + 3_600_000)
+    // A log batch in the middle of its transaction: it holds the log's write lock.
+    let mut open = log.pool().begin().await.unwrap();
+    sqlx::query(
+        "INSERT INTO provisioning_log (tenant_id, at, id, duration_us, method, path, \
+         operation, action, outcome, status) VALUES ($1, $2, 'open', 0, 'GET', '/Users', \
+         'user_read', 'x', 'success', 200)",
+    )
+    .bind(&t.id)
+    .bind(at)
+    .execute(&mut *open)
+    .await
+    .unwrap();
+    // SQLite's busy timeout is 10 s: a write that needed the same lock would still wait.
+    tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        app.create_user(&t, "during@contoso.com"),
+    )
+    .await
+    .expect("the SCIM write waited for the log's transaction");
+    open.commit().await.unwrap();
+    logstore::write_batch(&app.db.for_log_writes(), &rows, &Default::default())
         .await
         .unwrap();
-    assert_eq!(counted.len(), 1);
+    app.state.provlog.drain().await;
+
+    let file = log_file_of(directory.connect_options().get_filename());
+    assert_eq!(file.file_name().unwrap(), "test-log.db");
+    let mut alone = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&file)
+        .connect()
+        .await
+        .unwrap();
+    let in_log_file: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM provisioning_log WHERE tenant_id = $1")
+            .bind(&t.id)
+            .fetch_one(&mut alone)
+            .await
+            .unwrap();
     assert_eq!(
-        (counted[0].requests, counted[0].last_at),
-        (2000, at),
-        "the counters commit once, with the last part"
+        in_log_file,
+        2000 + 1 + 1,
+        "the batch, the open one and the POST's entry"
     );
+    let in_directory: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM main.sqlite_master \
+         WHERE tbl_name IN ('provisioning_log', 'provisioning_hourly')",
+    )
+    .fetch_one(directory.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        in_directory, 0,
+        "no table or index of the log in the directory's file"
+    );
+    assert_eq!(stored_entries(&app.db, &t.id).await, 2002);
 }
 
 /// On SQLite the log is written on a thread of its own (`provlog-writer`), off the runtime

@@ -25,9 +25,8 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Weak};
-use tokio::sync::{Mutex, OwnedMutexGuard, mpsc, oneshot};
+use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::{StoreError, StoreResult};
 
@@ -57,58 +56,18 @@ pub struct Batcher {
     queue: mpsc::Sender<Job>,
 }
 
-/// The in-process gate of one SQLite database's write lock.
-///
-/// This process writes a database through two connections: the batches here and the
-/// provisioning log's writer (`Db::for_log_writes`). When one holds SQLite's write lock, the
-/// other learns it only by failing, and SQLite's busy handler retries after sleeps of 1, 2, 5,
-/// 10 … ms: a directory write that met a log batch of 3 ms waited 8. Both take this gate around
-/// their transaction instead, so the second starts the moment the first commits, in the order
-/// they came. (Other processes on the same file still meet the busy handler.) The gate knows
-/// how many wait for it, so a long holder (the log's larger batches) can commit what it has and
-/// let them go first ([`Gate::wanted`]).
-pub type WriteGate = Arc<Gate>;
-
-/// See [`WriteGate`].
-#[derive(Default)]
-pub struct Gate {
-    lock: Arc<Mutex<()>>,
-    waiting: AtomicUsize,
-}
-
-/// Leaves the waiters' count when dropped, whether the wait ended with the gate or was
-/// cancelled.
-struct Waiting<'a>(&'a AtomicUsize);
-
-impl Drop for Waiting<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-impl Gate {
-    /// Waits for the gate, in turn (first come, first served), and holds it until the guard is
-    /// dropped.
-    pub async fn enter(&self) -> OwnedMutexGuard<()> {
-        self.waiting.fetch_add(1, Ordering::SeqCst);
-        let _waiting = Waiting(&self.waiting);
-        self.lock.clone().lock_owned().await
-    }
-
-    /// Whether someone waits for the gate now.
-    pub fn wanted(&self) -> bool {
-        self.waiters() > 0
-    }
-
-    /// How many wait for the gate now.
-    pub fn waiters(&self) -> usize {
-        self.waiting.load(Ordering::SeqCst)
-    }
-}
+/// The in-process gate of one SQLite database's write lock, shared by every batcher of this
+/// process on that file (a test or a tool may start several). When one holds SQLite's write
+/// lock, another learns it only by failing, and SQLite's busy handler retries after sleeps of
+/// 1, 2, 5, 10 … ms. Taking this gate around each transaction, the next starts the moment the
+/// previous commits, in the order they came. (Other processes on the same file still meet the
+/// busy handler. The provisioning log has a file and a write lock of its own,
+/// `store::log_file_of`.)
+pub type WriteGate = Arc<Mutex<()>>;
 
 /// The gate of the database `pool` writes, shared by every pool of this process on that file.
 pub fn write_gate(pool: &SqlitePool) -> WriteGate {
-    static GATES: LazyLock<std::sync::Mutex<HashMap<PathBuf, Weak<Gate>>>> =
+    static GATES: LazyLock<std::sync::Mutex<HashMap<PathBuf, Weak<Mutex<()>>>>> =
         LazyLock::new(Default::default);
     let key = pool.connect_options().get_filename().to_path_buf();
     let mut gates = GATES.lock().unwrap_or_else(|e| e.into_inner());
@@ -116,7 +75,7 @@ pub fn write_gate(pool: &SqlitePool) -> WriteGate {
         return gate;
     }
     gates.retain(|_, g| g.strong_count() > 0);
-    let gate = Arc::new(Gate::default());
+    let gate = WriteGate::default();
     gates.insert(key, Arc::downgrade(&gate));
     gate
 }
@@ -130,8 +89,8 @@ const WRITER_CACHE_KB: u32 = 32 * 1024;
 ///   finds that another connection wrote since its last transaction. On the shared pool a batch
 ///   ran on whichever connection was free, one that other batches had written behind, and read
 ///   every page of its inserts' paths again (root to leaf, in every index). This connection is
-///   written behind only by the log's writer (a few times a second) and by rare console
-///   writes; 32 MB holds the upper levels of every index at 1,000,000 users.
+///   written behind only by rare console writes (the log has a file of its own); 32 MB holds
+///   the upper levels of every index at 1,000,000 users.
 /// - **Savepoint journals in memory** (`temp_store=MEMORY`). A batch's savepoints keep a copy
 ///   of each page a write changes; past 64 KiB SQLite moved that copy to a temporary file and
 ///   wrote it there. The journal is bounded by the batch ([`MAX_BATCH`] writes).
@@ -251,7 +210,7 @@ async fn commit_batch(
 ) -> Vec<StoreResult<Done>> {
     let n = works.len();
     // Held until the transaction ends, committed or rolled back (dropped after `tx`).
-    let _gate = gate.enter().await;
+    let _gate = gate.lock().await;
     let fail_all = |what: &str| (0..n).map(|_| Err(internal(what))).collect();
     // IMMEDIATE: the write lock is taken now, so no statement of the batch fails on it. A
     // transaction dropped without commit is rolled back.
@@ -321,13 +280,11 @@ mod tests {
         pool
     }
 
-    /// The directory's batches and the log's writes of one database share one gate, and each
-    /// waits for it: while it is held, neither starts its transaction.
+    /// The batchers of one database share one gate, and each waits for it: while it is held,
+    /// neither starts its transaction. Another database has its own.
     #[tokio::test]
-    async fn the_directory_and_the_log_take_turns_at_one_gate_per_database() {
+    async fn batchers_of_one_database_take_turns_at_one_gate() {
         let pool = pool().await;
-        // A second pool on the same file (as the log's is) finds the same gate; another
-        // database has its own.
         let same = sqlx::sqlite::SqlitePoolOptions::new()
             .connect_with((*pool.connect_options()).clone())
             .await
@@ -336,22 +293,20 @@ mod tests {
         let other = super::tests::pool().await;
         assert!(!Arc::ptr_eq(&write_gate(&pool), &write_gate(&other)));
 
-        let b = Batcher::start(pool.clone());
-        let held = write_gate(&pool).enter().await;
-        let write = tokio::spawn({
-            let b = b.clone();
-            async move { b.write(insert("a")).await }
-        });
-        let db = super::super::Db::from(same.clone());
-        let log = tokio::spawn(async move {
-            super::super::provlog::write_batch(&db, &[], &HashMap::new()).await
+        let held = write_gate(&pool).lock_owned().await;
+        let writes = [("a", pool.clone()), ("b", same.clone())].map(|(key, pool)| {
+            let b = Batcher::start(pool);
+            tokio::spawn(async move { b.write(insert(key)).await })
         });
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        assert!(!write.is_finished(), "the batch waited for the gate");
-        assert!(!log.is_finished(), "the log's write waited for the gate");
+        assert!(
+            writes.iter().all(|w| !w.is_finished()),
+            "each batch waited for the gate"
+        );
         drop(held);
-        assert_eq!(write.await.unwrap().unwrap(), 1);
-        log.await.unwrap().unwrap();
+        for write in writes {
+            assert_eq!(write.await.unwrap().unwrap(), 1);
+        }
     }
 
     /// The batches run on the writer's own thread, not on the runtime of whoever started it,

@@ -181,47 +181,23 @@ macro_rules! upsert_hours {
     };
 }
 
-/// Writes a batch of entries and the counters they add.
-///
-/// On PostgreSQL in one transaction. On SQLite in one transaction unless a directory write
-/// comes to the write gate meanwhile (`batch::Gate::wanted`): then the entries written so far
-/// commit, the directory write goes first, and the rest follow in a transaction of their own.
-/// A log batch of a few thousand entries holds SQLite's write lock for several milliseconds,
-/// and every SCIM write that came meanwhile waited that long. The counters commit with the
-/// last part, so they never count an entry that is not stored.
-///
-/// Safe to repeat after a failure: an entry already stored (by an earlier part) is skipped.
+/// Writes a batch of entries and the counters they add, in one transaction (on SQLite in the
+/// log's own file, `store::log_file_of`, so it holds no lock SCIM's writes wait for). Safe to
+/// repeat after a failure: an entry already stored is skipped.
 pub async fn write_batch(
     db: &Db,
     rows: &[LogRow],
     hours: &HashMap<(String, i64), HourCounts>,
 ) -> StoreResult<()> {
-    match db {
+    match &db.log() {
         Db::Sqlite(p) => {
-            // The directory's writes and the log's take turns at the write lock in this
-            // process (see `batch::write_gate`).
-            let gate = super::batch::write_gate(p);
-            let mut rest = rows;
-            loop {
-                let _held = gate.enter().await;
-                let mut tx = p.begin().await?;
-                loop {
-                    let (chunk, after) = rest.split_at(rest.len().min(INSERT_CHUNK));
-                    if !chunk.is_empty() {
-                        insert_chunk!(tx, chunk, true);
-                    }
-                    rest = after;
-                    if rest.is_empty() || gate.wanted() {
-                        break;
-                    }
-                }
-                if rest.is_empty() {
-                    upsert_hours!(tx, hours);
-                    tx.commit().await?;
-                    return Ok(());
-                }
-                tx.commit().await?;
+            let mut tx = p.begin().await?;
+            for chunk in rows.chunks(INSERT_CHUNK) {
+                insert_chunk!(tx, chunk, true);
             }
+            upsert_hours!(tx, hours);
+            tx.commit().await?;
+            Ok(())
         }
         Db::Postgres(p) => {
             let mut tx = p.begin().await?;
@@ -289,6 +265,7 @@ pub async fn last_known_name(
     tenant_id: &str,
     target_id: &str,
 ) -> StoreResult<Option<String>> {
+    let db = &db.log();
     let name = on_db!(db, |p| sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "SELECT target_name FROM provisioning_log WHERE tenant_id = $1 AND target_id = $2 \
              AND {IN_TARGET_INDEX} AND target_name IS NOT NULL ORDER BY at DESC LIMIT 1"
@@ -327,6 +304,7 @@ pub async fn creation_of(
     created_at: i64,
     window_ms: i64,
 ) -> StoreResult<Option<LogRow>> {
+    let db = &db.log();
     let sql = creation_sql(matches!(db, Db::Sqlite(_)));
     // A second of slack: the entry's time and the user's come from one clock, read in order,
     // but a wall clock may step back a little.
@@ -360,6 +338,7 @@ pub async fn user_chain(
     user_id: &str,
     limit: usize,
 ) -> StoreResult<(Vec<LogRow>, ChainEnd)> {
+    let db = &db.log();
     let last: Option<Option<String>> = on_db!(db, |p| sqlx::query_scalar(
         "SELECT last_entry FROM users WHERE tenant_id = $1 AND id = $2"
     )
@@ -423,6 +402,7 @@ const PRUNE_CHUNK: i64 = 5_000;
 /// Deletes entries older than each organisation's retention, and counters older than
 /// `keep_hours_ms`. Returns the number of entries deleted.
 pub async fn prune(db: &Db, now: i64, default_days: i64, keep_hours_ms: i64) -> StoreResult<u64> {
+    let db = &db.log();
     let tenants: Vec<(String, Option<i64>)> = on_db!(db, |p| sqlx::query_as(
         "SELECT t.id, s.retention_days FROM tenants t \
          LEFT JOIN provisioning_log_settings s ON s.tenant_id = t.id"
@@ -571,6 +551,7 @@ pub async fn list(
     limit: i64,
     with_bodies: bool,
 ) -> StoreResult<Vec<LogRow>> {
+    let db = &db.log();
     let sql = list_sql(
         f,
         before.is_some(),
@@ -619,6 +600,7 @@ pub fn time_of_id(id: &str) -> Option<i64> {
 
 /// One entry with its bodies, found through the time key its id carries.
 pub async fn get(db: &Db, tenant_id: &str, id: &str) -> StoreResult<Option<LogRow>> {
+    let db = &db.log();
     let Some(at) = time_of_id(id) else {
         return Ok(None);
     };
@@ -636,6 +618,7 @@ pub async fn get(db: &Db, tenant_id: &str, id: &str) -> StoreResult<Option<LogRo
 
 /// Counters of the hours in `[from, to)`.
 pub async fn hours(db: &Db, tenant_id: &str, from: i64, to: i64) -> StoreResult<Vec<HourRow>> {
+    let db = &db.log();
     let rows = on_db!(db, |p| sqlx::query_as(
         "SELECT hour, requests, failures, rejected, dropped, last_at FROM provisioning_hourly \
          WHERE tenant_id = $1 AND hour >= $2 AND hour < $3 ORDER BY hour"
@@ -650,6 +633,7 @@ pub async fn hours(db: &Db, tenant_id: &str, from: i64, to: i64) -> StoreResult<
 
 /// When the organisation's SCIM endpoint was last called (from the counters: one row).
 pub async fn last_request_at(db: &Db, tenant_id: &str) -> StoreResult<Option<i64>> {
+    let db = &db.log();
     let at: Option<i64> = on_db!(db, |p| {
         sqlx::query_scalar(
         "SELECT last_at FROM provisioning_hourly WHERE tenant_id = $1 ORDER BY hour DESC LIMIT 1"
@@ -667,6 +651,7 @@ pub async fn latest_with_outcome(
     tenant_id: &str,
     outcome: &str,
 ) -> StoreResult<Option<LogRow>> {
+    let db = &db.log();
     let rare = if outcome == "success" {
         String::new()
     } else {
@@ -686,6 +671,7 @@ pub async fn latest_with_outcome(
 
 /// The newest entry of all.
 pub async fn latest(db: &Db, tenant_id: &str) -> StoreResult<Option<LogRow>> {
+    let db = &db.log();
     let sql = format!(
         "SELECT {LIST_COLUMNS} FROM provisioning_log WHERE tenant_id = $1 \
          ORDER BY at DESC, id DESC LIMIT 1"

@@ -194,7 +194,7 @@ impl TestApp {
 
     /// Deletes one provisioning log entry, as retention pruning would.
     pub async fn forget_log_entry(&self, id: &str) {
-        server::on_db!(&self.db, |p| {
+        server::on_db!(&self.db.log(), |p| {
             sqlx::query("DELETE FROM provisioning_log WHERE id = $1")
                 .bind(id)
                 .execute(p)
