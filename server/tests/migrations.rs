@@ -217,7 +217,10 @@ async fn migration_19_moves_the_log_to_its_own_file_even_after_a_crash_half_way(
     assert_eq!(ids[0], "000000000008-e8", "newest first");
     let hours = logstore::hours(&db, "t1", 0, 3_600_000).await.unwrap();
     assert_eq!(
-        hours.iter().map(|h| (h.requests, h.failures)).collect::<Vec<_>>(),
+        hours
+            .iter()
+            .map(|h| (h.requests, h.failures))
+            .collect::<Vec<_>>(),
         [(8, 1)]
     );
     let left: i64 = sqlx::query_scalar(

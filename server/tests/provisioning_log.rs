@@ -1158,7 +1158,7 @@ async fn stored_entries(db: &server::store::Db, tenant_id: &str) -> i64 {
 /// On SQLite the log has a file of its own beside the directory's, so a log batch being written
 /// (a few thousand of Entra's lookups) does not hold the write lock that SCIM's writes need:
 /// a user is created while a log transaction is open, and the log's rows are in the log's file
-/// and nowhere in the directory's.
+/// (in pages large enough for an entry with its bodies) and nowhere in the directory's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_log_has_a_file_and_a_write_lock_of_its_own_on_sqlite() {
     use server::store::{Db, log_file_of};
@@ -1215,6 +1215,15 @@ async fn the_log_has_a_file_and_a_write_lock_of_its_own_on_sqlite() {
         in_log_file,
         2000 + 1 + 1,
         "the batch, the open one and the POST's entry"
+    );
+    let page: i64 = sqlx::query_scalar("PRAGMA page_size")
+        .fetch_one(&mut alone)
+        .await
+        .unwrap();
+    assert_eq!(
+        page,
+        i64::from(server::store::LOG_PAGE_SIZE),
+        "an entry fits in a page"
     );
     let in_directory: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM main.sqlite_master \
