@@ -18,8 +18,10 @@ use crate::store::{Db, StoreResult};
 const BATCH: usize = 4000;
 /// How long the writer waits for more entries once it has some: fewer, larger transactions
 /// under load, at the cost of this much delay before an entry shows in the console. Few
-/// commits matter: on SQLite each commit makes every connection reading the directory drop its
-/// page cache (measured at 1M users: 25 ms cost lookups 13–18% of their throughput, 250 ms 8–10%).
+/// commits mattered most while the log shared the directory's SQLite file: each commit made
+/// every connection reading the directory drop its page cache (measured at 1M users: 25 ms cost
+/// lookups 13–18% of their throughput, 250 ms 8–10%). In its own file (`store::log_file_of`)
+/// only the log's readers do.
 const LINGER: Duration = Duration::from_millis(250);
 /// Hourly counters are kept this long (the daily chart shows 30 days).
 const KEEP_HOURS_MS: i64 = 90 * DAY_MS;
