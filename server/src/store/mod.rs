@@ -588,11 +588,13 @@ async fn move_log_to_its_file(
             .await?
             .rows_affected();
         tx.commit().await?;
-        tracing::info!(
-            table,
-            rows,
-            "moved the provisioning log's rows to its own file"
-        );
+        if rows > 0 {
+            tracing::info!(
+                table,
+                rows,
+                "moved the provisioning log's rows to its own file"
+            );
+        }
         let drop = format!("DROP TABLE main.{table}");
         sqlx::query(sqlx::AssertSqlSafe(drop))
             .execute(&mut *conn)
