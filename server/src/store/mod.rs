@@ -124,23 +124,30 @@ fn log_pool(
     let attach = opts.get_filename().to_string_lossy().into_owned();
     let log_opts = tune((*opts).clone().filename(log_file_of(opts.get_filename())));
     Some(
-        SqlitePoolOptions::new()
-            .test_before_acquire(false)
-            .max_connections(max)
-            .min_connections(0)
+        lazy_pool_options(max)
             .acquire_timeout(directory.options().get_acquire_timeout())
             .after_connect(move |conn, _| {
                 let attach = attach.clone();
-                Box::pin(async move {
-                    sqlx::query("ATTACH DATABASE $1 AS directory")
-                        .bind(attach)
-                        .execute(&mut *conn)
-                        .await?;
-                    Ok(())
-                })
+                Box::pin(async move { attach_file(conn, &attach, "directory").await })
             })
             .connect_lazy_with(log_opts),
     )
+}
+
+/// Attaches the database `file` to this connection as `schema` (a name written into the
+/// statement: only this module's literals).
+async fn attach_file(
+    conn: &mut sqlx::SqliteConnection,
+    file: &str,
+    schema: &'static str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "ATTACH DATABASE $1 AS {schema}"
+    )))
+    .bind(file)
+    .execute(conn)
+    .await
+    .map(drop)
 }
 
 impl std::ops::Deref for SqliteDb {
@@ -448,22 +455,17 @@ impl Db {
                     false => ":memory:".to_string(),
                 };
                 let mut conn = opts.connect().await.map_err(OpenError::Connect)?;
-                sqlx::query("ATTACH DATABASE $1 AS provlog")
-                    .bind(log)
+                let attached = async {
+                    attach_file(&mut conn, &log, "provlog").await?;
+                    // Before the file's first page is written; a file that exists keeps its own.
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                        "PRAGMA provlog.page_size = {LOG_PAGE_SIZE}; \
+                         PRAGMA provlog.journal_mode = WAL;"
+                    )))
                     .execute(&mut conn)
                     .await
-                    .map_err(OpenError::Connect)?;
-                // Set before the file's first page is written; a file that exists keeps its own.
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "PRAGMA provlog.page_size = {LOG_PAGE_SIZE}"
-                )))
-                .execute(&mut conn)
-                .await
-                .map_err(OpenError::Connect)?;
-                sqlx::query("PRAGMA provlog.journal_mode = WAL")
-                    .execute(&mut conn)
-                    .await
-                    .map_err(OpenError::Connect)?;
+                };
+                attached.await.map_err(OpenError::Connect)?;
                 let done = sqlx::migrate!("../migrations/sqlite").run(&mut conn).await;
                 let moved = match done {
                     Ok(()) => move_log_to_its_file(&mut conn).await,
@@ -607,11 +609,16 @@ async fn move_log_to_its_file(
 /// (the log's, the group commit's). An in-memory database is shared by name (sqlx opens it with
 /// a shared cache), so such a pool reaches the same one as the pool whose options it was given.
 pub(crate) fn one_connection(opts: SqliteConnectOptions) -> SqlitePool {
+    lazy_pool_options(1).connect_lazy_with(opts)
+}
+
+/// A pool of up to `max` SQLite connections opened when first used, none kept when idle, not
+/// checked before each use (a connection to a local file does not go stale).
+fn lazy_pool_options(max: u32) -> SqlitePoolOptions {
     SqlitePoolOptions::new()
         .test_before_acquire(false)
-        .max_connections(1)
+        .max_connections(max)
         .min_connections(0)
-        .connect_lazy_with(opts)
 }
 
 pub fn new_id() -> String {
