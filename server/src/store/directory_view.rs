@@ -228,7 +228,7 @@ fn source_sql(s: UserSource) -> &'static str {
 
 /// Prefix match on userName, email, the name key or the family name (each indexed).
 fn prefix_sql(db: &Db, w: &mut Where, term: &str) {
-    let any = TermRanges::bind(db, w, term).any_sql(db, NAME_KEY);
+    let any = TermRanges::bind(db, w, term).any_sql(db, NAME_KEY, true);
     w.push(&format!(" AND {any}"));
 }
 
@@ -277,7 +277,11 @@ pub async fn users(db: &Db, tenant_id: &str, q: &UserQuery) -> StoreResult<UserP
     if let (Some(term), SearchMode::Contains) = (term, q.mode) {
         return users_containing(db, tenant_id, q, term, limit).await;
     }
-    let (sql, args) = users_sql(db, tenant_id, q, limit + 1);
+    let collect = match term {
+        Some(t) => users_matching(db, tenant_id, t, true).await? <= COLLECT_UP_TO,
+        None => false,
+    };
+    let (sql, args) = users_sql(db, tenant_id, q, limit + 1, collect);
     page_of(db, &sql, &args, limit, q.sort).await
 }
 
@@ -313,24 +317,46 @@ async fn page_of(
 /// The statement of [`users`] for a prefix search (or none) and its values (`limit` rows at
 /// most). Each status has an index in each order (migrations 0008 and 0016), so a status
 /// that few users have is listed from their own index, not by walking the organisation.
-pub fn users_sql(db: &Db, tenant_id: &str, q: &UserQuery, limit: i64) -> (String, Vec<Arg>) {
+///
+/// A prefix search either `collect`s the users it matches (one index range per column, at
+/// most [`COLLECT_UP_TO`] users: see [`users_matching`]) and sorts them, or walks the page's
+/// order testing each user, for a term so common that matches come soon. Left to choose,
+/// SQLite walked: 42 s at a million users for a term that matches nobody.
+pub fn users_sql(
+    db: &Db,
+    tenant_id: &str,
+    q: &UserQuery,
+    limit: i64,
+    collect: bool,
+) -> (String, Vec<Arg>) {
     let term = q.search.as_deref().map(str::trim).filter(|s| !s.is_empty());
     let mut w = Where::new(Arg::Text(tenant_id.to_string()));
+    let mut from = "users".to_string();
+    if let Some(t) = term {
+        let r = TermRanges::bind(db, &mut w, t);
+        if collect {
+            // The matches drive the join (CROSS JOIN keeps SQLite's order), each user once.
+            from = format!(
+                "(SELECT DISTINCT id AS hit FROM ({})) AS m CROSS JOIN users",
+                r.named_users_sql(db)
+            );
+            w.push(" AND users.id = m.hit");
+        } else {
+            w.push(&format!(" AND {}", r.any_sql(db, NAME_KEY, true)));
+        }
+    }
     if let Some(s) = q.status {
         w.push(status_sql(s));
     }
     if let Some(s) = q.source {
         w.push(source_sql(s));
     }
-    if let Some(t) = term {
-        prefix_sql(db, &mut w, t);
-    }
     if let Some(after) = &q.after {
         keyset_sql(db, &mut w, q.sort, after);
     }
     let lim = w.bound(limit);
     let sql = format!(
-        "SELECT {} FROM users WHERE tenant_id = $1{}{} LIMIT {lim}",
+        "SELECT {} FROM {from} WHERE tenant_id = $1{}{} LIMIT {lim}",
         user_columns(db),
         w.sql,
         order_sql(db, q.sort)
@@ -651,8 +677,9 @@ pub async fn group(db: &Db, tenant_id: &str, id: &str) -> StoreResult<Option<Gro
     Ok(row)
 }
 
-/// A member search that matches at most this many users of the organisation by userName,
-/// email or family name collects them; one that matches more walks the group's name index.
+/// A search (of the Users page, or of a group's members) that matches at most this many users
+/// of the organisation by its indexed columns collects them; one that matches more walks the
+/// page's order.
 pub const COLLECT_UP_TO: i64 = 2_000;
 
 /// How a search of a group's members finds them.
@@ -684,7 +711,7 @@ pub async fn group_members(
     let limit = limit.clamp(1, 200);
     let search = match search.map(str::trim).filter(|s| !s.is_empty()) {
         None => None,
-        Some(t) if users_matching(db, tenant_id, t).await? <= COLLECT_UP_TO => {
+        Some(t) if users_matching(db, tenant_id, t, false).await? <= COLLECT_UP_TO => {
             Some(MemberSearch::Collect(t))
         }
         Some(t) => Some(MemberSearch::Walk(t)),
@@ -694,13 +721,16 @@ pub async fn group_members(
 }
 
 /// The bounds of a member search term: `(a, b)` for the columns lower-cased when written
-/// (userName, email), `(x, y)` for those the database lower-cases (name key, family name).
+/// (userName, email, family name), `(x, y)` for the name key, which the database lower-cases.
 struct TermRanges {
     a: String,
     b: String,
     x: String,
     y: String,
 }
+
+/// The columns a search term is a prefix of, each lower-cased when written.
+const TERM_COLUMNS: [&str; 3] = ["user_name_lc", "email_lc", "family_name_lc"];
 
 impl TermRanges {
     fn bind(db: &Db, w: &mut Where, term: &str) -> TermRanges {
@@ -711,38 +741,71 @@ impl TermRanges {
         TermRanges { a, b, x, y }
     }
 
+    /// `col` starts with the term.
+    fn range(&self, db: &Db, col: &str) -> String {
+        let (c, TermRanges { a, b, .. }) = (c(db), self);
+        format!("{col}{c} >= {a} AND {col}{c} < {b}")
+    }
+
+    /// `col` starts with the term, as two ranges: live users and deprovisioned ones. On SQLite
+    /// each side has its own index (the live side's serves SCIM too; migration 0020), so that
+    /// creating a user writes one entry per column, not two.
+    fn ranges_by_side(&self, db: &Db, col: &str) -> [String; 2] {
+        let r = self.range(db, col);
+        [
+            format!("{r} AND deleted_at IS NULL"),
+            format!("{r} AND deleted_at IS NOT NULL"),
+        ]
+    }
+
     /// `(… OR …)`: the user's userName, email, name key (`key`) or family name starts with the
-    /// term.
-    fn any_sql(&self, db: &Db, key: &str) -> String {
-        let (c, TermRanges { a, b, x, y }) = (c(db), self);
+    /// term; `by_side` splits each column's range for its indexes (see
+    /// [`TermRanges::ranges_by_side`]), which a test of one row at a time does not need.
+    fn any_sql(&self, db: &Db, key: &str, by_side: bool) -> String {
+        let (c, TermRanges { x, y, .. }) = (c(db), self);
+        let mut terms = vec![format!("{key}{c} >= {x} AND {key}{c} < {y}")];
+        for col in TERM_COLUMNS {
+            if by_side {
+                terms.extend(self.ranges_by_side(db, col));
+            } else {
+                terms.push(self.range(db, col));
+            }
+        }
+        format!("(({}))", terms.join(") OR ("))
+    }
+
+    /// [`TermRanges::users_sql`] and the users whose name key starts with the term.
+    fn named_users_sql(&self, db: &Db) -> String {
+        let (c, TermRanges { x, y, .. }) = (c(db), self);
         format!(
-            "((user_name_lc{c} >= {a} AND user_name_lc{c} < {b}) \
-             OR (email_lc{c} >= {a} AND email_lc{c} < {b}) \
-             OR ({key}{c} >= {x} AND {key}{c} < {y}) \
-             OR (lower(family_name){c} >= {x} AND lower(family_name){c} < {y}))"
+            "SELECT id FROM users WHERE tenant_id = $1 AND {NAME_KEY}{c} >= {x} \
+             AND {NAME_KEY}{c} < {y} UNION ALL {}",
+            self.users_sql(db)
         )
     }
 
     /// The ids of the organisation's users (`$1`) whose userName, email or family name starts
     /// with the term, one index range each (a user may come more than once).
     fn users_sql(&self, db: &Db) -> String {
-        let (c, TermRanges { a, b, x, y }) = (c(db), self);
-        format!(
-            "SELECT id FROM users WHERE tenant_id = $1 \
-             AND user_name_lc{c} >= {a} AND user_name_lc{c} < {b} \
-             UNION ALL SELECT id FROM users WHERE tenant_id = $1 \
-             AND email_lc{c} >= {a} AND email_lc{c} < {b} \
-             UNION ALL SELECT id FROM users WHERE tenant_id = $1 \
-             AND lower(family_name){c} >= {x} AND lower(family_name){c} < {y}"
-        )
+        TERM_COLUMNS
+            .iter()
+            .flat_map(|col| self.ranges_by_side(db, col))
+            .map(|r| format!("SELECT id FROM users WHERE tenant_id = $1 AND {r}"))
+            .collect::<Vec<_>>()
+            .join(" UNION ALL ")
     }
 }
 
-/// How many users of the organisation a member search term matches by userName, email or family
-/// name, counted with repeats and only up to `COLLECT_UP_TO + 1`.
-async fn users_matching(db: &Db, tenant_id: &str, term: &str) -> StoreResult<i64> {
+/// How many users of the organisation a search term matches by userName, email or family name
+/// (and, `named`, by name key), counted with repeats and only up to `COLLECT_UP_TO + 1`.
+async fn users_matching(db: &Db, tenant_id: &str, term: &str, named: bool) -> StoreResult<i64> {
     let mut w = Where::new(Arg::Text(tenant_id.to_string()));
-    let users = TermRanges::bind(db, &mut w, term).users_sql(db);
+    let r = TermRanges::bind(db, &mut w, term);
+    let users = if named {
+        r.named_users_sql(db)
+    } else {
+        r.users_sql(db)
+    };
     let cap = w.bound(COLLECT_UP_TO + 1);
     let sql = format!("SELECT COUNT(*) FROM ({users} LIMIT {cap}) AS matching");
     let n: i64 = on_db!(db, |p| bind_args!(
@@ -779,7 +842,7 @@ pub fn group_members_sql(
             ));
         }
         Some(MemberSearch::Walk(t)) => {
-            let any = TermRanges::bind(db, &mut w, t).any_sql(db, "m.sort_key");
+            let any = TermRanges::bind(db, &mut w, t).any_sql(db, "m.sort_key", false);
             w.push(&format!(" AND {any}"));
         }
     }
