@@ -857,8 +857,29 @@ async fn a_prefix_search_collects_its_users_from_their_indexes_on_sqlite() {
                     !plan.contains("SCAN users") && !plan.contains("(tenant_id=?);"),
                     "{plan}"
                 );
-                assert!(plan.contains("SCAN m; SEARCH users USING INDEX sqlite_autoindex_users_1 (id=?)"), "{plan}");
+                assert!(
+                    plan.contains(
+                        "SCAN m; SEARCH users USING INDEX sqlite_autoindex_users_1 (id=?)"
+                    ),
+                    "{plan}"
+                );
             }
+            // Its count too.
+            let query = UserQuery {
+                search: Some("Smi".into()),
+                status,
+                ..q(sort)
+            };
+            let (sql, args) = dv::count_users_sql(&app.db, "tenant", &query);
+            let plan = sqlite_plan(pool, &sql, &args).await;
+            assert!(
+                plan.contains("INDEX users_gone_family (tenant_id=? AND ")
+                    && plan.contains(
+                        "SCAN m; SEARCH users USING INDEX sqlite_autoindex_users_1 (id=?)"
+                    )
+                    && !plan.contains("(tenant_id=?);"),
+                "count: {plan}"
+            );
         }
     }
     // The pages of both forms hold the same users (alice deprovisioned, by userName and email;
@@ -901,7 +922,22 @@ async fn a_prefix_search_collects_its_users_from_their_indexes_on_sqlite() {
             _ => vec![],
         };
         assert_eq!(pages[0], expected, "{term}");
+        let query = UserQuery {
+            search: Some(term.into()),
+            ..q(UserSort::Name)
+        };
+        let n = dv::count_users(&app.db, &t.id, &query).await.unwrap();
+        assert_eq!(n, expected.len() as i64, "{term}");
     }
+    let gone = UserQuery {
+        search: Some("smi".into()),
+        status: Some(dv::UserStatus::Deprovisioned),
+        ..q(UserSort::Changed)
+    };
+    assert_eq!(dv::count_users(&app.db, &t.id, &gone).await.unwrap(), 1);
+    let page = dv::users(&app.db, &t.id, &gone).await.unwrap();
+    assert_eq!(page.rows.len(), 1);
+    assert_eq!(page.rows[0].user_name, "smith.alice@contoso.com");
 }
 
 /// Creating a user writes an entry into every index that holds the new row, at a random place
@@ -924,15 +960,20 @@ async fn a_new_user_is_written_into_no_two_indexes_of_one_key_on_sqlite() {
         .as_str()
         .unwrap()
         .to_string();
-    let indexes: Vec<(String, Option<String>)> =
-        sqlx::query_as("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'users'")
-            .fetch_all(pool)
-            .await
-            .unwrap();
+    let indexes: Vec<(String, Option<String>)> = sqlx::query_as(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'users'",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
     // Each index holding the user, by its key's columns (indexes on expressions aside).
     let mut keys: Vec<(String, Vec<String>)> = Vec::new();
     for (name, sql) in indexes {
-        if let Some(cond) = sql.as_deref().and_then(|s| s.split_once(" WHERE ")).map(|w| w.1) {
+        if let Some(cond) = sql
+            .as_deref()
+            .and_then(|s| s.split_once(" WHERE "))
+            .map(|w| w.1)
+        {
             let check = format!("SELECT COUNT(*) FROM users WHERE id = $1 AND ({cond})");
             let held: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(check.as_str()))
                 .bind(&id)

@@ -226,10 +226,14 @@ fn source_sql(s: UserSource) -> &'static str {
     }
 }
 
-/// Prefix match on userName, email, the name key or the family name (each indexed).
-fn prefix_sql(db: &Db, w: &mut Where, term: &str) {
-    let any = TermRanges::bind(db, w, term).any_sql(db, NAME_KEY, true);
-    w.push(&format!(" AND {any}"));
+/// The users a prefix search matches, collected from one index range per column (userName,
+/// email, family name, name key) for the join that follows: a `FROM` clause, its join condition
+/// pushed onto `w`. Each user comes once, and SQLite reads the ranges first (`CROSS JOIN` keeps
+/// the order written).
+fn collected_from(db: &Db, w: &mut Where, term: &str) -> String {
+    let users = TermRanges::bind(db, w, term).named_users_sql(db);
+    w.push(" AND users.id = m.hit");
+    format!("(SELECT DISTINCT id AS hit FROM ({users}) AS arms) AS m CROSS JOIN users")
 }
 
 /// Rows strictly after the cursor in the sort order.
@@ -332,18 +336,13 @@ pub fn users_sql(
     let term = q.search.as_deref().map(str::trim).filter(|s| !s.is_empty());
     let mut w = Where::new(Arg::Text(tenant_id.to_string()));
     let mut from = "users".to_string();
-    if let Some(t) = term {
-        let r = TermRanges::bind(db, &mut w, t);
-        if collect {
-            // The matches drive the join (CROSS JOIN keeps SQLite's order), each user once.
-            from = format!(
-                "(SELECT DISTINCT id AS hit FROM ({})) AS m CROSS JOIN users",
-                r.named_users_sql(db)
-            );
-            w.push(" AND users.id = m.hit");
-        } else {
-            w.push(&format!(" AND {}", r.any_sql(db, NAME_KEY, true)));
+    match term {
+        Some(t) if collect => from = collected_from(db, &mut w, t),
+        Some(t) => {
+            let any = TermRanges::bind(db, &mut w, t).any_sql(db, NAME_KEY, true);
+            w.push(&format!(" AND {any}"));
         }
+        None => {}
     }
     if let Some(s) = q.status {
         w.push(status_sql(s));
@@ -440,29 +439,39 @@ async fn users_containing(
 }
 
 /// How many users match the query's filters and prefix search, counted up to `COUNT_CAP + 1`.
+/// A search counts the users it collects ([`collected_from`]), so the count stops at the cap
+/// or when the term's matches end: walking the organisation instead took 13 s at a million
+/// users for a term nobody matches.
 pub async fn count_users(db: &Db, tenant_id: &str, q: &UserQuery) -> StoreResult<i64> {
+    let (sql, args) = count_users_sql(db, tenant_id, q);
+    let n: i64 = on_db!(db, |p| bind_args!(
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.as_str())),
+        &args
+    )
+    .fetch_one(p)
+    .await)?;
+    Ok(n)
+}
+
+/// The statement of [`count_users`] and its values.
+pub fn count_users_sql(db: &Db, tenant_id: &str, q: &UserQuery) -> (String, Vec<Arg>) {
     let mut w = Where::new(Arg::Text(tenant_id.to_string()));
+    let from = match q.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        Some(t) => collected_from(db, &mut w, t),
+        None => "users".to_string(),
+    };
     if let Some(s) = q.status {
         w.push(status_sql(s));
     }
     if let Some(s) = q.source {
         w.push(source_sql(s));
     }
-    if let Some(t) = q.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        prefix_sql(db, &mut w, t);
-    }
     let cap = w.bound(COUNT_CAP + 1);
     let sql = format!(
-        "SELECT COUNT(*) FROM (SELECT 1 FROM users WHERE tenant_id = $1{} LIMIT {cap}) c",
+        "SELECT COUNT(*) FROM (SELECT 1 FROM {from} WHERE tenant_id = $1{} LIMIT {cap}) c",
         w.sql
     );
-    let n: i64 = on_db!(db, |p| bind_args!(
-        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.as_str())),
-        &w.args
-    )
-    .fetch_one(p)
-    .await)?;
-    Ok(n)
+    (sql, w.args)
 }
 
 /// Everything the console shows about one user, deprovisioned ones included.
