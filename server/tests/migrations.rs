@@ -234,3 +234,51 @@ async fn migration_19_moves_the_log_to_its_own_file_even_after_a_crash_half_way(
     // A start after the move finds nothing to move.
     db.migrate().await.unwrap();
 }
+
+/// A directory whose log's file went missing (deleted, or the directory's file restored from a
+/// backup without it) starts with an empty log that works, instead of one whose every write
+/// fails for want of its tables: migration 19 does not run twice.
+#[tokio::test]
+async fn a_lost_log_file_starts_again_empty() {
+    let (db, _dir) = empty_db().await;
+    let Some(p) = db.sqlite_pool() else {
+        return;
+    };
+    db.migrate().await.unwrap();
+    sqlx::raw_sql("INSERT INTO tenants (id, slug, name, created_at) VALUES ('t1', 'c', 'C', 0)")
+        .execute(p)
+        .await
+        .unwrap();
+    let file = p.connect_options().get_filename().to_path_buf();
+    let log_file = server::store::log_file_of(&file);
+    db.close().await;
+    for suffix in ["", "-wal", "-shm"] {
+        let mut f = log_file.clone().into_os_string();
+        f.push(suffix);
+        let _ = std::fs::remove_file(f);
+    }
+    let db = Db::open(&format!("sqlite://{}", file.display()))
+        .await
+        .unwrap();
+    db.migrate().await.unwrap();
+    assert!(log_file.exists());
+    let hour = logstore::HourCounts {
+        requests: 2,
+        failures: 1,
+        ..Default::default()
+    };
+    let hours = std::collections::HashMap::from([(("t1".to_string(), 0), hour)]);
+    logstore::write_batch(&db, &[], &hours).await.unwrap();
+    let hours = logstore::hours(&db, "t1", 0, 3_600_000).await.unwrap();
+    assert_eq!(
+        hours
+            .iter()
+            .map(|h| (h.requests, h.failures))
+            .collect::<Vec<_>>(),
+        [(2, 1)]
+    );
+    let none = logstore::list(&db, "t1", &LogFilter::default(), None, 10, false)
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+}

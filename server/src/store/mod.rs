@@ -468,7 +468,10 @@ impl Db {
                 attached.await.map_err(OpenError::Connect)?;
                 let done = sqlx::migrate!("../migrations/sqlite").run(&mut conn).await;
                 let moved = match done {
-                    Ok(()) => move_log_to_its_file(&mut conn).await,
+                    Ok(()) => match remake_lost_log(&mut conn).await {
+                        Ok(()) => move_log_to_its_file(&mut conn).await,
+                        Err(e) => Err(e),
+                    },
                     Err(e) => Err(e),
                 };
                 let _ = sqlx::Connection::close(conn).await;
@@ -562,6 +565,29 @@ const LOG_TABLES: [(&str, &str); 2] = [
         "tenant_id, hour, requests, failures, rejected, dropped, last_at",
     ),
 ];
+
+/// Makes the log's tables again when its file has lost them after migration 19 ran (the file
+/// deleted, or a backup of the directory's file restored without it): the log then starts
+/// empty, where every write of it failed before. Migration 19's statements can be repeated
+/// (`IF NOT EXISTS`); a later migration that changes the log's tables must be repeated here.
+async fn remake_lost_log(
+    conn: &mut sqlx::SqliteConnection,
+) -> Result<(), sqlx::migrate::MigrateError> {
+    let present: Option<i64> = sqlx::query_scalar(
+        "SELECT 1 FROM provlog.sqlite_master WHERE type = 'table' AND name = 'provisioning_log'",
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    if present.is_none() {
+        tracing::warn!("the provisioning log's file had none of its tables; the log starts empty");
+        sqlx::raw_sql(include_str!(
+            "../../../migrations/sqlite/0019_log_in_its_own_file.sql"
+        ))
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
 
 /// Moves rows the log wrote into the directory's file (before migration 19) to the log's own
 /// (attached as `provlog`), table by table: a transaction that copies (it writes only the log's
