@@ -573,6 +573,8 @@ async fn main() -> anyhow::Result<()> {
         "/users?sort=changed".into(),
         "/users?q=grace.hopper12".into(),
         "/users?q=lovelace".into(),
+        "/users?q=nobody-has-this-name".into(),
+        "/users?q=ada&status=disabled".into(),
         "/users?q=hopper99&match=contains".into(),
         "/users?status=disabled".into(),
         "/users?status=deprovisioned&sort=changed".into(),

@@ -738,20 +738,24 @@ async fn a_rare_status_is_listed_from_its_own_index_on_sqlite() {
         (UserStatus::Deprovisioned, "deprovisioned"),
     ] {
         for sort in [UserSort::Name, UserSort::Changed] {
-            for after in [None, Some(cursor.clone())] {
-                let query = UserQuery {
-                    status: Some(status),
-                    after: after.clone(),
-                    ..q(sort)
-                };
-                let (sql, args) = users_sql(&app.db, "tenant", &query, 51, false);
-                let plan = sqlite_plan(pool, &sql, &args).await;
-                assert!(
-                    plan.contains(&format!("users_console_{index}"))
-                        && !plan.contains("TEMP B-TREE"),
-                    "{status:?} {sort:?} after={}: {plan}",
-                    after.is_some()
-                );
+            // Also with a term so common that the page walks (see `users_sql`).
+            for search in [None, Some("a")] {
+                for after in [None, Some(cursor.clone())] {
+                    let query = UserQuery {
+                        status: Some(status),
+                        search: search.map(String::from),
+                        after: after.clone(),
+                        ..q(sort)
+                    };
+                    let (sql, args) = users_sql(&app.db, "tenant", &query, 51, false);
+                    let plan = sqlite_plan(pool, &sql, &args).await;
+                    assert!(
+                        plan.contains(&format!("users_console_{index}"))
+                            && !plan.contains("TEMP B-TREE"),
+                        "{status:?} {sort:?} {search:?} after={}: {plan}",
+                        after.is_some()
+                    );
+                }
             }
         }
     }
@@ -870,7 +874,7 @@ async fn a_prefix_search_collects_its_users_from_their_indexes_on_sqlite() {
                 status,
                 ..q(sort)
             };
-            let (sql, args) = dv::count_users_sql(&app.db, "tenant", &query);
+            let (sql, args) = dv::count_users_sql(&app.db, "tenant", &query, true);
             let plan = sqlite_plan(pool, &sql, &args).await;
             assert!(
                 plan.contains("INDEX users_gone_family (tenant_id=? AND ")
@@ -881,6 +885,29 @@ async fn a_prefix_search_collects_its_users_from_their_indexes_on_sqlite() {
                 "count: {plan}"
             );
         }
+    }
+    // A common term with a filter few users pass is counted from that filter's index.
+    for (status, source, index) in [
+        (Some(UserStatus::Disabled), None, "users_console_disabled"),
+        (
+            Some(UserStatus::Deprovisioned),
+            None,
+            "users_console_deprovisioned",
+        ),
+        (None, Some(dv::UserSource::Local), "users_console_local"),
+    ] {
+        let query = UserQuery {
+            search: Some("a".into()),
+            status,
+            source,
+            ..q(UserSort::Name)
+        };
+        let (sql, args) = dv::count_users_sql(&app.db, "tenant", &query, false);
+        let plan = sqlite_plan(pool, &sql, &args).await;
+        assert!(
+            plan.contains(&format!("INDEX {index}")) && !plan.contains("SCAN users"),
+            "{index}: {plan}"
+        );
     }
     // The pages of both forms hold the same users (alice deprovisioned, by userName and email;
     // carol by family name; the admin by display name).

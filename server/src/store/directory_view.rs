@@ -339,7 +339,7 @@ pub fn users_sql(
     match term {
         Some(t) if collect => from = collected_from(db, &mut w, t),
         Some(t) => {
-            let any = TermRanges::bind(db, &mut w, t).any_sql(db, NAME_KEY, true);
+            let any = TermRanges::bind(db, &mut w, t).any_sql(db, NAME_KEY);
             w.push(&format!(" AND {any}"));
         }
         None => {}
@@ -438,12 +438,31 @@ async fn users_containing(
     })
 }
 
+/// The index of the filter few users pass (Disabled, Deprovisioned, Local), if the query has one.
+fn rare_filter_index(q: &UserQuery) -> Option<&'static str> {
+    match (q.status, q.source) {
+        (Some(UserStatus::Disabled), _) => Some("users_console_disabled"),
+        (Some(UserStatus::Deprovisioned), _) => Some("users_console_deprovisioned"),
+        (_, Some(UserSource::Local)) => Some("users_console_local"),
+        _ => None,
+    }
+}
+
 /// How many users match the query's filters and prefix search, counted up to `COUNT_CAP + 1`.
 /// A search counts the users it collects ([`collected_from`]), so the count stops at the cap
 /// or when the term's matches end: walking the organisation instead took 13 s at a million
-/// users for a term nobody matches.
+/// users for a term nobody matches. A common term with a filter few users pass (Disabled,
+/// Deprovisioned, Local) walks that filter's index instead: collecting would stream every
+/// match through it (480 ms for "ada" and Disabled at a million users).
 pub async fn count_users(db: &Db, tenant_id: &str, q: &UserQuery) -> StoreResult<i64> {
-    let (sql, args) = count_users_sql(db, tenant_id, q);
+    let collect = match q.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        Some(t) => {
+            rare_filter_index(q).is_none()
+                || users_matching(db, tenant_id, t, true).await? <= COLLECT_UP_TO
+        }
+        None => false,
+    };
+    let (sql, args) = count_users_sql(db, tenant_id, q, collect);
     let n: i64 = on_db!(db, |p| bind_args!(
         sqlx::query_scalar(sqlx::AssertSqlSafe(sql.as_str())),
         &args
@@ -453,13 +472,28 @@ pub async fn count_users(db: &Db, tenant_id: &str, q: &UserQuery) -> StoreResult
     Ok(n)
 }
 
-/// The statement of [`count_users`] and its values.
-pub fn count_users_sql(db: &Db, tenant_id: &str, q: &UserQuery) -> (String, Vec<Arg>) {
+/// The statement of [`count_users`] and its values: a search either `collect`s its users or
+/// tests each user the index of its rare filter holds (named on SQLite, whose planner walked
+/// the whole organisation in another index instead).
+pub fn count_users_sql(
+    db: &Db,
+    tenant_id: &str,
+    q: &UserQuery,
+    collect: bool,
+) -> (String, Vec<Arg>) {
     let mut w = Where::new(Arg::Text(tenant_id.to_string()));
-    let from = match q.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        Some(t) => collected_from(db, &mut w, t),
-        None => "users".to_string(),
-    };
+    let mut from = "users".to_string();
+    match q.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        Some(t) if collect => from = collected_from(db, &mut w, t),
+        Some(t) => {
+            if let (Db::Sqlite(_), Some(i)) = (db, rare_filter_index(q)) {
+                from = format!("users INDEXED BY {i}");
+            }
+            let any = TermRanges::bind(db, &mut w, t).any_sql(db, NAME_KEY);
+            w.push(&format!(" AND {any}"));
+        }
+        None => {}
+    }
     if let Some(s) = q.status {
         w.push(status_sql(s));
     }
@@ -768,18 +802,11 @@ impl TermRanges {
     }
 
     /// `(… OR …)`: the user's userName, email, name key (`key`) or family name starts with the
-    /// term; `by_side` splits each column's range for its indexes (see
-    /// [`TermRanges::ranges_by_side`]), which a test of one row at a time does not need.
-    fn any_sql(&self, db: &Db, key: &str, by_side: bool) -> String {
+    /// term (tested on each user a walk meets).
+    fn any_sql(&self, db: &Db, key: &str) -> String {
         let (c, TermRanges { x, y, .. }) = (c(db), self);
         let mut terms = vec![format!("{key}{c} >= {x} AND {key}{c} < {y}")];
-        for col in TERM_COLUMNS {
-            if by_side {
-                terms.extend(self.ranges_by_side(db, col));
-            } else {
-                terms.push(self.range(db, col));
-            }
-        }
+        terms.extend(TERM_COLUMNS.iter().map(|col| self.range(db, col)));
         format!("(({}))", terms.join(") OR ("))
     }
 
@@ -851,7 +878,7 @@ pub fn group_members_sql(
             ));
         }
         Some(MemberSearch::Walk(t)) => {
-            let any = TermRanges::bind(db, &mut w, t).any_sql(db, "m.sort_key", false);
+            let any = TermRanges::bind(db, &mut w, t).any_sql(db, "m.sort_key");
             w.push(&format!(" AND {any}"));
         }
     }
