@@ -88,6 +88,14 @@ macro_rules! bind_dv {
     }};
 }
 
+/// A cursor in the middle of any name order.
+fn mid_cursor() -> Cursor {
+    Cursor {
+        key: "m".into(),
+        id: "x".into(),
+    }
+}
+
 /// SQLite's plan of a console statement, its steps joined by "; ".
 async fn sqlite_plan(pool: &sqlx::SqlitePool, sql: &str, args: &[dv::Arg]) -> String {
     let explain = format!("EXPLAIN QUERY PLAN {sql}");
@@ -729,10 +737,7 @@ async fn a_rare_status_is_listed_from_its_own_index_on_sqlite() {
     let Some(pool) = app.db.sqlite_pool() else {
         return;
     };
-    let cursor = Cursor {
-        key: "m".into(),
-        id: "x".into(),
-    };
+    let cursor = mid_cursor();
     for (status, index) in [
         (UserStatus::Disabled, "disabled"),
         (UserStatus::Deprovisioned, "deprovisioned"),
@@ -827,10 +832,7 @@ async fn a_prefix_search_collects_its_users_from_their_indexes_on_sqlite() {
     let Some(pool) = app.db.sqlite_pool() else {
         return;
     };
-    let cursor = Cursor {
-        key: "m".into(),
-        id: "x".into(),
-    };
+    let cursor = mid_cursor();
     for sort in [UserSort::Name, UserSort::Changed] {
         for status in [None, Some(UserStatus::Active)] {
             for after in [None, Some(cursor.clone())] {

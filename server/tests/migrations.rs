@@ -33,6 +33,12 @@ async fn chain_ids(db: &Db, user: &str) -> (Vec<String>, ChainEnd) {
     (rows.into_iter().map(|r| r.id).collect(), end)
 }
 
+/// Requests and failures of organisation t1 in the first hour of the epoch, per stored hour.
+async fn first_hour_counts(db: &Db) -> Vec<(i64, i64)> {
+    let hours = logstore::hours(db, "t1", 0, 3_600_000).await.unwrap();
+    hours.iter().map(|h| (h.requests, h.failures)).collect()
+}
+
 #[tokio::test]
 async fn migration_13_links_the_history_users_already_have() {
     let (db, _dir) = empty_db().await;
@@ -215,14 +221,7 @@ async fn migration_19_moves_the_log_to_its_own_file_even_after_a_crash_half_way(
     let ids: Vec<&str> = all.iter().map(|r| r.id.as_str()).collect();
     assert_eq!(ids.len(), 8, "every entry once: {ids:?}");
     assert_eq!(ids[0], "000000000008-e8", "newest first");
-    let hours = logstore::hours(&db, "t1", 0, 3_600_000).await.unwrap();
-    assert_eq!(
-        hours
-            .iter()
-            .map(|h| (h.requests, h.failures))
-            .collect::<Vec<_>>(),
-        [(8, 1)]
-    );
+    assert_eq!(first_hour_counts(&db).await, [(8, 1)]);
     let left: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM main.sqlite_master \
          WHERE tbl_name IN ('provisioning_log', 'provisioning_hourly')",
@@ -269,14 +268,7 @@ async fn a_lost_log_file_starts_again_empty() {
     };
     let hours = std::collections::HashMap::from([(("t1".to_string(), 0), hour)]);
     logstore::write_batch(&db, &[], &hours).await.unwrap();
-    let hours = logstore::hours(&db, "t1", 0, 3_600_000).await.unwrap();
-    assert_eq!(
-        hours
-            .iter()
-            .map(|h| (h.requests, h.failures))
-            .collect::<Vec<_>>(),
-        [(2, 1)]
-    );
+    assert_eq!(first_hour_counts(&db).await, [(2, 1)]);
     let none = logstore::list(&db, "t1", &LogFilter::default(), None, 10, false)
         .await
         .unwrap();
