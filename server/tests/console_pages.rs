@@ -924,9 +924,15 @@ async fn a_prefix_search_collects_its_users_from_their_indexes_on_sqlite() {
         StatusCode::CREATED,
     );
     app.create_user(&t, "bob@contoso.com").await;
+    // A family name found in any case (SQLite's own lower() folds ASCII only).
+    let eva = user_json("eva@contoso.com", "Eva", "Öberg");
+    ok_json(
+        &app.scim("POST", &t, "/Users", Some(eva)).await,
+        StatusCode::CREATED,
+    );
     let gone = format!("/Users/{}", alice["id"].as_str().unwrap());
     app.scim("DELETE", &t, &gone, None).await;
-    for term in ["SMI", "ada", "carol", "zz"] {
+    for term in ["SMI", "ada", "carol", "öB", "zz"] {
         let mut pages = Vec::new();
         for collect in [true, false] {
             let query = UserQuery {
@@ -948,6 +954,7 @@ async fn a_prefix_search_collects_its_users_from_their_indexes_on_sqlite() {
             "SMI" => vec!["carol.y@contoso.com", "smith.alice@contoso.com"],
             "ada" => vec![EMAIL],
             "carol" => vec!["carol.x@contoso.com", "carol.y@contoso.com"],
+            "öB" => vec!["eva@contoso.com"],
             _ => vec![],
         };
         assert_eq!(pages[0], expected, "{term}");
