@@ -229,6 +229,25 @@ async fn parallel_creates_and_deletes_keep_the_total_exact() {
     assert_eq!(list_of(&r).0, before + 20);
     let (total, all) = list_of(&app.scim("GET", &t, "/Users?count=100", None).await);
     assert_eq!((total, all.len() as i64), (before + 20, before + 20));
+    // The console's search finds each side in its own index (migration 0020): the deprovisioned
+    // users in theirs, the new ones in the live users'.
+    use server::store::directory_view::{self as dv, UserQuery, UserStatus};
+    for (term, status, n) in [
+        ("first", Some(UserStatus::Deprovisioned), 10),
+        ("first", None, 10),
+        ("second", Some(UserStatus::Active), 20),
+        ("second", None, 20),
+    ] {
+        let q = UserQuery {
+            search: Some(term.into()),
+            status,
+            limit: 50,
+            ..Default::default()
+        };
+        let page = dv::users(&app.db, &t.id, &q).await.unwrap();
+        assert_eq!(page.rows.len(), n, "{term} {status:?}");
+        assert_eq!(dv::count_users(&app.db, &t.id, &q).await.unwrap(), n as i64);
+    }
 }
 
 /// A user renamed while being added to groups: every membership ends with the user's final
