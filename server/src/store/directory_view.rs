@@ -226,6 +226,35 @@ fn source_sql(s: UserSource) -> &'static str {
     }
 }
 
+/// The query's search term, trimmed, if any.
+fn search_term(q: &UserQuery) -> Option<&str> {
+    q.search.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// The `FROM` clause of a Users statement and its prefix search's condition (pushed onto `w`):
+/// the users it `collect`s ([`collected_from`]), or a test of each user the statement walks
+/// (through `walk_index` on SQLite, if named).
+fn searched_from(
+    db: &Db,
+    w: &mut Where,
+    term: Option<&str>,
+    collect: bool,
+    walk_index: Option<&str>,
+) -> String {
+    match term {
+        Some(t) if collect => collected_from(db, w, t),
+        Some(t) => {
+            let any = TermRanges::bind(db, w, t).any_sql(db, NAME_KEY);
+            w.push(&format!(" AND {any}"));
+            match (db, walk_index) {
+                (Db::Sqlite(_), Some(i)) => format!("users INDEXED BY {i}"),
+                _ => "users".to_string(),
+            }
+        }
+        None => "users".to_string(),
+    }
+}
+
 /// The users a prefix search matches, collected from one index range per column (userName,
 /// email, family name, name key) for the join that follows: a `FROM` clause, its join condition
 /// pushed onto `w`. Each user comes once, and SQLite reads the ranges first (`CROSS JOIN` keeps
@@ -277,7 +306,7 @@ fn user_columns(db: &Db) -> String {
 /// One page of the organisation's users.
 pub async fn users(db: &Db, tenant_id: &str, q: &UserQuery) -> StoreResult<UserPage> {
     let limit = q.limit.clamp(1, 200);
-    let term = q.search.as_deref().map(str::trim).filter(|s| !s.is_empty());
+    let term = search_term(q);
     if let (Some(term), SearchMode::Contains) = (term, q.mode) {
         return users_containing(db, tenant_id, q, term, limit).await;
     }
@@ -333,17 +362,8 @@ pub fn users_sql(
     limit: i64,
     collect: bool,
 ) -> (String, Vec<Arg>) {
-    let term = q.search.as_deref().map(str::trim).filter(|s| !s.is_empty());
     let mut w = Where::new(Arg::Text(tenant_id.to_string()));
-    let mut from = "users".to_string();
-    match term {
-        Some(t) if collect => from = collected_from(db, &mut w, t),
-        Some(t) => {
-            let any = TermRanges::bind(db, &mut w, t).any_sql(db, NAME_KEY);
-            w.push(&format!(" AND {any}"));
-        }
-        None => {}
-    }
+    let from = searched_from(db, &mut w, search_term(q), collect, None);
     if let Some(s) = q.status {
         w.push(status_sql(s));
     }
@@ -455,7 +475,7 @@ fn rare_filter_index(q: &UserQuery) -> Option<&'static str> {
 /// Deprovisioned, Local) walks that filter's index instead: collecting would stream every
 /// match through it (480 ms for "ada" and Disabled at a million users).
 pub async fn count_users(db: &Db, tenant_id: &str, q: &UserQuery) -> StoreResult<i64> {
-    let collect = match q.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+    let collect = match search_term(q) {
         Some(t) => {
             rare_filter_index(q).is_none()
                 || users_matching(db, tenant_id, t, true).await? <= COLLECT_UP_TO
@@ -482,18 +502,7 @@ pub fn count_users_sql(
     collect: bool,
 ) -> (String, Vec<Arg>) {
     let mut w = Where::new(Arg::Text(tenant_id.to_string()));
-    let mut from = "users".to_string();
-    match q.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        Some(t) if collect => from = collected_from(db, &mut w, t),
-        Some(t) => {
-            if let (Db::Sqlite(_), Some(i)) = (db, rare_filter_index(q)) {
-                from = format!("users INDEXED BY {i}");
-            }
-            let any = TermRanges::bind(db, &mut w, t).any_sql(db, NAME_KEY);
-            w.push(&format!(" AND {any}"));
-        }
-        None => {}
-    }
+    let from = searched_from(db, &mut w, search_term(q), collect, rare_filter_index(q));
     if let Some(s) = q.status {
         w.push(status_sql(s));
     }
