@@ -427,6 +427,37 @@ async fn mandatory_attributes_are_refused_on_create_replace_and_patch() {
     assert_eq!(v["meta"]["version"], "W/\"2\"");
 }
 
+/// A new user's id begins with its creation time (UUID version 7), so the primary key's index
+/// grows at its end; ids created one after another sort in that order, over SCIM and Bulk.
+#[tokio::test]
+async fn new_users_ids_follow_their_creation_order() {
+    let app = TestApp::new().await;
+    let t = app.scim_tenant("Contoso").await;
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let u = app.create_user(&t, &format!("order{i}@contoso.com")).await;
+        ids.push(u["id"].as_str().unwrap().to_string());
+    }
+    let bulk = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+        "Operations": [{
+            "method": "POST", "path": "/Users", "bulkId": "b1",
+            "data": user_json("order-bulk@contoso.com", "Bulk", "Order"),
+        }],
+    });
+    let r = app.scim("POST", &t, "/Bulk", Some(bulk)).await;
+    let done = ok_json(&r, StatusCode::OK);
+    let location = done["Operations"][0]["location"].as_str().unwrap();
+    ids.push(location.rsplit('/').next().unwrap().to_string());
+    for id in &ids {
+        let parsed = uuid::Uuid::parse_str(id).unwrap();
+        assert_eq!(parsed.get_version_num(), 7, "{id}");
+    }
+    let mut sorted = ids.clone();
+    sorted.sort();
+    assert_eq!(sorted, ids, "ids in creation order");
+}
+
 #[tokio::test]
 async fn duplicates_answer_409_uniqueness_and_the_lookup_finds_the_holder() {
     let app = TestApp::new().await;

@@ -117,7 +117,7 @@ impl NewUserDoc {
         let doc = normalize(KIND, body, &["groups"])?;
         let cols = columns(&doc)?;
         let resource = storable(&doc);
-        let id = crate::store::new_id();
+        let id = crate::store::new_user_id();
         let ix = search_index(&UserRecord::created(id.clone(), &cols, &resource, now));
         Ok(NewUserDoc {
             id,

@@ -650,3 +650,11 @@ fn lazy_pool_options(max: u32) -> SqlitePoolOptions {
 pub fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
+
+/// A new user's id: a UUID that begins with its creation time (version 7), so a new user's
+/// entry in the primary key's index lands on that index's last page, which every create
+/// writes and keeps cached, instead of on a random one (at 1,000,000 users, mostly a page read
+/// from disk). Ids stay opaque to clients; 74 of their bits are random.
+pub fn new_user_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
