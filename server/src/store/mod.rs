@@ -654,7 +654,9 @@ pub fn new_id() -> String {
 /// A new user's id: a UUID that begins with its creation time (version 7), so a new user's
 /// entry in the primary key's index lands on that index's last page, which every create
 /// writes and keeps cached, instead of on a random one (at 1,000,000 users, mostly a page read
-/// from disk). Ids stay opaque to clients; 74 of their bits are random.
+/// from disk). Ids stay opaque to clients: after the time come 74 bits, a counter that starts at
+/// a random value each millisecond (so ids of one process sort in the order they were made)
+/// and random bits.
 pub fn new_user_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
