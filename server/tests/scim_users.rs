@@ -427,6 +427,59 @@ async fn mandatory_attributes_are_refused_on_create_replace_and_patch() {
     assert_eq!(v["meta"]["version"], "W/\"2\"");
 }
 
+/// A single-valued string attribute takes one string (a number becomes its digits); an array or
+/// an object for it is refused with `invalidValue`, on create, replace and PATCH. The columns
+/// that stand in for `displayName` and `name.familyName` (`display_name_lc`, `family_name_lc`)
+/// rely on it: a user with a value there has exactly one string.
+#[tokio::test]
+async fn a_single_valued_string_attribute_takes_one_string() {
+    let app = TestApp::new().await;
+    let t = app.scim_tenant("Contoso").await;
+    let bad = [json!(["Ann", "Anna"]), json!({"value": "Ann"}), json!(true)];
+    for value in &bad {
+        let mut body = user_json("ann.single@contoso.com", "Ann", "Single");
+        body["displayName"] = value.clone();
+        let r = app.scim("POST", &t, "/Users", Some(body)).await;
+        let e = assert_error(&r, 400, Some("invalidValue"));
+        assert!(e["detail"].as_str().unwrap().contains("displayName"), "{e}");
+        let mut body = user_json("ann.single@contoso.com", "Ann", "Single");
+        body["name"]["familyName"] = value.clone();
+        let r = app.scim("POST", &t, "/Users", Some(body)).await;
+        assert_error(&r, 400, Some("invalidValue"));
+    }
+    let (total, _) = app
+        .scim_filter(&t, "/Users", r#"userName eq "ann.single@contoso.com""#)
+        .await;
+    assert_eq!(total, 0, "nothing refused was stored");
+
+    let mut body = user_json("ann.single@contoso.com", "Ann", "Single");
+    body["displayName"] = json!(1234);
+    let r = app.scim("POST", &t, "/Users", Some(body)).await;
+    let u = ok_json(&r, StatusCode::CREATED);
+    assert_eq!(u["displayName"], "1234");
+    let id = u["id"].as_str().unwrap().to_string();
+    for value in &bad {
+        let patch = json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "replace", "path": "displayName", "value": value}],
+        });
+        let r = app
+            .scim("PATCH", &t, &format!("/Users/{id}"), Some(patch))
+            .await;
+        assert_error(&r, 400, Some("invalidValue"));
+        let mut body = user_json("ann.single@contoso.com", "Ann", "Single");
+        body["name"]["familyName"] = value.clone();
+        let r = app
+            .scim("PUT", &t, &format!("/Users/{id}"), Some(body))
+            .await;
+        assert_error(&r, 400, Some("invalidValue"));
+    }
+    let r = app.scim("GET", &t, &format!("/Users/{id}"), None).await;
+    let u = ok_json(&r, StatusCode::OK);
+    assert_eq!(u["displayName"], "1234");
+    assert_eq!(u["name"]["familyName"], "Single");
+}
+
 /// A new user's id begins with its creation time (UUID version 7), so the primary key's index
 /// grows at its end; ids created one after another sort in that order, over SCIM and Bulk.
 #[tokio::test]
