@@ -250,6 +250,33 @@ async fn parallel_creates_and_deletes_keep_the_total_exact() {
     }
 }
 
+/// Creates sent at once get distinct time-ordered ids (UUID version 7), each naming its own
+/// user: ids made in the same millisecond on several threads never collide.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_creates_get_distinct_time_ordered_ids() {
+    let app = TestApp::new().await;
+    let t = app.scim_tenant("Contoso").await;
+    let created = join_all((0..30).map(|i| {
+        let (app, t) = (&app, &t);
+        async move {
+            let name = format!("at.once{i}@contoso.com");
+            let body = user_json(&name, "At", "Once");
+            let r = app.scim("POST", t, "/Users", Some(body)).await;
+            assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+            (name, r.json()["id"].as_str().unwrap().to_string())
+        }
+    }))
+    .await;
+    let ids: std::collections::HashSet<&str> = created.iter().map(|(_, id)| id.as_str()).collect();
+    assert_eq!(ids.len(), 30, "distinct ids");
+    for (name, id) in &created {
+        assert_eq!(uuid::Uuid::parse_str(id).unwrap().get_version_num(), 7);
+        let r = app.scim("GET", &t, &format!("/Users/{id}"), None).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(r.json()["userName"], name.as_str());
+    }
+}
+
 /// A user renamed while being added to groups: every membership ends with the user's final
 /// name as its sort key (the console lists a group's members in that order, from the group's
 /// own index), whichever of the two commits first.
