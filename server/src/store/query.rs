@@ -511,8 +511,12 @@ impl Sql {
                 false
             }
             (SortKey::Indexed(key), Part::Present) => {
-                let [a, b, d] = self.sort_terms(key);
-                self.push(&format!("{a}{dir}, {b}{dir}, {d}{dir}"));
+                if let Some(e) = self.key_column(table, key) {
+                    self.push(&format!("{plus}{e}{dir}"));
+                } else {
+                    let [a, b, d] = self.sort_terms(key);
+                    self.push(&format!("{a}{dir}, {b}{dir}, {d}{dir}"));
+                }
                 false
             }
             _ => self.order_by_key(table, sort, dir, ties, plus),
@@ -566,7 +570,9 @@ impl Sql {
                 false
             }
             SortKey::Indexed(key) => {
-                if self.pg() {
+                if let Some(e) = self.key_column(table, key) {
+                    self.push(&format!("({e} IS NULL){dir}, {plus}{e}{dir}"));
+                } else if self.pg() {
                     self.args.push(Arg::Text(key.clone()));
                     let k = self.args.len();
                     let s = format!("r.search->'s'->${k}");
@@ -582,10 +588,9 @@ impl Sql {
         }
     }
 
-    /// ` AND …` keeping the rows of `part` of a split sort (see [`Part`]). A row lacks a key
-    /// of the search index when the key's rank is null; the index of such a key then holds
-    /// its three parts as nulls, so also saying so lets SQLite read those rows in creation
-    /// order straight from it.
+    /// ` AND …` keeping the rows of `part` of a split sort (see [`Part`]): the sort's column
+    /// (for a search-index key, the column that stands in for it, see [`sort_key_column`]) is
+    /// or is not null. Its index holds the rows without a value in creation order, together.
     fn part(&mut self, table: Table, sort: &Sort, part: Part) {
         let not = match part {
             Part::Whole => return,
@@ -598,11 +603,11 @@ impl Sql {
                 self.push(&format!(" AND {e} IS {not}NULL"));
             }
             SortKey::Indexed(key) => {
-                let parts = if part == Part::Present { 1 } else { 3 };
-                for i in 0..parts {
-                    let e = self.sort_term(key, i);
-                    self.push(&format!(" AND {e} IS {not}NULL"));
-                }
+                let e = match self.key_column(table, key) {
+                    Some(e) => e.to_string(),
+                    None => self.sort_term(key, 0),
+                };
+                self.push(&format!(" AND {e} IS {not}NULL"));
             }
             SortKey::Created | SortKey::Computed(_) => {}
         }
@@ -613,15 +618,18 @@ impl Sql {
         [0, 1, 2].map(|i| self.sort_term(key, i))
     }
 
-    /// Part `i` (rank, number, text) of the search index's sort key `key` (SQLite). A key that
-    /// has an index of its own (see [`INDEXED_SORT_KEYS`]) is written as that index's
-    /// expression, word for word, since SQLite uses an index on an expression only for the
-    /// same expression; its text is the server's constant, never the client's. Any other key
-    /// is bound.
-    fn sort_term(&mut self, key: &str, i: usize) -> String {
-        if let Some(k) = INDEXED_SORT_KEYS.iter().find(|k| **k == key) {
-            return format!("json_extract(r.search, '$.s.\"{k}\"[{i}]')");
+    /// The column that stands in for a user's search-index sort key `key` on SQLite, where
+    /// its index gives the order (see [`INDEXED_SORT_KEYS`]).
+    fn key_column(&self, table: Table, key: &str) -> Option<&'static str> {
+        if self.pg() || table != Table::Users {
+            return None;
         }
+        sort_key_column(key).map(|col| self.column(table, col))
+    }
+
+    /// Part `i` (rank, number, text) of the search index's sort key `key` (SQLite), its path
+    /// bound.
+    fn sort_term(&mut self, key: &str, i: usize) -> String {
         let path = format!("$.s.\"{}\"", key.replace('"', ""));
         self.args.push(Arg::Text(format!("{path}[{i}]")));
         format!("json_extract(r.search, ${})", self.args.len())
@@ -1036,11 +1044,25 @@ enum Walk {
     Backward,
 }
 
-/// The sort keys of the users' search index that SQLite keeps an index of, in sort order
-/// (migration 0017): the attributes people sort users by most. Each index is
-/// `(tenant_id, rank, number, text, created_at, id)` of the key's live users, the three parts
-/// as [`Sql::sort_term`] writes them.
+/// The sort keys of the users' search index whose order SQLite reads from an index: the
+/// attributes people sort users by most. Each has a column, the one its filters read (see
+/// [`sort_key_column`]), and the column's index of live users is
+/// `(tenant_id, column, created_at, id)` (migration 0021), so it gives the whole order.
 pub const INDEXED_SORT_KEYS: &[&str] = &["displayname", "name.familyname"];
+
+/// The column that holds the sort key `key` (one of [`INDEXED_SORT_KEYS`]) of every user.
+///
+/// The search index's key of a string is `[3, null, text]`, `text` lower-cased as the column
+/// is, and the column holds a value exactly when the attribute has one string (a user without
+/// the attribute has neither). Both attributes take one string only (SCIM answers anything
+/// else with `invalidValue`), so the column's order, missing values aside, is the key's.
+pub fn sort_key_column(key: &str) -> Option<Column> {
+    match key {
+        "displayname" => Some(Column::DisplayNameLc),
+        "name.familyname" => Some(Column::FamilyNameLc),
+        _ => None,
+    }
+}
 
 /// Whether a page of `q` is read in two parts (see [`Part`]): a sort whose order an index can
 /// give for the users with a value (SQLite). `externalId` has a column and its index; the
