@@ -108,19 +108,27 @@ impl From<DirError> for ScimError {
             DirError::NotFound { kind, id } => {
                 ScimError::not_found(format!("{} {id} not found.", kind.name()))
             }
-            DirError::Taken { kind, key, value } => match key {
-                UniqueKey::ExternalId => ScimError::uniqueness(format!(
+            DirError::Taken { kind, key, value } => match (kind, key) {
+                (_, UniqueKey::ExternalId) => ScimError::uniqueness(format!(
                     "externalId '{value}' is already used by another {} of this organisation.",
                     plural(kind)
                 )),
-                _ => match kind {
-                    ResourceKind::User => ScimError::uniqueness(format!(
-                        "userName '{value}' is already in use in this organisation."
-                    )),
-                    ResourceKind::Group => ScimError::uniqueness(format!(
-                        "A group named '{value}' already exists in this organisation."
-                    )),
-                },
+                (ResourceKind::User, UniqueKey::UserName) => ScimError::uniqueness(format!(
+                    "userName '{value}' is already in use in this organisation."
+                )),
+                (ResourceKind::Group, UniqueKey::GroupName) => ScimError::uniqueness(format!(
+                    "A group named '{value}' already exists in this organisation."
+                )),
+                // A key the server assigns (the id): nothing the client sent is in use, and
+                // the same request sent again gets a new id.
+                (kind, _) => ScimError::new(
+                    StatusCode::CONFLICT,
+                    None,
+                    format!(
+                        "The {} collided with another on a key the server assigns; retry.",
+                        kind.name().to_lowercase()
+                    ),
+                ),
             },
             DirError::Precondition(detail) => {
                 ScimError::new(StatusCode::PRECONDITION_FAILED, None, detail)
@@ -346,6 +354,25 @@ mod tests {
         assert!(e.detail.contains("userName 'x@y'"), "{}", e.detail);
         let e = taken(ResourceKind::Group, UniqueKey::ExternalId);
         assert!(e.detail.contains("externalId 'x@y'") && e.detail.contains("group"));
+        let e = taken(ResourceKind::Group, UniqueKey::GroupName);
+        assert_eq!(e.scim_type, Some(super::super::error::ScimType::Uniqueness));
+        assert!(e.detail.contains("named 'x@y'"), "{}", e.detail);
+        // The primary key (SQLite names its column, PostgreSQL its constraint): a retry, not
+        // a claim that the client's userName or name is taken.
+        for key in ["users.id", "users_pkey"] {
+            let e = taken(ResourceKind::User, UniqueKey::Other(key.into()));
+            assert_eq!((e.status, e.scim_type), (StatusCode::CONFLICT, None));
+            assert!(
+                !e.detail.contains("x@y") && e.detail.contains("retry"),
+                "{}",
+                e.detail
+            );
+        }
+        let e = taken(
+            ResourceKind::Group,
+            UniqueKey::Other("scim_groups.id".into()),
+        );
+        assert!(!e.detail.contains("named"), "{}", e.detail);
         let e = ScimError::from(DirError::NotFound {
             kind: ResourceKind::Group,
             id: "g1".into(),
