@@ -215,6 +215,19 @@ async fn all_docs(app: &TestApp, t: &ScimTenant, plural: &str) -> Vec<Value> {
     list_of(&r).1
 }
 
+/// `users` in the evaluator's order of `by`, and the `sortOrder` that asks for it.
+fn evaluator_order(users: &[Value], by: &str, descending: bool) -> (Vec<Value>, &'static str) {
+    let mut sorted = users.to_vec();
+    let path = parse_attr_path(by).unwrap();
+    sort_docs(ResourceKind::User, &mut sorted, &path, descending);
+    let order = if descending {
+        "descending"
+    } else {
+        "ascending"
+    };
+    (sorted, order)
+}
+
 fn ids_of(docs: &[Value]) -> Vec<String> {
     docs.iter()
         .map(|d| d["id"].as_str().unwrap().to_string())
@@ -428,18 +441,7 @@ async fn sql_answers_equal_the_evaluator() {
         "urn:ietf:params:scim:schemas:extension:CustomApp:2.0:User:tags",
     ] {
         for descending in [false, true] {
-            let mut expected = users.clone();
-            sort_docs(
-                ResourceKind::User,
-                &mut expected,
-                &parse_attr_path(by).unwrap(),
-                descending,
-            );
-            let order = if descending {
-                "descending"
-            } else {
-                "ascending"
-            };
+            let (expected, order) = evaluator_order(&users, by, descending);
             let r = app
                 .scim(
                     "GET",
@@ -607,18 +609,7 @@ async fn sorts_on_columns_follow_the_evaluator_on_edge_values() {
     assert_eq!(users.len(), before + values.len() + 1);
     for by in ["displayName", "name.familyName"] {
         for descending in [false, true] {
-            let mut expected = users.clone();
-            sort_docs(
-                ResourceKind::User,
-                &mut expected,
-                &parse_attr_path(by).unwrap(),
-                descending,
-            );
-            let order = if descending {
-                "descending"
-            } else {
-                "ascending"
-            };
+            let (expected, order) = evaluator_order(&users, by, descending);
             let r = app
                 .scim(
                     "GET",
