@@ -842,7 +842,7 @@ async fn sorted_pages_are_read_in_index_order_on_sqlite() {
     };
     let mut keys: Vec<SortKey> = INDEXED_SORT_KEYS
         .iter()
-        .map(|k| SortKey::Indexed(k.to_string()))
+        .map(|(k, _)| SortKey::Indexed(k.to_string()))
         .collect();
     keys.push(SortKey::Column(Column::ExternalId));
     for key in keys {
@@ -882,6 +882,13 @@ async fn sorted_pages_are_read_in_index_order_on_sqlite() {
                     assert!(
                         plan.contains(&format!("INDEX {index} ")),
                         "{key:?} descending={descending}: {}: {plan}",
+                        sql.text
+                    );
+                    // Ascending, the index's order is the page's, tie-break included: no
+                    // sort at all, not even of runs of equal values.
+                    assert!(
+                        descending || !plan.contains("TEMP B-TREE"),
+                        "{key:?}: {}: {plan}",
                         sql.text
                     );
                 }

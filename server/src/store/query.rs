@@ -1045,23 +1045,26 @@ enum Walk {
 }
 
 /// The sort keys of the users' search index whose order SQLite reads from an index: the
-/// attributes people sort users by most. Each has a column, the one its filters read (see
-/// [`sort_key_column`]), and the column's index of live users is
-/// `(tenant_id, column, created_at, id)` (migration 0021), so it gives the whole order.
-pub const INDEXED_SORT_KEYS: &[&str] = &["displayname", "name.familyname"];
-
-/// The column that holds the sort key `key` (one of [`INDEXED_SORT_KEYS`]) of every user.
+/// attributes people sort users by most, each with the column that holds it, the one its
+/// filters read. The column's index of live users is `(tenant_id, column, created_at, id)`
+/// (migration 0021), so it gives the whole order.
 ///
 /// The search index's key of a string is `[3, null, text]`, `text` lower-cased as the column
 /// is, and the column holds a value exactly when the attribute has one string (a user without
 /// the attribute has neither). Both attributes take one string only (SCIM answers anything
 /// else with `invalidValue`), so the column's order, missing values aside, is the key's.
+pub const INDEXED_SORT_KEYS: &[(&str, Column)] = &[
+    ("displayname", Column::DisplayNameLc),
+    ("name.familyname", Column::FamilyNameLc),
+];
+
+/// The column that holds the sort key `key` of every user, if it is one of
+/// [`INDEXED_SORT_KEYS`].
 pub fn sort_key_column(key: &str) -> Option<Column> {
-    match key {
-        "displayname" => Some(Column::DisplayNameLc),
-        "name.familyname" => Some(Column::FamilyNameLc),
-        _ => None,
-    }
+    INDEXED_SORT_KEYS
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, col)| *col)
 }
 
 /// Whether a page of `q` is read in two parts (see [`Part`]): a sort whose order an index can
@@ -1072,7 +1075,7 @@ fn split_sort(dialect: Dialect, table: Table, q: &Query) -> bool {
         && table == Table::Users
         && match &q.sort.key {
             SortKey::Column(col) => *col == Column::ExternalId,
-            SortKey::Indexed(key) => INDEXED_SORT_KEYS.contains(&key.as_str()),
+            SortKey::Indexed(key) => sort_key_column(key).is_some(),
             SortKey::Created | SortKey::Computed(_) => false,
         }
 }
@@ -1750,7 +1753,7 @@ async fn table_ranges(
 /// [`INDEXED_SORT_KEYS`]): every matching user is then sorted to find a page.
 fn sorts_everyone(table: Table, q: &Query) -> bool {
     table == Table::Users
-        && matches!(&q.sort.key, SortKey::Indexed(k) if !INDEXED_SORT_KEYS.contains(&k.as_str()))
+        && matches!(&q.sort.key, SortKey::Indexed(k) if sort_key_column(k).is_none())
 }
 
 /// The statement of one part of [`sorted_page`]: the first `keep` users in rowids `lo..hi`
