@@ -10,7 +10,7 @@
 //! `BENCH_ONLY=lookup,POST` runs only the rows whose name contains one of the words (the bare
 //! handler always runs). `BENCH_DB_DIR=DIR` keeps each size's seeded database in DIR and reuses
 //! it on the next run (seeding 1M users takes about a quarter of an hour; the users that earlier
-//! runs' POST row created are removed first, so each run measures the seeded size; their log
+//! runs' POST rows created are removed first, so each run measures the seeded size; their log
 //! entries stay). `BENCH_PROVLOG=off` serves without the provisioning log;
 //! `BENCH_PROVLOG=compare` serves the same database from two processes, log on and log off, and
 //! measures every row on both, alternately, so the two figures share the machine's conditions:
@@ -556,12 +556,14 @@ async fn reuse(db: &Db) -> anyhow::Result<(String, Vec<String>, String)> {
     let tenant_id: String = sqlx::query_scalar("SELECT id FROM tenants WHERE slug = 'bench'")
         .fetch_one(p)
         .await?;
-    // The POST row of earlier runs created users ("new…" userNames); remove them so every run
-    // measures the size it was seeded at (they grew a kept 1M database to 1.45M).
+    // The POST rows of earlier runs created users; remove them so every run measures the size
+    // it was seeded at (they grew a kept 1M database to 1.45M). Every seeded user has the
+    // seed's one creation time, the earliest of the organisation's SCIM users.
     let started = Instant::now();
     let removed = sqlx::query(
-        "DELETE FROM users WHERE tenant_id = $1 AND deleted_at IS NULL \
-         AND user_name_lc >= 'new' AND user_name_lc < 'nex'",
+        "DELETE FROM users WHERE tenant_id = $1 AND deleted_at IS NULL AND source = 'scim' \
+         AND created_at > (SELECT MIN(created_at) FROM users \
+           WHERE tenant_id = $1 AND deleted_at IS NULL AND source = 'scim')",
     )
     .bind(&tenant_id)
     .execute(p)
@@ -999,6 +1001,29 @@ async fn one_size(n: usize, clients: usize, secs: u64) -> anyhow::Result<Vec<Row
         u["externalId"] = json!(format!("new{stamp}-{i}"));
         (format!("{base}/Users"), Some(u.to_string()))
     })
+    .await?;
+    // The keys above sort next to each other: userName and externalId begin with `new`, so
+    // each new entry lands where the last one did, on a page every create keeps cached. A
+    // directory's new users (an Entra object id as externalId, a person's name in the
+    // userName) land anywhere in those indexes: here each key begins at a random place among
+    // the seeded users' keys.
+    d.run(
+        "POST /Users (keys at random places)",
+        c,
+        usize::MAX,
+        "POST",
+        move |i| {
+            let spot = (stamp as u64 ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+                .wrapping_mul(0xBF58_476D_1CE4_E5B9)
+                % n as u64;
+            let mut u = user_doc(20_000_000 + i);
+            let name = format!("user{spot}.{stamp}.{i}@contoso.example");
+            u["userName"] = json!(name);
+            u["emails"][0]["value"] = json!(name);
+            u["externalId"] = json!(format!("ext{spot}.{stamp}.{i}"));
+            (format!("{base}/Users"), Some(u.to_string()))
+        },
+    )
     .await?;
     let patch_ids = Arc::new(ids.clone());
     d.run(
